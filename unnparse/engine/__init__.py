@@ -1,0 +1,62 @@
+"""The shared UNN engine: variables and regularizers, factors, schedules, energy and unrolled coordinate descent.
+
+A UNN is declared, not programmed::
+
+    unn = UNN(
+        [Variable("X", SquaredNorm()), Variable("H", NonNegativeSquaredNorm(), bias_shape=(d,)),
+         Variable("Y", SoftmaxEntropy(), bias_shape=(c,))],
+        [Bilinear("X", "H", n_in, d), Bilinear("H", "Y", d, c)],
+    )
+    out = unn.infer({"X": x, "H": h0, "Y": y0}, FixedOrder(["H", "Y"]), sweeps=3)
+
+Observed variables are simply those the schedule never updates.
+"""
+
+from unnparse.engine.factors import (
+    ArcFactor,
+    ArcHeadBiasFactor,
+    AttentionScoreFactor,
+    AttentionValueFactor,
+    Bilinear,
+    Contraction,
+    Conv2dFactor,
+    Factor,
+)
+from unnparse.engine.graph import UNN, Inference, InitMode, TraceStep, Variable
+from unnparse.engine.regularizers import (
+    NonNegativeSquaredNorm,
+    Regularizer,
+    SigmoidEntropy,
+    SoftmaxEntropy,
+    SquaredNorm,
+    TanhEntropy,
+    TreeEntropy,
+)
+from unnparse.engine.schedules import FixedOrder, RandomPermutation, Schedule, forward_backward
+
+__all__ = [
+    "UNN",
+    "ArcFactor",
+    "ArcHeadBiasFactor",
+    "AttentionScoreFactor",
+    "AttentionValueFactor",
+    "Bilinear",
+    "Contraction",
+    "Conv2dFactor",
+    "Factor",
+    "FixedOrder",
+    "Inference",
+    "InitMode",
+    "NonNegativeSquaredNorm",
+    "RandomPermutation",
+    "Regularizer",
+    "Schedule",
+    "SigmoidEntropy",
+    "SoftmaxEntropy",
+    "SquaredNorm",
+    "TanhEntropy",
+    "TraceStep",
+    "TreeEntropy",
+    "Variable",
+    "forward_backward",
+]

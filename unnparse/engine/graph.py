@@ -1,0 +1,253 @@
+"""The UNN itself: variables, factors, the total energy and unrolled block coordinate descent.
+
+A model is declared as a list of :class:`Variable` (each with a regularizer Ψ and an optional learned bias) and a
+list of :class:`~unnparse.engine.factors.Factor`. :meth:`UNN.infer` runs k sweeps of a
+:class:`~unnparse.engine.schedules.Schedule`, updating one block at a time with x* = ∇Ψ*(z) (Lemma 1). The loop is
+plain PyTorch, so gradients flow through all unrolled sweeps and the parameters are tied across them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from unnparse.engine.factors import Factor
+from unnparse.engine.regularizers import Regularizer, TreeEntropy
+from unnparse.engine.schedules import Schedule
+
+__all__ = ["Inference", "InitMode", "TraceStep", "UNN", "Variable"]
+
+InitMode = Literal["zero", "uniform", "random"]
+Context = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """Declaration of a UNN variable.
+
+    Args:
+        name: unique name, used by factors and schedules.
+        regularizer: Ψ, which fixes the activation ∇Ψ*.
+        bias_shape: shape of a learned bias b (broadcast against the state, e.g. ``(32, 1, 1)`` for per-filter
+            biases of a conv layer or ``(d,)`` for a sequence of d-vectors); None for no bias.
+        mask_key: ``context[mask_key]``, a boolean tensor broadcastable to the state; entries where it is False are
+            fixed at 0 (padding). Equivalent to adding the indicator of that subspace to Ψ.
+        clamp_key: ``context[clamp_key]``, a boolean tensor broadcastable to the state; True entries are observed
+            and keep their current value during updates (e.g. the unmasked items of a sequence to complete).
+        dropout: probability of dropping an entry after each update, with ONE mask per forward pass reused in
+            every sweep (§5), so that dropped values do not leak through later sweeps. Active in training mode.
+    """
+
+    name: str
+    regularizer: Regularizer
+    bias_shape: tuple[int, ...] | None = None
+    mask_key: str | None = None
+    clamp_key: str | None = None
+    dropout: float = 0.0
+
+
+@dataclass
+class TraceStep:
+    """One block update in a trace: the sweep, the variable, the energy after the update, optionally the state."""
+
+    sweep: int
+    variable: str
+    energy: Tensor | None
+    state: Tensor | None = None
+
+
+@dataclass
+class Inference:
+    """Result of :meth:`UNN.infer`."""
+
+    states: dict[str, Tensor]
+    #: the last pre-activation z of each updated (or initialized) variable
+    preactivations: dict[str, Tensor]
+    #: per-variable auxiliary outputs of the last update (the log-partition for tree variables)
+    aux: dict[str, Any] = field(default_factory=dict)
+    trace: list[TraceStep] = field(default_factory=list)
+
+
+class UNN(nn.Module):
+    """A factor graph with multilinear factors and convex unaries, run by block coordinate descent."""
+
+    def __init__(self, variables: Sequence[Variable], factors: Sequence[Factor]) -> None:
+        super().__init__()
+        names = [v.name for v in variables]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variable names must be unique, got {names}")
+        self.variables: dict[str, Variable] = {v.name: v for v in variables}
+        self.factors = nn.ModuleList(factors)
+        self.biases = nn.ParameterDict(
+            {v.name: nn.Parameter(torch.zeros(v.bias_shape)) for v in variables if v.bias_shape is not None}
+        )
+        self._neighbors: dict[str, list[Factor]] = {n: [] for n in names}
+        for f in factors:
+            for n in f.variables:
+                if n not in self._neighbors:
+                    raise ValueError(f"factor {type(f).__name__} links unknown variable {n!r}; known: {names}")
+                self._neighbors[n].append(f)
+
+    # ------------------------------------------------------------------ updates
+    def preactivation(self, name: str, states: Mapping[str, Tensor], context: Context | None = None) -> Tensor:
+        """z = b + Σ_f message_f→name (eq. 22); requires every neighbour's state."""
+        z: Tensor | None = None
+        for f in self._neighbors[name]:
+            m = f.message(name, states, context)
+            z = m if z is None else z + m
+        if name in self.biases:
+            b = self.biases[name]
+            z = b.expand_as(states[name]) if z is None else z + b
+        if z is None:
+            z = torch.zeros_like(states[name])
+        return z
+
+    def _finish(self, var: Variable, new: Tensor, old: Tensor | None, context: Context | None) -> Tensor:
+        if var.mask_key is not None:
+            new = new * _lookup(context, var.mask_key, var.name).to(new.dtype)
+        if var.clamp_key is not None and old is not None:
+            new = torch.where(_lookup(context, var.clamp_key, var.name), old, new)
+        return new
+
+    def _activate(self, var: Variable, z: Tensor, context: Context | None) -> tuple[Tensor, Any]:
+        reg = var.regularizer
+        if isinstance(reg, TreeEntropy):
+            log_z, marginals = reg.log_partition_and_marginals(z, context)
+            return marginals, log_z
+        return reg.activation(z, context), None
+
+    def update(
+        self, name: str, states: Mapping[str, Tensor], context: Context | None = None
+    ) -> tuple[Tensor, Tensor, Any]:
+        """The exact block minimizer of the energy in ``name``: returns (new state, pre-activation, aux)."""
+        var = self.variables[name]
+        z = self.preactivation(name, states, context)
+        new, aux = self._activate(var, z, context)
+        return self._finish(var, new, states.get(name), context), z, aux
+
+    # ------------------------------------------------------------------ states
+    def initial_state(
+        self,
+        name: str,
+        shape: Sequence[int],
+        mode: InitMode = "zero",
+        *,
+        context: Context | None = None,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """An initial state and the pre-activation it corresponds to.
+
+        ``zero``: all zeros (feed-forward equivalence with k=1); ``uniform``: ∇Ψ*(0) (uniform distribution for
+        softmax and tree variables); ``random``: ∇Ψ*(u), u ~ U[0, 1) (App. C).
+        """
+        var = self.variables[name]
+        z = torch.zeros(tuple(shape), dtype=dtype, device=device)
+        if mode == "zero":
+            state = z
+        elif mode in ("uniform", "random"):
+            if mode == "random":
+                z = torch.rand(tuple(shape), generator=generator, dtype=dtype, device="cpu").to(z.device)
+            state = self._activate(var, z, context)[0]
+        else:
+            raise ValueError(f"unknown init mode {mode!r}; use zero, uniform or random")
+        return self._finish(var, state, None, context), z
+
+    # ------------------------------------------------------------------ energy
+    def energy(
+        self,
+        states: Mapping[str, Tensor],
+        context: Context | None = None,
+        preactivations: Mapping[str, Tensor] | None = None,
+        *,
+        include: Iterable[str] | None = None,
+    ) -> Tensor:
+        """Total energy E(x) = Σ_X (-<b_X, x> + Ψ_X(x)) + Σ_f E_f(x_f), per instance ([B]).
+
+        ``include`` restricts the unary terms to some variables (e.g. leave out observed inputs whose Ψ is
+        irrelevant); the factor terms are always all included. Tree variables need their pre-activation.
+        """
+        names = list(self.variables) if include is None else list(include)
+        total: Tensor | None = None
+        for n in names:
+            var, x = self.variables[n], states[n]
+            pre = None if preactivations is None else preactivations.get(n)
+            term = var.regularizer.value(x, context, pre)
+            if n in self.biases:
+                term = term - (self.biases[n].expand_as(x) * x).reshape(x.shape[0], -1).sum(1)
+            total = term if total is None else total + term
+        for f in self.factors:
+            e = f.energy(states, context)
+            total = e if total is None else total + e
+        assert total is not None
+        return total
+
+    # ------------------------------------------------------------------ inference
+    def infer(
+        self,
+        states: Mapping[str, Tensor],
+        schedule: Schedule,
+        sweeps: int,
+        *,
+        context: Context | None = None,
+        preactivations: Mapping[str, Tensor] | None = None,
+        generator: torch.Generator | None = None,
+        trace: bool = False,
+        trace_states: bool = False,
+    ) -> Inference:
+        """Run ``sweeps`` sweeps of block coordinate descent from ``states``.
+
+        ``states`` must hold a tensor for every variable: observed variables are those never named by the
+        schedule (they stay fixed); the others start from the given values (see :meth:`initial_state`).
+        Dropout masks (training mode only) are drawn once here and reused in every sweep.
+        With ``trace``, the energy after every update is recorded (this costs one energy evaluation per update).
+        """
+        if sweeps < 0:
+            raise ValueError(f"sweeps must be >= 0, got {sweeps}")
+        missing = set(self.variables) - set(states)
+        if missing:
+            raise ValueError(f"infer needs a state for every variable; missing {sorted(missing)}")
+        unknown = schedule.variables - set(self.variables)
+        if unknown:
+            raise ValueError(f"schedule names unknown variables {sorted(unknown)}")
+        cur = dict(states)
+        pre = dict(preactivations or {})
+        result = Inference(states=cur, preactivations=pre)
+        masks: dict[str, Tensor] = {}
+        if trace:
+            result.trace.append(TraceStep(-1, "", self._traced_energy(cur, context, pre)))
+        for t in range(sweeps):
+            for name in schedule.sweep(t, generator):
+                new, z, aux = self.update(name, cur, context)
+                var = self.variables[name]
+                if self.training and var.dropout > 0:
+                    if name not in masks:
+                        keep = 1.0 - var.dropout
+                        masks[name] = torch.empty_like(new).bernoulli_(keep, generator=None) / keep
+                    new = new * masks[name]
+                cur[name], pre[name] = new, z
+                if aux is not None:
+                    result.aux[name] = aux
+                if trace:
+                    energy = self._traced_energy(cur, context, pre)
+                    result.trace.append(TraceStep(t, name, energy, new.detach() if trace_states else None))
+        return result
+
+    def forward(self, states: Mapping[str, Tensor], schedule: Schedule, sweeps: int, **kwargs: Any) -> Inference:
+        """Same as :meth:`infer` (so that ``torch.func.functional_call`` and hooks work)."""
+        return self.infer(states, schedule, sweeps, **kwargs)
+
+    def _traced_energy(self, states: Mapping[str, Tensor], context: Context | None, pre: Mapping[str, Tensor]):
+        with torch.no_grad():
+            return self.energy(states, context, pre).detach()
+
+
+def _lookup(context: Context | None, key: str, name: str) -> Tensor:
+    if context is None or key not in context:
+        raise KeyError(f"variable {name!r} needs context[{key!r}]")
+    return context[key]

@@ -1,0 +1,75 @@
+"""Update schedules: which variable is updated when, sweep after sweep.
+
+A schedule yields, for sweep t = 0, 1, ..., the ordered list of variables to update. Any order is a valid block
+coordinate descent: the energy never increases, whatever the schedule (paper §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["FixedOrder", "RandomPermutation", "Schedule", "forward_backward"]
+
+
+class Schedule:
+    """Base class: ``sweep(t, generator)`` returns the update order of sweep ``t``."""
+
+    def sweep(self, index: int, generator: torch.Generator | None = None) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def variables(self) -> set[str]:
+        """Every variable this schedule may update."""
+        raise NotImplementedError
+
+
+class FixedOrder(Schedule):
+    """The same order in every sweep."""
+
+    def __init__(self, order: Sequence[str]) -> None:
+        if not order:
+            raise ValueError("a schedule needs at least one variable")
+        self.order = list(order)
+
+    def sweep(self, index: int, generator: torch.Generator | None = None) -> list[str]:
+        return list(self.order)
+
+    @property
+    def variables(self) -> set[str]:
+        return set(self.order)
+
+    def __repr__(self) -> str:
+        return f"FixedOrder({', '.join(self.order)})"
+
+
+def forward_backward(order: Sequence[str], tail: Sequence[str] = ()) -> FixedOrder:
+    """The "forward-backward" order: ``order`` then back again, then ``tail``.
+
+    ``forward_backward("QKVSH", tail=["X"])`` is Q, K, V, S, H, S, V, K, Q, X (§4). (The MNIST model's sweep
+    H1, H2, Y, H2 of §3 stops before H1, since the next sweep starts with it: declare it as a :class:`FixedOrder`.)
+    """
+    order = list(order)
+    return FixedOrder(order + order[-2::-1] + list(tail))
+
+
+class RandomPermutation(Schedule):
+    """A fresh random permutation of ``variables`` in every sweep, followed by ``tail`` (App. B)."""
+
+    def __init__(self, variables: Sequence[str], tail: Sequence[str] = ()) -> None:
+        if not variables:
+            raise ValueError("a schedule needs at least one variable")
+        self.names = list(variables)
+        self.tail = list(tail)
+
+    def sweep(self, index: int, generator: torch.Generator | None = None) -> list[str]:
+        perm = torch.randperm(len(self.names), generator=generator).tolist()
+        return [self.names[i] for i in perm] + self.tail
+
+    @property
+    def variables(self) -> set[str]:
+        return set(self.names) | set(self.tail)
+
+    def __repr__(self) -> str:
+        return f"RandomPermutation({', '.join(self.names)}; then {', '.join(self.tail)})"
