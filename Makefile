@@ -23,8 +23,18 @@ lint: $(STAMP)
 test: lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
+DEMO_DATA := unnparse/resources/sample_treebank
+DEMO_MODEL := models/UD_English-Sample
+DEMO_TEXT := The old man saw a small dog in the park. She cannot read the letter that her brother wrote.
+
 demo: $(STAMP)
-	$(PY) -m unnparse.demo
+	$(VENV)/bin/unnparse train --treebank UD_English-Sample --data-dir $(DEMO_DATA) --output $(DEMO_MODEL) \
+		--epochs 10 --max-minutes 4 --lstm-hidden 128 --lstm-layers 2 --hidden 128 --device cpu
+	$(VENV)/bin/unnparse evaluate --model $(DEMO_MODEL) --treebank UD_English-Sample --data-dir $(DEMO_DATA) \
+		--split test --device cpu
+	echo "$(DEMO_TEXT)" | $(VENV)/bin/unnparse parse --model $(DEMO_MODEL) --device cpu
+	echo "$(DEMO_TEXT)" | $(VENV)/bin/unnparse parse --model $(DEMO_MODEL) --device cpu --output-format tree \
+		--marginals
 
 bench: $(STAMP)
 	$(PY) bench/structures.py

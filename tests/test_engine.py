@@ -112,7 +112,12 @@ def _parser_unn(dx: int = 6, d: int = 5) -> UNN:
             Variable("M", NonNegativeSquaredNorm(), bias_shape=(d,), mask_key="token_mask"),
             Variable("Y", TreeEntropy()),
         ],
-        [Bilinear("X", "H", dx, d), Bilinear("X", "M", dx, d), ArcFactor("H", "M", "Y", d), ArcHeadBiasFactor("H", "Y", d)],
+        [
+            Bilinear("X", "H", dx, d),
+            Bilinear("X", "M", dx, d),
+            ArcFactor("H", "M", "Y", d),
+            ArcHeadBiasFactor("H", "Y", d),
+        ],
     ).to(DT)
 
 
@@ -330,8 +335,13 @@ def test_energy_never_increases_tree_graph(seed):
     B, n, _ = x.shape
     states, pre = _zeros(unn, {"H": (B, n, 5), "M": (B, n, 5), "Y": (B, n, n)}, ctx, mode="uniform")
     out = unn.infer(
-        {"X": x, **states}, RandomPermutation(["H", "M", "Y"]), sweeps=5, context=ctx, preactivations=pre,
-        generator=torch.Generator().manual_seed(seed), trace=True,
+        {"X": x, **states},
+        RandomPermutation(["H", "M", "Y"]),
+        sweeps=5,
+        context=ctx,
+        preactivations=pre,
+        generator=torch.Generator().manual_seed(seed),
+        trace=True,
     )
     # with the uniform start the initial energy is finite too
     assert torch.isfinite(out.trace[0].energy).all()
@@ -399,7 +409,9 @@ def test_gradcheck_two_sweeps_tree():
     def run(x, *params):
         states, _ = _zeros(unn, {"H": (B, n, 2), "M": (B, n, 2), "Y": (B, n, n)}, ctx)
         out = torch.func.functional_call(
-            unn, dict(zip(names, params, strict=True)), ({"X": x, **states}, FixedOrder(["H", "M", "Y"]), 2),
+            unn,
+            dict(zip(names, params, strict=True)),
+            ({"X": x, **states}, FixedOrder(["H", "M", "Y"]), 2),
             {"context": ctx},
         )
         return out.aux["Y"], out.states["Y"]
@@ -420,8 +432,9 @@ def test_dropout_mask_is_reused_across_sweeps():
         unn.biases["H"].fill_(50.0)  # every unit active before dropout
     unn.train()
     x = torch.randn(8, 4, dtype=DT)
-    out = unn.infer({"X": x, "H": torch.zeros(8, 50, dtype=DT)}, FixedOrder(["H"]), sweeps=3, trace=True,
-                    trace_states=True)
+    out = unn.infer(
+        {"X": x, "H": torch.zeros(8, 50, dtype=DT)}, FixedOrder(["H"]), sweeps=3, trace=True, trace_states=True
+    )
     zeros = [(s.state == 0) for s in out.trace[1:]]
     assert zeros[0].any() and not zeros[0].all()
     assert all(torch.equal(zeros[0], z) for z in zeros[1:])

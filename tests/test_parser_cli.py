@@ -1,0 +1,304 @@
+"""The `unnparse` command line: train → evaluate → parse on a toy treebank, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.parser_fixtures import write_treebank
+from unnparse.cli.parser_app import app
+
+runner = CliRunner()
+SMALL = [
+    "--hidden",
+    "32",
+    "--rel-hidden",
+    "16",
+    "--lstm-hidden",
+    "32",
+    "--lstm-layers",
+    "1",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    write_treebank(root / "data")
+    model = root / "models" / "UD_Toy-Test"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--treebank",
+            "UD_Toy-Test",
+            "--data-dir",
+            str(root / "data"),
+            "--output",
+            str(model),
+            "--epochs",
+            "3",
+            "--unn-iter",
+            "2",
+            "--lr",
+            "0.005",
+            *SMALL,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return root, model
+
+
+def test_train_writes_a_model_directory(trained):
+    root, model = trained
+    config = json.loads((model / "config.json").read_text())
+    assert config["kind"] == "parser" and config["model"]["unn_iter"] == 2
+    assert config["training"]["epochs"] == 3 and config["treebank"] == "UD_Toy-Test"
+    assert "nsubj" in config["vocab"]["rels"]["items"]
+    assert (model / "model.safetensors").stat().st_size > 1000
+    assert len(json.loads((model / "metrics.json").read_text())) == 3
+
+
+def test_evaluate_json_and_table(trained):
+    root, model = trained
+    args = [
+        "evaluate",
+        "--model",
+        str(model),
+        "--treebank",
+        "UD_Toy-Test",
+        "--data-dir",
+        str(root / "data"),
+        "--device",
+        "cpu",
+    ]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert set(scores) >= {
+        "uas",
+        "las",
+        "modifier_list_accuracy",
+        "exact_match",
+        "labeled_exact_match",
+        "sentences",
+        "words",
+    }
+    assert scores["sentences"] == 15
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0 and "UAS" in table.stdout
+
+
+def test_evaluate_gold_pred_perfect(tmp_path):
+    folder = write_treebank(tmp_path)
+    gold = folder / "toy-ud-dev.conllu"
+    result = runner.invoke(app, ["evaluate", "--gold", str(gold), "--pred", str(gold), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["uas"] == 100.0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("text", "The old dog saw a cat. A man reads the book in the park.\n"),
+        ("tokenized", "the old dog saw a cat .\na man reads the book .\n"),
+    ],
+)
+def test_parse_formats(trained, fmt, text):
+    _, model = trained
+    result = runner.invoke(app, ["parse", "--model", str(model), "--input-format", fmt, "--device", "cpu"], input=text)
+    assert result.exit_code == 0, result.output
+    blocks = [b for b in result.stdout.strip().split("\n\n") if b]
+    assert len(blocks) == 2
+    for block in blocks:
+        rows = [r.split("\t") for r in block.splitlines() if not r.startswith("#")]
+        assert all(len(r) == 10 for r in rows)
+        assert sum(r[6] == "0" for r in rows) == 1
+
+
+def test_parse_json_tree_marginals_and_conllu_input(trained, tmp_path):
+    root, model = trained
+    gold = root / "data" / "UD_Toy-Test" / "toy-ud-test.conllu"
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(
+        app,
+        [
+            "parse",
+            "--model",
+            str(model),
+            "--input-format",
+            "conllu",
+            "--output-format",
+            "json",
+            "--marginals",
+            "--input",
+            str(gold),
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    objs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(objs) == 15
+    n = len(objs[0]["words"])
+    assert len(objs[0]["marginals"]) == n and all(abs(sum(row) - 1) < 1e-3 for row in objs[0]["marginals"])
+    tree = runner.invoke(
+        app, ["parse", "--model", str(model), "--output-format", "tree", "--marginals"], input="The dog saw a cat.\n"
+    )
+    assert tree.exit_code == 0 and "►" in tree.stdout and "p=" in tree.stdout
+
+
+def test_parse_uses_newest_model_under_models(trained, monkeypatch):
+    root, model = trained
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("UNNPARSE_MODEL", raising=False)
+    result = runner.invoke(app, ["parse", "--device", "cpu"], input="The dog saw a cat.\n")
+    assert result.exit_code == 0, result.output
+    assert "UD_Toy-Test" in result.stderr
+
+
+def test_parse_without_any_model_says_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("UNNPARSE_MODEL", raising=False)
+    result = runner.invoke(app, ["parse"], input="x\n")
+    assert result.exit_code == 1
+    assert "unnparse train" in result.stderr
+
+
+# ----------------------------------------------------------------------------- bad input
+def _one_line_error(result, *needles: str) -> None:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    msg = result.stderr.strip()
+    assert msg.count("\n") == 0, msg
+    for needle in needles:
+        assert needle in msg, msg
+
+
+def test_malformed_conllu_names_file_and_line(trained, tmp_path):
+    _, model = trained
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("1\tThe\tthe\tDET\t_\t_\t2\tdet\t_\t_\n2\tdog\tdog\tNOUN\t_\t_\tX\troot\t_\t_\n\n")
+    result = runner.invoke(app, ["evaluate", "--model", str(model), "--input", str(bad)])
+    _one_line_error(result, f"{bad}:2")
+
+
+def test_cycle_is_an_error(tmp_path):
+    bad = tmp_path / "cycle.conllu"
+    bad.write_text(
+        "1\ta\ta\tX\t_\t_\t2\tdep\t_\t_\n2\tb\tb\tX\t_\t_\t1\tdep\t_\t_\n3\tc\tc\tX\t_\t_\t0\troot\t_\t_\n\n"
+    )
+    result = runner.invoke(app, ["evaluate", "--gold", str(bad), "--pred", str(bad)])
+    _one_line_error(result, str(bad), "cycle")
+
+
+def test_empty_input_is_an_error(trained):
+    _, model = trained
+    result = runner.invoke(app, ["parse", "--model", str(model)], input="")
+    _one_line_error(result, "empty")
+
+
+def test_invalid_utf8_names_the_line(trained, tmp_path):
+    _, model = trained
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"A fine line.\nA bad \xff line.\n")
+    result = runner.invoke(app, ["parse", "--model", str(model), "--input", str(bad)])
+    _one_line_error(result, f"{bad}:2")
+
+
+def test_corrupt_model_file(trained, tmp_path):
+    _, model = trained
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((model / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    result = runner.invoke(app, ["parse", "--model", str(broken)], input="The dog.\n")
+    _one_line_error(result, "model.safetensors")
+    (broken / "config.json").write_text("{not json")
+    result = runner.invoke(app, ["parse", "--model", str(broken)], input="The dog.\n")
+    _one_line_error(result, "config.json")
+
+
+def test_no_partial_output_on_error(trained, tmp_path):
+    _, model = trained
+    bad = tmp_path / "bad.conllu"
+    good = (Path(trained[0]) / "data" / "UD_Toy-Test" / "toy-ud-dev.conllu").read_text()
+    bad.write_text(good + "1\tx\tx\tX\t_\t_\t9\tdep\t_\t_\n\n")
+    out = tmp_path / "out.conllu"
+    result = runner.invoke(
+        app, ["parse", "--model", str(model), "--input-format", "conllu", "--input", str(bad), "--output", str(out)]
+    )
+    assert result.exit_code == 1
+    assert not out.exists()
+
+
+def test_unknown_treebank_offline(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    result = runner.invoke(app, ["train", "--treebank", "UD_Nowhere-XYZ", "--data-dir", str(tmp_path), *SMALL])
+    _one_line_error(result, "UD_Nowhere-XYZ")
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for cmd in ("train", "evaluate", "parse"):
+        assert cmd in result.stdout
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "ud"
+
+
+@pytest.mark.skipif(not (SHARED / "UD_Telugu-MTG").is_dir(), reason="../shared/ud/UD_Telugu-MTG not available")
+def test_integration_telugu(tmp_path):
+    model = tmp_path / "te"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--treebank",
+            "UD_Telugu-MTG",
+            "--data-dir",
+            str(SHARED),
+            "--output",
+            str(model),
+            "--epochs",
+            "2",
+            "--batch-tokens",
+            "2000",
+            *SMALL,
+        ],
+        env={**os.environ},
+    )
+    assert result.exit_code == 0, result.output
+    ev = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(model),
+            "--treebank",
+            "UD_Telugu-MTG",
+            "--data-dir",
+            str(SHARED),
+            "--split",
+            "test",
+            "--json",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert ev.exit_code == 0, ev.output
+    scores = json.loads(ev.stdout)
+    assert scores["sentences"] == 146
+    assert scores["uas"] > 60.0  # two short epochs already beat chance (and attaching everything left/right) by far

@@ -1,0 +1,117 @@
+"""The parser network and the Parser API: K=1 is biaffine, save/load round trip, batch == one by one, learning."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from tests.parser_fixtures import conllu_text
+from unnparse.parser.conllu_data import read_conllu
+from unnparse.parser.parser import Parser, default_config
+from unnparse.parser.training import TrainOptions, evaluate_parser, train_parser
+
+
+def _sentences(n: int, seed: int):
+    return read_conllu(io.StringIO(conllu_text(n, seed)), name="toy")
+
+
+def _small_config(k: int = 1) -> dict:
+    return default_config(unn_iter=k, hidden=32, rel_hidden=16, lstm_hidden=32, lstm_layers=1)
+
+
+def _trained(tmp_path, k: int = 1, epochs: int = 6):
+    torch.manual_seed(0)
+    train, dev = _sentences(80, 1), _sentences(10, 2)
+    parser = Parser.build(_small_config(k), train)
+    opts = TrainOptions(epochs=epochs, lr=1e-2, batch_tokens=300, patience=100, seed=0)
+    result = train_parser(parser, train, dev, opts, tmp_path / "model", progress=False)
+    return parser, result, train, dev
+
+
+def test_k1_scores_equal_plain_biaffine_scorer():
+    torch.manual_seed(0)
+    train = _sentences(8, 5)
+    parser = Parser.build(_small_config(1), train)
+    model = parser.model.eval()
+    with torch.no_grad():  # non-zero biaffine weights so the comparison means something
+        for p in model.unn.parameters():
+            p.normal_(0, 0.3)
+    batch = parser.featurizer.batch(train, list(range(len(train))), gold=True)
+    with torch.no_grad():
+        out = model(batch)
+        x = model.encode(batch)
+        xh, xm, arc, head_bias = model.unn.factors
+        mask = batch.token_mask.unsqueeze(-1).float()
+        h = torch.relu(x @ xh.weight.T + model.unn.biases["H"]) * mask
+        m = torch.relu(x @ xm.weight.T + model.unn.biases["M"]) * mask
+        scores = h @ arc.weight @ m.transpose(1, 2) + (h @ head_bias.weight).unsqueeze(-1)
+    torch.testing.assert_close(out.scores, scores, atol=1e-5, rtol=1e-5)
+    # K = 2 feeds Y back into H and M: the scores change
+    with torch.no_grad():
+        out2 = model(batch, iterations=2)
+    assert (out2.scores - out.scores).abs().max() > 1e-3
+
+
+def test_training_learns_the_toy_grammar(tmp_path):
+    parser, result, train, dev = _trained(tmp_path, k=2, epochs=20)
+    losses = [r["loss"] for r in result.history]
+    assert losses[-1] < 0.5 * losses[0]
+    scores = evaluate_parser(parser, dev)
+    assert scores.uas > 80.0, scores
+    assert scores.las > 70.0, scores
+    assert (tmp_path / "model" / "config.json").is_file()
+    assert (tmp_path / "model" / "metrics.json").is_file()
+
+
+def test_save_load_same_output_and_batch_equals_one_by_one(tmp_path):
+    parser, _, _, dev = _trained(tmp_path, k=2, epochs=2)
+    loaded = Parser.load(tmp_path / "model")
+    # the saved model is the best epoch: compare the loaded one against a second load (and the live one if best)
+    a = [p for p in loaded.predict(dev, marginals=True)]
+    b = [p for p in Parser.load(tmp_path / "model").predict(dev, marginals=True)]
+    assert [x.sentence.to_conllu() for x in a] == [y.sentence.to_conllu() for y in b]
+    one = [next(iter(loaded.predict([s], marginals=True))) for s in dev]
+    assert [x.sentence.heads for x in a] == [y.sentence.heads for y in one]
+    assert [x.sentence.deprels for x in a] == [y.sentence.deprels for y in one]
+    for x, y in zip(a, one, strict=True):
+        torch.testing.assert_close(torch.tensor(x.marginals), torch.tensor(y.marginals), atol=1e-4, rtol=0)
+
+
+def test_live_model_equals_saved_model(tmp_path):
+    torch.manual_seed(0)
+    train, dev = _sentences(20, 1), _sentences(5, 2)
+    parser = Parser.build(_small_config(3), train)
+    parser.save(tmp_path / "m")
+    loaded = Parser.load(tmp_path / "m")
+    live = [p.sentence.to_conllu() for p in parser.predict(dev)]
+    again = [p.sentence.to_conllu() for p in loaded.predict(dev)]
+    assert live == again
+
+
+def test_predictions_keep_everything_else():
+    text = (
+        "# sent_id = x1\n# text = I can't go.\n1-2\tcan't\t_\t_\t_\t_\t_\t_\t_\t_\n"
+        "1\tI\tI\tPRON\t_\t_\t_\t_\t_\t_\n2\tca\tcan\tAUX\t_\t_\t_\t_\t_\t_\n3\tn't\tnot\tPART\t_\t_\t_\t_\t_\t_\n"
+        "4\tgo\tgo\tVERB\t_\t_\t_\t_\t_\tSpaceAfter=No\n4.1\tgone\tgo\tVERB\t_\t_\t_\t_\t_\t_\n"
+        "5\t.\t.\tPUNCT\t_\t_\t_\t_\t_\t_\n\n"
+    )
+    sents = read_conllu(io.StringIO(text), name="x", require_heads=False)
+    parser = Parser.build(_small_config(1), _sentences(5, 1))
+    out = next(iter(parser.predict(sents))).sentence.to_conllu()
+    lines = out.splitlines()
+    assert lines[0] == "# sent_id = x1" and lines[2].startswith("1-2\tcan't")
+    assert any(line.startswith("4.1\tgone") for line in lines)
+    heads = [int(line.split("\t")[6]) for line in lines if line.split("\t")[0].isdigit()]
+    assert sum(h == 0 for h in heads) == 1  # single root
+    assert "SpaceAfter=No" in out
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_long_sentence_is_parsed_not_dropped(k):
+    parser = Parser.build(_small_config(k), _sentences(5, 1))
+    words = [f"w{i}" for i in range(300)]
+    out = parser.parse([words])
+    assert len(out) == 1 and len(out[0].heads) == 300
+    assert sum(h == 0 for h in out[0].heads) == 1

@@ -1,0 +1,68 @@
+"""Shared CLI plumbing: consoles, one-line user errors, device and thread options."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+__all__ = ["USER_ERRORS", "err_console", "fail", "user_errors"]
+
+err_console = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from unnparse.model_files import ModelFileError
+    from unnparse.parser.conllu_data import CoNLLUError
+    from unnparse.parser.encoders import EncoderLoadError
+    from unnparse.parser.treebank import TreebankError
+
+    return (CoNLLUError, ModelFileError, EncoderLoadError, TreebankError, FileNotFoundError, UnicodeDecodeError)
+
+
+USER_ERRORS = _user_error_types
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``error: message`` on stderr (one line) and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+    raise typer.Exit(code)
+
+
+def _warning_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+def user_errors(func: F) -> F:
+    """Turn the project's input/model errors into one-line messages with exit status 1 (no traceback).
+
+    Set ``UNNPARSE_DEBUG=1`` to see the traceback instead.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        warnings.showwarning = _warning_to_stderr
+        try:
+            return func(*args, **kwargs)
+        except _user_error_types() as err:
+            if os.environ.get("UNNPARSE_DEBUG"):
+                raise
+            fail(str(err).replace("[", "\\["))
+        except ValueError as err:
+            if os.environ.get("UNNPARSE_DEBUG"):
+                raise
+            # ValueErrors raised by option checks in our own code are user errors too
+            fail(str(err).replace("[", "\\["))
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]

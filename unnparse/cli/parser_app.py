@@ -1,0 +1,421 @@
+"""``unnparse``: train, evaluate and run UNN dependency parsers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from unnparse.cli.common import err_console, fail, user_errors
+
+app = typer.Typer(
+    name="unnparse",
+    help="Dependency parsing with undirected neural networks (UNNs): [bold]train[/], [bold]evaluate[/], "
+    "[bold]parse[/].",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out_console = Console(highlight=False)
+
+
+class Split(str, Enum):
+    dev = "dev"
+    test = "test"
+
+
+class InputFormat(str, Enum):
+    text = "text"
+    tokenized = "tokenized"
+    conllu = "conllu"
+
+
+class OutputFormat(str, Enum):
+    conllu = "conllu"
+    json = "json"
+    tree = "tree"
+
+
+class Pooling(str, Enum):
+    first = "first"
+    mean = "mean"
+
+
+DataDir = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--data-dir", help="Folder holding UD treebank folders (default: $UNNPARSE_DATA, else ./data)."),
+]
+
+
+def _read_gold(path: Path):
+    from unnparse.parser.conllu_data import read_conllu
+
+    return read_conllu(path, allow_empty=False)
+
+
+def _summary_table(title: str, rows: list[tuple[str, str, int, int]]) -> Table:
+    table = Table(title=title)
+    for col in ("split", "file", "sentences", "words"):
+        table.add_column(col, justify="right" if col in ("sentences", "words") else "left")
+    for split, file, n_s, n_w in rows:
+        table.add_row(split, file, f"{n_s:,}", f"{n_w:,}")
+    return table
+
+
+@app.command()
+@user_errors
+def train(
+    treebank: Annotated[Optional[str], typer.Option(help="UD treebank name, e.g. UD_Czech-PDT.")] = None,  # noqa: UP045
+    data_dir: DataDir = None,
+    train_files: Annotated[Optional[list[Path]], typer.Option("--train", help="Training CoNLL-U file(s).")] = None,  # noqa: UP045
+    dev_file: Annotated[Optional[Path], typer.Option("--dev", help="Development CoNLL-U file.")] = None,  # noqa: UP045
+    output: Annotated[Optional[Path], typer.Option(help="Model directory (default: models/TREEBANK).")] = None,  # noqa: UP045
+    encoder: Annotated[
+        str, typer.Option(help="'scratch' (BiLSTM, no download), a HuggingFace name or a local path.")
+    ] = "scratch",
+    pooling: Annotated[Pooling, typer.Option(help="How subword vectors become word vectors.")] = Pooling.first,
+    freeze_encoder: Annotated[bool, typer.Option(help="Do not fine-tune the pretrained encoder.")] = False,
+    unn_iter: Annotated[int, typer.Option(help="UNN sweeps K (1 = the biaffine parser).", min=1, max=20)] = 1,
+    hidden: Annotated[int, typer.Option(help="Size of H and M.", min=1)] = 256,
+    rel_hidden: Annotated[int, typer.Option(help="Size of the relation classifier's projections.", min=1)] = 100,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.33,
+    lstm_hidden: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM size per direction.", min=1)] = 200,
+    lstm_layers: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM layers.", min=1)] = 3,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    lr: Annotated[float, typer.Option(help="Learning rate (UNN and scratch encoder).")] = 2e-3,
+    encoder_lr: Annotated[float, typer.Option(help="Learning rate of a pretrained encoder.")] = 5e-5,
+    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.", min=1)] = 3000,
+    accumulate: Annotated[int, typer.Option(help="Batches per optimizer step.", min=1)] = 1,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without dev improvement.", min=1)] = 10,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this much training time.")] = None,  # noqa: UP045
+    clip: Annotated[float, typer.Option(help="Gradient norm clipping.")] = 5.0,
+    seed: Annotated[int, typer.Option()] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.")] = None,  # noqa: UP045
+    resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.pt.")] = False,
+    nproc: Annotated[
+        int, typer.Option(help="Processes for distributed data-parallel training (launches torchrun).", min=1)
+    ] = 1,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train a parser on a UD treebank; the best epoch on dev is kept in the model directory."""
+    import torch
+
+    from unnparse.parser.conllu_data import read_conllu
+    from unnparse.parser.parser import Parser, default_config, resolve_device
+    from unnparse.parser.training import TrainOptions, epoch_table, train_parser
+    from unnparse.parser.treebank import resolve_treebank
+
+    from unnparse.distributed import init_from_env, relaunch_with_torchrun, shutdown
+
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(relaunch_with_torchrun(nproc, _without_option(sys.argv[1:], "--nproc")))
+    if threads:
+        torch.set_num_threads(threads)
+    if treebank is None and not train_files:
+        fail("give --treebank NAME or --train FILE (and --dev FILE)")
+    files_train: list[Path] = list(train_files or [])
+    file_dev = dev_file
+    if treebank is not None:
+        found = resolve_treebank(treebank, data_dir, download=True, progress=progress)
+        files_train = files_train or list(found.train)
+        file_dev = file_dev or found.dev
+        if not files_train:
+            fail(f"treebank {treebank} has no *-ud-train*.conllu file; pass --train FILE")
+    out_dir = output or Path("models") / (treebank or Path(files_train[0]).stem.replace("-ud-train", ""))
+    train_sents = [s for f in files_train for s in read_conllu(f, allow_empty=False)]
+    dev_sents = read_conllu(file_dev, allow_empty=False) if file_dev else []
+    rows = [("train", str(f), 0, 0) for f in files_train]
+    per_file: dict[str, list[int]] = {}
+    for s in train_sents:
+        per_file.setdefault(s.source, [0, 0])
+        per_file[s.source][0] += 1
+        per_file[s.source][1] += len(s)
+    rows = [("train", str(f), *per_file.get(str(f), [0, 0])) for f in files_train]
+    if file_dev:
+        rows.append(("dev", str(file_dev), len(dev_sents), sum(len(s) for s in dev_sents)))
+    if os.environ.get("RANK", "0") == "0":
+        err_console.print(_summary_table("data", rows))
+    if not dev_sents:
+        err_console.print("[yellow]warning:[/] no dev set: the last epoch is kept")
+    dist = init_from_env(resolve_device(device))
+    dev_device = dist.device
+    if not dist.is_main:
+        progress = False
+    config = default_config(
+        encoder=encoder,
+        unn_iter=unn_iter,
+        hidden=hidden,
+        rel_hidden=rel_hidden,
+        dropout=dropout,
+        pooling=pooling.value,
+        freeze_encoder=freeze_encoder,
+        lstm_hidden=lstm_hidden,
+        lstm_layers=lstm_layers,
+    )
+    config["treebank"] = treebank
+    torch.manual_seed(seed)
+    parser = Parser.build(config, train_sents)
+    parser.model.to(dev_device)
+    n_params = sum(p.numel() for p in parser.model.parameters())
+    if dist.is_main:
+        err_console.print(
+            f"model: encoder={encoder} K={unn_iter} hidden={hidden} parameters={n_params:,} device={dev_device} "
+            f"relations={len(parser.featurizer.rels) - 1} → {out_dir}"
+        )
+    opts = TrainOptions(
+        epochs=epochs,
+        lr=lr,
+        encoder_lr=encoder_lr,
+        batch_tokens=batch_tokens,
+        patience=patience,
+        seed=seed,
+        max_minutes=max_minutes,
+        clip=clip,
+        accumulate=accumulate,
+    )
+
+    def report(record: dict) -> None:
+        dev = record.get("dev")
+        msg = f"epoch {record['epoch']}: loss {record['loss']:.3f}, {record['words_per_second']:,.0f} words/s"
+        if dev:
+            msg += f", dev UAS {dev['uas']:.2f} LAS {dev['las']:.2f}"
+        err_console.print(msg + (" [green](best)[/]" if record["best"] else ""))
+
+    ddp = None
+    if dist.distributed:
+        ids = [dist.local_rank] if dev_device.type == "cuda" else None
+        ddp = torch.nn.parallel.DistributedDataParallel(parser.model, device_ids=ids)
+    try:
+        result = train_parser(
+            parser,
+            train_sents,
+            dev_sents,
+            opts,
+            out_dir,
+            resume=resume,
+            console=err_console,
+            progress=progress,
+            on_epoch=report,
+            rank=dist.rank,
+            world_size=dist.world_size,
+            ddp_model=ddp,
+        )
+    finally:
+        shutdown()
+    if dist.is_main:
+        err_console.print(epoch_table(result.history))
+        err_console.print(f"best epoch {result.best_epoch} saved to {out_dir}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: Annotated[Optional[Path], typer.Option(help="Model directory.")] = None,  # noqa: UP045
+    treebank: Annotated[Optional[str], typer.Option(help="Evaluate on this treebank's split.")] = None,  # noqa: UP045
+    data_dir: DataDir = None,
+    split: Annotated[Split, typer.Option(help="Which split of --treebank.")] = Split.test,
+    input_file: Annotated[Optional[Path], typer.Option("--input", help="Gold CoNLL-U file to parse and score.")] = None,  # noqa: UP045
+    gold: Annotated[Optional[Path], typer.Option(help="Gold CoNLL-U (with --pred: score two files).")] = None,  # noqa: UP045
+    pred: Annotated[Optional[Path], typer.Option(help="Predicted CoNLL-U (with --gold).")] = None,  # noqa: UP045
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    batch_tokens: Annotated[int, typer.Option(min=1)] = 6000,
+    device: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """Score a parser: UAS, LAS, modifier-list accuracy, exact match (all words, punctuation included)."""
+    from unnparse.parser.conllu_data import read_conllu
+    from unnparse.parser.metrics import score_sentences
+
+    if gold is not None or pred is not None:
+        if gold is None or pred is None:
+            fail("--gold and --pred go together")
+        scores = score_sentences(_read_gold(gold), read_conllu(pred, allow_empty=False))
+        source = f"{pred} against {gold}"
+    else:
+        from unnparse.parser.parser import Parser
+        from unnparse.parser.training import evaluate_parser
+        from unnparse.parser.treebank import resolve_treebank
+
+        if (treebank is None) == (input_file is None):
+            fail("give exactly one of --treebank NAME or --input GOLD.conllu (or --gold G --pred P)")
+        if input_file is None:
+            files = resolve_treebank(str(treebank), data_dir, download=True)
+            input_file = files.test if split is Split.test else files.dev
+            if input_file is None:
+                fail(f"treebank {treebank} has no {split.value} file")
+        model_dir = _resolve_model(model)
+        parser = Parser.load(model_dir, device=device)
+        scores = evaluate_parser(parser, _read_gold(input_file), batch_tokens=batch_tokens)
+        source = f"{model_dir} on {input_file}"
+    if as_json:
+        out_console.print_json(json.dumps(scores.as_dict()))
+        return
+    table = Table(title=f"evaluation: {source}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    d = scores.as_dict()
+    for key, label in (
+        ("uas", "UAS"),
+        ("las", "LAS"),
+        ("modifier_list_accuracy", "modifier-list accuracy"),
+        ("exact_match", "exact match"),
+        ("labeled_exact_match", "labeled exact match"),
+    ):
+        table.add_row(label, f"{d[key]:.2f}")
+    table.add_row("sentences", f"{d['sentences']:,}")
+    table.add_row("words", f"{d['words']:,}")
+    out_console.print(table)
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
+def _resolve_model(model: Path | None) -> Path:
+    """--model, else $UNNPARSE_MODEL, else the most recently trained model under ./models (named on stderr)."""
+    if model is not None:
+        return model
+    env = os.environ.get("UNNPARSE_MODEL")
+    if env:
+        err_console.print(f"using model {env} ($UNNPARSE_MODEL)")
+        return Path(env)
+    candidates = []
+    root = Path("models")
+    if root.is_dir():
+        for cfg in root.glob("*/config.json"):
+            weights = cfg.parent / "model.safetensors"
+            try:
+                if json.loads(cfg.read_text(encoding="utf-8")).get("kind") == "parser" and weights.is_file():
+                    candidates.append((weights.stat().st_mtime, cfg.parent))
+            except (OSError, ValueError):
+                continue
+    if not candidates:
+        fail(
+            "no model given and none found under ./models: train one with `unnparse train --treebank NAME` "
+            "(or `make demo`), or pass --model DIR"
+        )
+    chosen = max(candidates)[1]
+    err_console.print(f"using model {chosen} (most recent under ./models)")
+    return chosen
+
+
+@app.command()
+@user_errors
+def parse(
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory (default: $UNNPARSE_MODEL, else the newest under ./models).")
+    ] = None,  # noqa: UP045
+    input_format: Annotated[
+        InputFormat, typer.Option(help="text: raw text; tokenized: one sentence per line; conllu.")
+    ] = InputFormat.text,
+    output_format: Annotated[
+        OutputFormat, typer.Option(help="conllu, json (one object per line) or tree.")
+    ] = OutputFormat.conllu,
+    marginals: Annotated[bool, typer.Option(help="Add the arc probabilities Y.")] = False,
+    input_file: Annotated[Optional[Path], typer.Option("--input", "-i", help="Input file (default: stdin).")] = None,  # noqa: UP045
+    output_file: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file, written atomically (default: stdout).")
+    ] = None,  # noqa: UP045
+    batch_tokens: Annotated[int, typer.Option(min=1)] = 4000,
+    device: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """Parse text, tokenized sentences or CoNLL-U from stdin (or --input), streaming the output."""
+    from unnparse.io_utils import atomic_output
+    from unnparse.parser.conllu_data import iter_conllu
+    from unnparse.parser.output_formats import draw_tree, to_json_line
+    from unnparse.parser.parser import Parser
+    from unnparse.parser.text_input import iter_sentences_from_text, iter_sentences_from_tokenized
+
+    model_dir = _resolve_model(model)
+    parser = Parser.load(model_dir, device=device)
+    name = str(input_file) if input_file else "<stdin>"
+    raw = open(input_file, "rb") if input_file else sys.stdin.buffer  # noqa: SIM115
+    try:
+        if input_format is InputFormat.conllu:
+            sentences = iter_conllu(raw, name=name, require_heads=False)
+        else:
+            lines = _decoded_lines(raw, name)
+            make = iter_sentences_from_text if input_format is InputFormat.text else iter_sentences_from_tokenized
+            sentences = make(lines, source=name)
+
+        def render(p) -> str:
+            if output_format is OutputFormat.conllu:
+                text = p.sentence.to_conllu()
+                if p.marginals is not None:
+                    text = _conllu_with_probs(p.sentence, p.marginals)
+                return text
+            if output_format is OutputFormat.json:
+                return to_json_line(p.sentence, p.marginals) + "\n"
+            return draw_tree(p.sentence, p.marginals) + "\n"
+
+        count = 0
+        results = parser.predict(sentences, batch_tokens=batch_tokens, marginals=marginals, chunk_sentences=256)
+        if output_file is not None:
+            with atomic_output(output_file, "w") as fh:
+                for p in results:
+                    fh.write(render(p))
+                    count += 1
+        else:
+            for p in results:
+                sys.stdout.write(render(p))
+                count += 1
+                if count % 256 == 0:
+                    sys.stdout.flush()
+            sys.stdout.flush()
+        if count == 0:
+            fail(f"{name}: empty input (no sentences to parse)")
+    finally:
+        if input_file:
+            raw.close()
+
+
+def _decoded_lines(raw, name: str):
+    """Decode a binary stream line by line; invalid UTF-8 is a one-line error naming the line."""
+    from unnparse.parser.conllu_data import CoNLLUError
+
+    for number, line in enumerate(raw, start=1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise CoNLLUError(name, number, f"invalid UTF-8 ({err.reason} at byte {err.start})") from None
+        if number == 1:
+            text = text.lstrip("\ufeff")
+        yield text
+
+
+def _conllu_with_probs(sentence, marginals) -> str:
+    """CoNLL-U with ``ArcProb=p`` (the probability of the chosen arc) in MISC of each word."""
+    s = sentence.copy()
+    heads = s.heads or []
+    for tok, h, row in zip(s.word_tokens, heads, marginals, strict=True):
+        misc = dict(tok["misc"] or {})
+        misc["ArcProb"] = f"{row[h]:.4f}"
+        tok["misc"] = misc
+    return s.to_conllu()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Token-budget batching with length buckets (in the style of SuPar).
+
+Sentences of similar length are grouped into buckets; each bucket is cut into batches
+whose *padded* cost ``(max_len + 1) * count`` (the ``+ 1`` is the ROOT position a parser
+adds) stays within a token budget.  A sentence that alone exceeds the budget gets a batch
+of its own: nothing is ever dropped, every index appears exactly once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+__all__ = ["DEFAULT_BUCKETS", "shard_batches", "token_budget_batches"]
+
+#: Number of buckets when ``n_buckets`` is ``None`` (SuPar's default).
+DEFAULT_BUCKETS = 32
+
+
+def _buckets(order: list[int], lengths: Sequence[int], n_buckets: int) -> list[list[int]]:
+    """Cut ``order`` (indices sorted by length) into at most ``n_buckets`` contiguous groups.
+
+    Like SuPar, the groups are the clusters of a 1-D k-means over the lengths (Lloyd's
+    algorithm, weighted by how often each length occurs, deterministically initialised with
+    centroids evenly spread over the distinct lengths), so a run of equal lengths is never
+    split and well separated lengths never share a bucket.
+    """
+    counts: dict[int, int] = {}
+    for i in order:
+        counts[lengths[i]] = counts.get(lengths[i], 0) + 1
+    distinct = sorted(counts)
+    k = min(n_buckets, len(distinct))
+    if k <= 1:
+        return [order]
+    centroids = [float(distinct[round(j * (len(distinct) - 1) / (k - 1))]) for j in range(k)]
+    assignment: list[int] = []
+    for _ in range(100):
+        # nearest centroid; centroids stay sorted, so clusters are contiguous length ranges
+        new_assignment = []
+        c = 0
+        for length in distinct:
+            while c + 1 < len(centroids) and abs(centroids[c + 1] - length) < abs(centroids[c] - length):
+                c += 1
+            new_assignment.append(c)
+        if new_assignment == assignment:
+            break
+        assignment = new_assignment
+        sums = [0.0] * len(centroids)
+        weights = [0] * len(centroids)
+        for length, cluster in zip(distinct, assignment, strict=True):
+            sums[cluster] += length * counts[length]
+            weights[cluster] += counts[length]
+        centroids = [sums[j] / weights[j] for j in range(len(centroids)) if weights[j]]
+    cluster_of = dict(zip(distinct, assignment, strict=True))
+    buckets: dict[int, list[int]] = {}
+    for i in order:
+        buckets.setdefault(cluster_of[lengths[i]], []).append(i)
+    return [buckets[c] for c in sorted(buckets)]
+
+
+def token_budget_batches(
+    lengths: Sequence[int],
+    batch_tokens: int,
+    *,
+    shuffle: bool,
+    seed: int | None = None,
+    n_buckets: int | None = None,
+) -> list[list[int]]:
+    """Group sentence indices into batches under a padded-token budget.
+
+    Args:
+        lengths: number of words of each sentence (index ``i`` is sentence ``i``).
+        batch_tokens: budget per batch: ``(max length in batch + 1) * batch size`` stays
+            ``<= batch_tokens`` except for a single over-long sentence, which is a batch alone.
+        shuffle: if true, shuffle sentences inside each bucket (so batch composition varies
+            with the seed) and shuffle the batch order, with ``random.Random(seed)``; if
+            false, batches are deterministic and sorted by length.
+        seed: seed for shuffling; with ``shuffle`` the result is a function of ``seed``.
+        n_buckets: number of length buckets (default :data:`DEFAULT_BUCKETS`), capped at
+            the number of distinct lengths.  Batches never mix buckets.  ``1`` means a single
+            bucket (with ``shuffle``: random batches of mixed length).
+
+    Returns:
+        List of batches, each a list of indices into ``lengths``; every index exactly once.
+    """
+    if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
+        raise ValueError(f"batch_tokens must be a positive integer, not {batch_tokens!r}")
+    if n_buckets is not None and (not isinstance(n_buckets, int) or n_buckets < 1):
+        raise ValueError(f"n_buckets must be a positive integer or None, not {n_buckets!r}")
+    for i, length in enumerate(lengths):
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f"lengths[{i}] must be a non-negative integer, not {length!r}")
+    if not lengths:
+        return []
+    rng = random.Random(seed)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    buckets = _buckets(order, lengths, n_buckets or DEFAULT_BUCKETS)
+    batches: list[list[int]] = []
+    for bucket in buckets:
+        if shuffle:
+            rng.shuffle(bucket)
+        batch: list[int] = []
+        batch_max = 0
+        for idx in bucket:
+            cost_len = max(batch_max, lengths[idx]) + 1
+            if batch and cost_len * (len(batch) + 1) > batch_tokens:
+                batches.append(batch)
+                batch, batch_max = [], 0
+            batch.append(idx)
+            batch_max = max(batch_max, lengths[idx])
+        if batch:
+            batches.append(batch)
+    if shuffle:
+        rng.shuffle(batches)
+    return batches
+
+
+def shard_batches(batches: Sequence[Sequence[int]], rank: int, world_size: int) -> list[list[int]]:
+    """The batches of process ``rank`` out of ``world_size`` (round-robin: ``batches[rank::world_size]``).
+
+    Shards are disjoint and together hold every batch exactly once.  Nothing is padded or
+    repeated: when ``len(batches)`` is not a multiple of ``world_size`` the higher ranks
+    get one batch fewer, so a distributed training loop must tolerate uneven shards (e.g.
+    with ``torch.distributed.algorithms.Join``) or stop all ranks after the shortest shard.
+    Call with the same ``batches`` (same seed) on every rank.
+    """
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, not {world_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
+    return [list(batch) for batch in batches[rank::world_size]]

@@ -1,0 +1,611 @@
+"""Reading, validating and writing CoNLL-U files.
+
+Every sentence keeps *all* of its lines: comments, multiword-token ranges (``2-3``),
+empty nodes (``8.1``) and all ten columns, so that an unmodified sentence is written back
+byte for byte.  Field values are parsed with the ``conllu`` package's parsers into a
+:class:`conllu.TokenList`; FEATS / MISC / DEPS values that would not survive a parse and
+re-serialization unchanged (duplicate keys, ``Key=`` with an empty value, ...) are kept as
+raw strings instead of dictionaries.
+
+Validation errors are :class:`CoNLLUError` and name the file and the 1-based line.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from conllu.exceptions import ParseException
+from conllu.models import Metadata, Token, TokenList
+from conllu.parser import parse_comment_line, parse_id_value, parse_int_value, parse_paired_list_value
+
+from unnparse.io_utils import atomic_output
+
+__all__ = [
+    "FIELDS",
+    "CoNLLUError",
+    "MultipleRootsWarning",
+    "NoSentencesError",
+    "Sentence",
+    "iter_conllu",
+    "read_conllu",
+    "write_conllu",
+]
+
+#: The ten CoNLL-U columns, as named by the ``conllu`` package.
+FIELDS: tuple[str, ...] = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
+
+#: What the readers and writers accept: a path or an open text/binary stream.
+PathOrStream = str | os.PathLike | IO[str] | IO[bytes]
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class CoNLLUError(ValueError):
+    """Malformed CoNLL-U input; ``str()`` is ``"{path}:{line}: {message}"``.
+
+    ``line`` is 1-based; it is ``None`` for errors about a whole input (then ``str()`` is
+    ``"{path}: {message}"``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], line: int | None, message: str) -> None:
+        super().__init__(str(path), line, message)
+        self.path = str(path)
+        self.line = line
+        self.message = message
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class NoSentencesError(CoNLLUError):
+    """An input holds no sentence at all (empty file, only blank lines)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        line: int | None = None,
+        message: str = "no sentences found (the input is empty)",
+    ) -> None:
+        super().__init__(path, line, message)
+
+
+class MultipleRootsWarning(UserWarning):
+    """A sentence has more than one word attached to the root (HEAD 0)."""
+
+
+# --------------------------------------------------------------------------------------
+# Field parsing / serialization
+# --------------------------------------------------------------------------------------
+
+
+def _id_to_str(value: Any) -> str:
+    if value is None:
+        return "_"
+    if isinstance(value, tuple):
+        return "".join(str(part) for part in value)
+    return str(value)
+
+
+def _dict_to_str(value: dict[str, Any]) -> str:
+    if not value:
+        return "_"
+    parts = []
+    for key, val in value.items():
+        if val is None:
+            parts.append(f"{key}=_")
+        elif val == "":
+            parts.append(str(key))
+        else:
+            parts.append(f"{key}={val}")
+    return "|".join(parts)
+
+
+def _deps_to_str(value: list[tuple[str, Any]]) -> str:
+    return "|".join(f"{_id_to_str(head)}:{rel}" for rel, head in value)
+
+
+def _field_to_str(value: Any) -> str:
+    if value is None:
+        return "_"
+    if isinstance(value, dict):
+        return _dict_to_str(value)
+    if isinstance(value, tuple):
+        return _id_to_str(value)
+    if isinstance(value, list):
+        return _deps_to_str(value)
+    return str(value)
+
+
+def _token_to_line(token: Token) -> str:
+    return "\t".join(_field_to_str(token.get(name)) for name in FIELDS)
+
+
+def _parse_dict_field(value: str) -> dict[str, str | None] | str | None:
+    """Parse FEATS / MISC like ``conllu`` does, but never lose information."""
+    if value == "_":
+        return None
+    parsed: dict[str, str | None] = {}
+    for part in value.split("|"):
+        key, sep, val = part.partition("=")
+        parsed[key] = (None if val == "_" else val) if sep else ""
+    if _dict_to_str(parsed) != value:  # duplicate keys, "Key=", empty parts: keep verbatim
+        return value
+    return parsed
+
+
+def _parse_deps_field(value: str) -> Any:
+    parsed = parse_paired_list_value(value)
+    if isinstance(parsed, list) and _deps_to_str(parsed) != value:
+        return value
+    return parsed
+
+
+def _metadata_from_comments(comments: Sequence[str]) -> Metadata:
+    metadata = Metadata()
+    for comment in comments:
+        for key, value in parse_comment_line(comment):
+            metadata[key] = value
+    return metadata
+
+
+def _is_word(token: Token) -> bool:
+    return isinstance(token.get("id"), int)
+
+
+def _copy_token(token: Token) -> Token:
+    return Token(
+        {
+            key: dict(val) if isinstance(val, dict) else list(val) if isinstance(val, list) else val
+            for key, val in token.items()
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Sentence
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sentence:
+    """One CoNLL-U sentence.
+
+    Attributes:
+        tokens: every token line (words, multiword-token ranges, empty nodes) as a
+            :class:`conllu.TokenList`; ``tokens.metadata`` holds the parsed comments.
+        source: name of the file (or stream) the sentence came from.
+        line: 1-based line number where the sentence starts in ``source``.
+        comments: the comment lines verbatim (without newline).  They are written back
+            as they are as long as ``tokens.metadata`` still matches them; when the
+            metadata was changed, comments are regenerated from it as ``# key = value``.
+
+    Treat sentences as values: derive modified copies with :meth:`with_predictions`
+    (or :meth:`copy`) rather than mutating a sentence that other code also holds.
+    """
+
+    tokens: TokenList
+    source: str = "<memory>"
+    line: int = 1
+    comments: list[str] = field(default_factory=list)
+
+    # ---- views -------------------------------------------------------------------------
+    @property
+    def word_tokens(self) -> list[Token]:
+        """The syntactic words (integer IDs), in order."""
+        return [tok for tok in self.tokens if _is_word(tok)]
+
+    @property
+    def words(self) -> list[str]:
+        """FORM of each syntactic word, in order."""
+        return [tok["form"] for tok in self.tokens if _is_word(tok)]
+
+    @property
+    def heads(self) -> list[int] | None:
+        """HEAD of each syntactic word, or ``None`` when any HEAD is ``_``."""
+        heads = [tok.get("head") for tok in self.tokens if _is_word(tok)]
+        if any(head is None for head in heads):
+            return None
+        return heads  # type: ignore[return-value]
+
+    @property
+    def deprels(self) -> list[str] | None:
+        """DEPREL of each syntactic word, or ``None`` when any DEPREL is ``_``."""
+        rels = [tok.get("deprel") for tok in self.tokens if _is_word(tok)]
+        if any(rel in (None, "_") for rel in rels):
+            return None
+        return rels  # type: ignore[return-value]
+
+    @property
+    def upos(self) -> list[str]:
+        """UPOS of each syntactic word (``"_"`` where unannotated)."""
+        return [tok.get("upos") or "_" for tok in self.tokens if _is_word(tok)]
+
+    @property
+    def sent_id(self) -> str | None:
+        """The ``# sent_id`` value, if any."""
+        value = self.tokens.metadata.get("sent_id")
+        return None if value is None else str(value)
+
+    @property
+    def text(self) -> str | None:
+        """The ``# text`` value, if any."""
+        value = self.tokens.metadata.get("text")
+        return None if value is None else str(value)
+
+    def __len__(self) -> int:
+        """Number of syntactic words."""
+        return sum(1 for tok in self.tokens if _is_word(tok))
+
+    # ---- derived sentences --------------------------------------------------------------
+    def copy(self) -> Sentence:
+        """A deep enough copy: tokens, their FEATS/MISC/DEPS containers and metadata."""
+        tokens = TokenList(
+            [_copy_token(tok) for tok in self.tokens],
+            Metadata(self.tokens.metadata),
+            default_fields=self.tokens.default_fields,
+        )
+        return Sentence(tokens, source=self.source, line=self.line, comments=list(self.comments))
+
+    def with_predictions(self, heads: Sequence[int], deprels: Sequence[str]) -> Sentence:
+        """Copy of this sentence whose words' HEAD and DEPREL are replaced.
+
+        Everything else (comments, multiword tokens, empty nodes, DEPS, MISC, ...) is kept.
+
+        Raises:
+            ValueError: wrong number of heads/deprels, a head outside ``0..len(self)``, or
+                an empty / whitespace-containing deprel.
+        """
+        n_words = len(self)
+        if len(heads) != n_words or len(deprels) != n_words:
+            raise ValueError(
+                f"sentence {self.sent_id or '?'} ({self.source}:{self.line}) has {n_words} words, "
+                f"got {len(heads)} heads and {len(deprels)} deprels"
+            )
+        new = self.copy()
+        for tok, head, rel in zip(new.word_tokens, heads, deprels, strict=True):
+            head = int(head)
+            if not 0 <= head <= n_words:
+                raise ValueError(f"head {head} out of range 0..{n_words} for word {tok['id']}")
+            if not rel or any(ch.isspace() for ch in rel):
+                raise ValueError(f"invalid deprel {rel!r} for word {tok['id']}")
+            tok["head"] = head
+            tok["deprel"] = str(rel)
+        return new
+
+    @classmethod
+    def from_words(
+        cls,
+        words: Sequence[str],
+        *,
+        space_after: Sequence[bool] | None = None,
+        sent_id: str | None = None,
+        text: str | None = None,
+        source: str = "<memory>",
+        line: int = 1,
+    ) -> Sentence:
+        """Build an unannotated sentence (ID and FORM, ``_`` elsewhere).
+
+        ``space_after[i] == False`` adds ``SpaceAfter=No`` to MISC of word ``i``; ``sent_id``
+        and ``text`` become ``# sent_id`` / ``# text`` comments.
+        """
+        if not words:
+            raise ValueError("a sentence needs at least one word")
+        if space_after is not None and len(space_after) != len(words):
+            raise ValueError("space_after must have one entry per word")
+        tokens = []
+        for i, form in enumerate(words):
+            if not form or "\t" in form or "\n" in form or "\r" in form:
+                raise ValueError(f"invalid word form {form!r}")
+            misc = {"SpaceAfter": "No"} if space_after is not None and not space_after[i] else None
+            tokens.append(
+                Token(
+                    id=i + 1,
+                    form=form,
+                    lemma="_",
+                    upos="_",
+                    xpos=None,
+                    feats=None,
+                    head=None,
+                    deprel="_",
+                    deps=None,
+                    misc=misc,
+                )
+            )
+        comments = []
+        if sent_id is not None:
+            comments.append(f"# sent_id = {sent_id}")
+        if text is not None:
+            comments.append(f"# text = {text}")
+        for comment in comments:
+            if "\n" in comment or "\r" in comment:
+                raise ValueError(f"comment must be a single line: {comment!r}")
+        token_list = TokenList(tokens, _metadata_from_comments(comments), default_fields=FIELDS)
+        return cls(token_list, source=source, line=line, comments=comments)
+
+    # ---- serialization ------------------------------------------------------------------
+    def comment_lines(self) -> list[str]:
+        """The comment lines that :meth:`to_conllu` writes."""
+        if self.tokens.metadata == _metadata_from_comments(self.comments):
+            return list(self.comments)
+        return [
+            f"# {key} = {value}" if value not in (None, "") else f"# {key}"
+            for key, value in self.tokens.metadata.items()
+        ]
+
+    def to_conllu(self) -> str:
+        """The sentence in CoNLL-U: its lines, each ending in ``\\n``, then a blank line."""
+        lines = self.comment_lines()
+        lines.extend(_token_to_line(tok) for tok in self.tokens)
+        return "\n".join(lines) + "\n\n"
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------
+
+
+def _stream_name(stream: Any, name: str | None) -> str:
+    if name is not None:
+        return name
+    stream_name = getattr(stream, "name", None)
+    if isinstance(stream_name, str):
+        return stream_name
+    return "<stream>"
+
+
+def _decode_lines(raw_lines: Iterable[bytes | str], name: str) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` without the line terminator; validate UTF-8."""
+    lineno = 0
+    iterator = iter(raw_lines)
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:  # text stream that decodes itself
+            raise CoNLLUError(name, lineno + 1, f"invalid UTF-8 ({exc.reason})") from None
+        lineno += 1
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise CoNLLUError(
+                    name, lineno, f"invalid UTF-8: byte 0x{raw[exc.start]:02x} at byte column {exc.start + 1}"
+                ) from None
+        else:
+            text = raw
+            if not text.isascii() and _SURROGATES.search(text):
+                raise CoNLLUError(name, lineno, "invalid UTF-8 (undecodable bytes in the input)")
+        if text.endswith("\n"):
+            text = text[:-1]
+            if text.endswith("\r"):
+                text = text[:-1]
+        if lineno == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield lineno, text
+
+
+def _iter_blocks(lines: Iterable[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
+    block: list[tuple[int, str]] = []
+    for lineno, text in lines:
+        if text.strip() == "":
+            if block:
+                yield block
+                block = []
+        else:
+            block.append((lineno, text))
+    if block:
+        yield block
+
+
+def _parse_block(block: list[tuple[int, str]], name: str, require_heads: bool) -> Sentence:
+    comments: list[str] = []
+    tokens: list[Token] = []
+    word_lines: list[int] = []  # line number of each word
+    last_word = 0
+    range_end = 0  # end of the multiword token currently being covered (0: none)
+    range_line = 0
+    last_empty: tuple[int, int] = (0, 0)
+    for lineno, text in block:
+        if text.startswith("#"):
+            if tokens:
+                raise CoNLLUError(name, lineno, "comment line after token lines (comments must come first)")
+            comments.append(text)
+            continue
+        cols = text.split("\t")
+        if len(cols) != 10:
+            hint = " (columns must be separated by tabs)" if len(cols) < 10 and "  " in text else ""
+            raise CoNLLUError(name, lineno, f"expected 10 tab-separated columns, found {len(cols)}{hint}")
+        for col_name, col in zip(FIELDS, cols, strict=True):
+            if col == "":
+                raise CoNLLUError(name, lineno, f"empty {col_name.upper()} column (use '_' for no value)")
+        try:
+            tok_id = parse_id_value(cols[0])
+        except ParseException:
+            if re.fullmatch(r"[0-9]+-[0-9]+", cols[0]):
+                raise CoNLLUError(name, lineno, f"malformed multiword token range {cols[0]!r}") from None
+            raise CoNLLUError(name, lineno, f"invalid ID {cols[0]!r}") from None
+        if tok_id is None:
+            raise CoNLLUError(name, lineno, "ID must not be '_'")
+        if isinstance(tok_id, int):
+            if tok_id != last_word + 1:
+                raise CoNLLUError(
+                    name, lineno, f"word ID {tok_id} follows {last_word} (IDs must be consecutive from 1)"
+                )
+            last_word = tok_id
+            word_lines.append(lineno)
+            if range_end and tok_id >= range_end:
+                range_end = 0
+        elif tok_id[1] == "-":
+            start, _, end = tok_id
+            if start >= end:
+                raise CoNLLUError(name, lineno, f"malformed multiword token range {cols[0]!r} (start >= end)")
+            if range_end:
+                raise CoNLLUError(name, lineno, f"multiword token {cols[0]} overlaps the previous one")
+            if start != last_word + 1:
+                raise CoNLLUError(
+                    name,
+                    lineno,
+                    f"multiword token {cols[0]} must come right before word {start} (last word: {last_word})",
+                )
+            range_end, range_line = end, lineno
+        else:
+            major, _, minor = tok_id
+            expected_minor = last_empty[1] + 1 if last_empty[0] == major else 1
+            if major != last_word or minor != expected_minor:
+                raise CoNLLUError(name, lineno, f"empty node {cols[0]} out of place (after word {last_word})")
+            last_empty = (major, minor)
+        try:
+            head = parse_int_value(cols[6])
+        except ParseException:
+            raise CoNLLUError(name, lineno, f"HEAD must be an integer or '_', not {cols[6]!r}") from None
+        if isinstance(tok_id, int) and head is None and require_heads:
+            raise CoNLLUError(name, lineno, f"word {tok_id} has no HEAD ('_')")
+        tokens.append(
+            Token(
+                id=tok_id,
+                form=cols[1],
+                lemma=cols[2],
+                upos=cols[3],
+                xpos=None if cols[4] == "_" else cols[4],
+                feats=_parse_dict_field(cols[5]),
+                head=head,
+                deprel=cols[7],
+                deps=_parse_deps_field(cols[8]),
+                misc=_parse_dict_field(cols[9]),
+            )
+        )
+    start_line = block[0][0]
+    if not tokens:
+        raise CoNLLUError(name, start_line, "sentence has comment lines but no token lines")
+    if not word_lines:
+        raise CoNLLUError(name, start_line, "sentence has no syntactic words (integer IDs)")
+    if range_end:
+        raise CoNLLUError(
+            name, range_line, f"multiword token range ends at {range_end} beyond the last word {last_word}"
+        )
+    n_words = last_word
+    heads: list[int | None] = []
+    for tok in tokens:
+        if _is_word(tok):
+            heads.append(tok["head"])
+    for i, head in enumerate(heads):
+        if head is not None and not 0 <= head <= n_words:
+            raise CoNLLUError(name, word_lines[i], f"HEAD {head} out of range 0..{n_words} (word {i + 1})")
+    if all(head is not None for head in heads):
+        _check_tree(heads, word_lines, name, start_line)  # type: ignore[arg-type]
+    token_list = TokenList(tokens, _metadata_from_comments(comments), default_fields=FIELDS)
+    return Sentence(token_list, source=name, line=start_line, comments=comments)
+
+
+def _check_tree(heads: list[int], word_lines: list[int], name: str, start_line: int) -> None:
+    roots = [i + 1 for i, head in enumerate(heads) if head == 0]
+    if not roots:
+        raise CoNLLUError(name, start_line, "no word is attached to the root (HEAD 0)")
+    if len(roots) > 1:
+        warnings.warn(
+            f"{name}:{start_line}: sentence has {len(roots)} roots (words {', '.join(map(str, roots))})",
+            MultipleRootsWarning,
+            stacklevel=4,
+        )
+    # 0 = unvisited, 1 = on the current path, 2 = known to reach the root
+    state = [0] * (len(heads) + 1)
+    state[0] = 2
+    for start in range(1, len(heads) + 1):
+        path = []
+        node = start
+        while state[node] == 0:
+            state[node] = 1
+            path.append(node)
+            node = heads[node - 1]
+        if state[node] == 1:
+            cycle = path[path.index(node) :] + [node]
+            raise CoNLLUError(
+                name,
+                word_lines[node - 1],
+                f"cycle in the head graph: {' -> '.join(map(str, cycle))}",
+            )
+        for visited in path:
+            state[visited] = 2
+
+
+def iter_conllu(source: PathOrStream, *, name: str | None = None, require_heads: bool = True) -> Iterator[Sentence]:
+    """Yield the sentences of a CoNLL-U file or stream one at a time (flat memory).
+
+    Args:
+        source: a path, or an open stream (binary streams give exact line numbers for
+            encoding errors; pass ``sys.stdin.buffer`` rather than ``sys.stdin``).
+        name: the name used in error messages and ``Sentence.source`` (default: the path,
+            or the stream's ``name``).
+        require_heads: when false, HEAD may be ``_`` (input that is still to be parsed).
+
+    Raises:
+        CoNLLUError: on the first malformed sentence (file and line in the message).
+
+    Warns:
+        MultipleRootsWarning: for sentences with more than one root.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        src_name = name if name is not None else str(source)
+        with open(path, "rb") as fh:
+            for block in _iter_blocks(_decode_lines(fh, src_name)):
+                yield _parse_block(block, src_name, require_heads)
+        return
+    src_name = _stream_name(source, name)
+    for block in _iter_blocks(_decode_lines(source, src_name)):
+        yield _parse_block(block, src_name, require_heads)
+
+
+def read_conllu(
+    source: PathOrStream, *, name: str | None = None, require_heads: bool = True, allow_empty: bool = True
+) -> list[Sentence]:
+    """Read all sentences of a CoNLL-U file or stream (see :func:`iter_conllu`).
+
+    An empty input gives ``[]``, or raises :class:`NoSentencesError` when
+    ``allow_empty`` is false.
+    """
+    sentences = list(iter_conllu(source, name=name, require_heads=require_heads))
+    if not sentences and not allow_empty:
+        src_name = (
+            name
+            if name is not None
+            else (str(source) if isinstance(source, (str, os.PathLike)) else _stream_name(source, None))
+        )
+        raise NoSentencesError(src_name)
+    return sentences
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------
+
+
+def write_conllu(sentences: Iterable[Sentence], dest: PathOrStream) -> int:
+    """Write sentences in CoNLL-U (each followed by a blank line); return how many.
+
+    Writing to a path is atomic: the file appears complete or not at all.  ``dest`` may
+    also be an open text or binary stream.
+    """
+    count = 0
+    if isinstance(dest, (str, os.PathLike)):
+        with atomic_output(dest, "w") as fh:
+            for sentence in sentences:
+                fh.write(sentence.to_conllu())
+                count += 1
+        return count
+    binary = isinstance(dest, (io.RawIOBase, io.BufferedIOBase)) or "b" in getattr(dest, "mode", "")
+    for sentence in sentences:
+        text = sentence.to_conllu()
+        dest.write(text.encode("utf-8") if binary else text)  # type: ignore[arg-type]
+        count += 1
+    return count

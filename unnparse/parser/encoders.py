@@ -1,0 +1,255 @@
+"""Word encoders: they turn a batch of sentences into X, one vector per word plus the ROOT vector at index 0.
+
+* :class:`ScratchEncoder` — word + character embeddings and a BiLSTM, trained from scratch: no download, trains on
+  a CPU in minutes (the embedded default).
+* :class:`TransformerEncoder` — any HuggingFace encoder (paper: bert-base-multilingual-cased), fine-tuned or
+  frozen. Word vectors pool the word's subwords (first or mean); the CLS vector is the ROOT. Sentences longer than
+  the encoder's maximum positions are encoded in overlapping windows, never truncated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+__all__ = ["EncoderLoadError", "ScratchEncoder", "TransformerEncoder", "build_encoder"]
+
+
+class EncoderLoadError(Exception):
+    """A pretrained encoder could not be loaded (one clear line)."""
+
+
+class ScratchEncoder(nn.Module):
+    """Word and character-CNN embeddings followed by a multi-layer BiLSTM.
+
+    Input: ``words`` [B, N+1] (index 0 of each row is the ROOT token), ``chars`` [B, N+1, C], ``lengths`` [B].
+    Output: [B, N+1, 2·hidden].
+    """
+
+    def __init__(
+        self,
+        n_words: int,
+        n_chars: int,
+        *,
+        word_dim: int = 100,
+        char_dim: int = 50,
+        char_filters: int = 100,
+        hidden: int = 200,
+        layers: int = 3,
+        dropout: float = 0.33,
+        word_dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.word_embed = nn.Embedding(n_words, word_dim, padding_idx=0)
+        self.char_embed = nn.Embedding(n_chars, char_dim, padding_idx=0)
+        self.char_conv = nn.Conv1d(char_dim, char_filters, kernel_size=3, padding=1)
+        self.lstm = nn.LSTM(
+            word_dim + char_filters,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        self.input_dropout = nn.Dropout(dropout)
+        self.word_dropout = word_dropout
+        self.output_dim = 2 * hidden
+
+    def forward(self, words: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words > 2)
+            words = words.masked_fill(drop, 1)  # UNK
+        w = self.word_embed(words)
+        B, N, C = chars.shape
+        c = self.char_embed(chars.view(B * N, C)).transpose(1, 2)  # [B*N, dim, C]
+        c = torch.relu(self.char_conv(c))
+        c = c.masked_fill((chars.view(B * N, 1, C) == 0), 0.0).amax(dim=2).view(B, N, -1)
+        x = self.input_dropout(torch.cat([w, c], dim=-1))
+        packed = pack_padded_sequence(x, (lengths + 1).cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=N)
+        return out
+
+
+class TransformerEncoder(nn.Module):
+    """A HuggingFace encoder producing one vector per word (pooled subwords) and the CLS vector as ROOT."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any, *, pooling: str = "first", freeze: bool = False) -> None:
+        super().__init__()
+        if pooling not in ("first", "mean"):
+            raise ValueError(f"pooling must be 'first' or 'mean', not {pooling!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.freeze = freeze
+        if freeze:
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+        self.output_dim = int(model.config.hidden_size)
+        max_pos = getattr(model.config, "max_position_embeddings", 512) or 512
+        model_max = getattr(tokenizer, "model_max_length", max_pos) or max_pos
+        self.max_length = int(min(max_pos, model_max, 4096))
+        # room for the special tokens, and for models (RoBERTa) whose positions start after the padding index
+        self.window = (
+            self.max_length - 2 - (2 if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta") else 0)
+        )
+        self._cache: dict[str, list[int]] = {}
+
+    @staticmethod
+    def load(name_or_path: str, *, pooling: str = "first", freeze: bool = False) -> TransformerEncoder:
+        """Load a pretrained encoder by hub name or local directory, with a one-line error when impossible."""
+        try:
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
+            model = AutoModel.from_pretrained(name_or_path)
+        except Exception as err:  # OSError, ValueError, HTTP errors: all mean "cannot have it"
+            local = Path(name_or_path).exists()
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            hint = (
+                "it is not a valid model directory"
+                if local
+                else "it is not in the local HuggingFace cache and the hub could not be reached"
+            )
+            raise EncoderLoadError(
+                f"cannot load encoder {name_or_path!r}: {hint} ({reason[:160]}); "
+                "pass --encoder PATH to a local model directory, or --encoder scratch"
+            ) from None
+        if not getattr(tokenizer, "is_fast", False):
+            raise EncoderLoadError(f"encoder {name_or_path!r} has no fast tokenizer (needed for word alignment)")
+        return TransformerEncoder(model, tokenizer, pooling=pooling, freeze=freeze)
+
+    @staticmethod
+    def from_saved(directory: str | os.PathLike[str], *, pooling: str, freeze: bool) -> TransformerEncoder:
+        """Rebuild the architecture from a saved config and tokenizer (weights are loaded by the caller)."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        try:
+            config = AutoConfig.from_pretrained(directory)
+            tokenizer = AutoTokenizer.from_pretrained(directory, use_fast=True)
+        except Exception as err:
+            raise EncoderLoadError(f"{directory}: corrupt encoder files ({str(err).splitlines()[0][:160]})") from None
+        return TransformerEncoder(AutoModel.from_config(config), tokenizer, pooling=pooling, freeze=freeze)
+
+    def save_pretrained_files(self, directory: str | os.PathLike[str]) -> None:
+        """Write the encoder's config and tokenizer files (not its weights) into ``directory``."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self.model.config.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+    def _word_pieces(self, word: str) -> list[int]:
+        ids = self._cache.get(word)
+        if ids is None:
+            ids = self.tokenizer([word], is_split_into_words=True, add_special_tokens=False)["input_ids"]
+            if not ids:
+                ids = [self.tokenizer.unk_token_id if self.tokenizer.unk_token_id is not None else 0]
+            if len(self._cache) < 200_000:
+                self._cache[word] = ids
+        return ids
+
+    def forward(self, forms: Sequence[Sequence[str]], n_max: int) -> Tensor:
+        """Encode sentences (lists of words) into [B, n_max+1, dim]; row 0 is ROOT (the CLS vector)."""
+        device = next(self.model.parameters()).device
+        tok = self.tokenizer
+        cls_id = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
+        sep_id = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        windows: list[list[int]] = []
+        # for each sentence: list of (window index, position in window) of every subword, and the word of each
+        plan = []
+        for words in forms:
+            pieces: list[int] = []
+            owner: list[int] = []
+            for w_i, word in enumerate(words):
+                ids = self._word_pieces(word)
+                pieces.extend(ids)
+                owner.extend([w_i] * len(ids))
+            L, W = len(pieces), self.window
+            starts = [0] if L <= W else list(range(0, L - W, W // 2)) + [L - W]
+            first_window = len(windows)
+            for s in starts:
+                windows.append([cls_id, *pieces[s : s + W], sep_id])
+            # each subword is read from the window where it is farthest from an edge
+            where = [(first_window, p + 1) for p in range(L)] if len(starts) == 1 else []
+            for p in range(L if len(starts) > 1 else 0):
+                best = max(
+                    range(len(starts)),
+                    key=lambda k, p=p: (
+                        min(p - starts[k], starts[k] + W - 1 - p) if starts[k] <= p < starts[k] + W else -1
+                    ),
+                )
+                where.append((first_window + best, p - starts[best] + 1))
+            plan.append((first_window, where, owner, len(words)))
+        width = max(len(w) for w in windows)
+        ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
+        att = torch.zeros((len(windows), width), dtype=torch.long)
+        for i, w in enumerate(windows):
+            ids[i, : len(w)] = torch.tensor(w)
+            att[i, : len(w)] = 1
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            hidden = self.model(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
+        B, dim = len(forms), hidden.shape[-1]
+        out = hidden.new_zeros(B, n_max + 1, dim)
+        win_idx, pos_idx, row_idx, col_idx = [], [], [], []
+        for b, (first_window, where, owner, _n_words) in enumerate(plan):
+            out_root = hidden[first_window, 0]
+            out[b, 0] = out_root
+            for (wi, pi), o in zip(where, owner, strict=True):
+                win_idx.append(wi)
+                pos_idx.append(pi)
+                row_idx.append(b)
+                col_idx.append(o + 1)
+        vectors = hidden[torch.tensor(win_idx, device=device), torch.tensor(pos_idx, device=device)]
+        rows = torch.tensor(row_idx, device=device)
+        cols = torch.tensor(col_idx, device=device)
+        if self.pooling == "mean":
+            flat = out.view(B * (n_max + 1), dim)
+            target = rows * (n_max + 1) + cols
+            summed = torch.zeros_like(flat).index_add(0, target, vectors)
+            counts = torch.zeros(B * (n_max + 1), device=device, dtype=vectors.dtype).index_add(
+                0, target, torch.ones_like(target, dtype=vectors.dtype)
+            )
+            mean = summed / counts.clamp_min(1).unsqueeze(-1)
+            has = (counts > 0).unsqueeze(-1)
+            out = torch.where(has, mean, flat).view(B, n_max + 1, dim)
+        else:
+            # the first subword of each word: the first occurrence of each (row, col) pair
+            key = rows * (n_max + 1) + cols
+            first = torch.ones_like(key, dtype=torch.bool)
+            first[1:] = key[1:] != key[:-1]
+            out = out.index_put((rows[first], cols[first]), vectors[first])
+        return out
+
+
+def build_encoder(config: dict[str, Any], *, n_words: int, n_chars: int, saved_dir: str | None = None) -> nn.Module:
+    """Construct the encoder described by ``config['encoder']`` (weights random or pretrained, see below).
+
+    For a transformer encoder: with ``saved_dir`` the architecture is rebuilt from the saved files (weights come
+    from the model file); otherwise the pretrained weights are loaded by name or path.
+    """
+    enc = config["encoder"]
+    if enc["type"] == "scratch":
+        return ScratchEncoder(
+            n_words,
+            n_chars,
+            word_dim=enc["word_dim"],
+            char_dim=enc["char_dim"],
+            char_filters=enc["char_filters"],
+            hidden=enc["hidden"],
+            layers=enc["layers"],
+            dropout=enc["dropout"],
+            word_dropout=enc["word_dropout"],
+        )
+    if saved_dir is not None:
+        return TransformerEncoder.from_saved(saved_dir, pooling=enc["pooling"], freeze=enc["freeze"])
+    return TransformerEncoder.load(enc["name"], pooling=enc["pooling"], freeze=enc["freeze"])

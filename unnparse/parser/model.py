@@ -1,0 +1,144 @@
+"""The parser network: encoder X → the H/M/Y UNN of §5 → arc scores, tree marginals, loss and decoding.
+
+Variables: X (observed encoder output), H (heads) and M (modifiers) with the relu regularizer (eq. 16), Y with the
+structured tree-entropy regularizer (eq. 17). Factors: XH, XM (bilinear), HMY (trilinear, eq. 15) and a head bias
+on Y. Each sweep updates H, M, Y in this order (eq. 19–20); with K = 1 and zero initialization this is exactly the
+biaffine parser. The loss is −log p(gold tree) from the final Y's log-partition, which the same matrix-tree call
+that gives Y provides (footnote 3). Beyond the paper, a biaffine classifier on the final H and M labels each arc.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unnparse.engine import (
+    UNN,
+    ArcFactor,
+    ArcHeadBiasFactor,
+    Bilinear,
+    FixedOrder,
+    NonNegativeSquaredNorm,
+    SquaredNorm,
+    TreeEntropy,
+    Variable,
+)
+from unnparse.parser.encoders import ScratchEncoder, TransformerEncoder
+from unnparse.parser.features import Batch
+from unnparse.structures import max_spanning_tree
+
+__all__ = ["ParserModel", "ParserOutput", "build_parser_unn"]
+
+
+@dataclass
+class ParserOutput:
+    """What one forward pass computes."""
+
+    scores: Tensor  # [B, N+1, N+1] final arc scores (pre-activation of Y)
+    log_partition: Tensor  # [B]
+    marginals: Tensor  # [B, N+1, N+1] final Y
+    heads_repr: Tensor  # [B, N+1, d] final H
+    mods_repr: Tensor  # [B, N+1, d] final M
+
+
+def build_parser_unn(input_dim: int, hidden: int, *, dropout: float = 0.0, single_root: bool = True) -> UNN:
+    """The factor graph of Fig. 2(d): X, H, M, Y with factors XH, XM, HMY (+ a head bias on Y)."""
+    return UNN(
+        [
+            Variable("X", SquaredNorm()),
+            Variable("H", NonNegativeSquaredNorm(), bias_shape=(hidden,), mask_key="token_mask", dropout=dropout),
+            Variable("M", NonNegativeSquaredNorm(), bias_shape=(hidden,), mask_key="token_mask", dropout=dropout),
+            Variable("Y", TreeEntropy(lengths_key="lengths", single_root=single_root)),
+        ],
+        [
+            Bilinear("X", "H", input_dim, hidden),
+            Bilinear("X", "M", input_dim, hidden),
+            ArcFactor("H", "M", "Y", hidden),
+            ArcHeadBiasFactor("H", "Y", hidden),
+        ],
+    )
+
+
+class ParserModel(nn.Module):
+    """Encoder + UNN + relation classifier. ``config`` is the ``model`` part of a parser's config.json."""
+
+    def __init__(self, encoder: nn.Module, n_rels: int, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.iterations = int(config["unn_iter"])
+        hidden, rel_hidden = int(config["hidden"]), int(config["rel_hidden"])
+        dropout = float(config["dropout"])
+        self.single_root = bool(config.get("single_root", True))
+        self.x_dropout = nn.Dropout(dropout)
+        self.unn = build_parser_unn(encoder.output_dim, hidden, dropout=dropout, single_root=self.single_root)
+        self.schedule = FixedOrder(["H", "M", "Y"])
+        with torch.no_grad():
+            self.unn.factors[2].weight.zero_()  # biaffine weights start at 0 (uniform trees), as usual
+        self.rel_head = nn.Linear(hidden, rel_hidden)
+        self.rel_dep = nn.Linear(hidden, rel_hidden)
+        self.rel_weight = nn.Parameter(torch.zeros(n_rels, rel_hidden + 1, rel_hidden + 1))
+        self.rel_dropout = nn.Dropout(dropout)
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, batch: Batch) -> Tensor:
+        """X: [B, N+1, dim]."""
+        if isinstance(self.encoder, ScratchEncoder):
+            assert batch.words is not None and batch.chars is not None
+            return self.encoder(batch.words, batch.chars, batch.lengths)
+        if isinstance(self.encoder, TransformerEncoder):
+            return self.encoder(batch.forms, batch.max_words)
+        raise TypeError(f"unsupported encoder {type(self.encoder).__name__}")
+
+    def forward(self, batch: Batch, iterations: int | None = None) -> ParserOutput:
+        """Run the encoder and K sweeps of H, M, Y."""
+        k = self.iterations if iterations is None else iterations
+        x = self.x_dropout(self.encode(batch)).float()  # the UNN and the tree structures run in float32/64
+        B, n1, _ = x.shape
+        d = self.unn.biases["H"].shape[0]
+        context = {"lengths": batch.lengths, "token_mask": batch.token_mask.unsqueeze(-1)}
+        zeros = x.new_zeros(B, n1, d)
+        states = {"X": x, "H": zeros, "M": zeros, "Y": x.new_zeros(B, n1, n1)}
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = self.unn.infer(states, self.schedule, k, context=context)
+        return ParserOutput(
+            scores=out.preactivations["Y"],
+            log_partition=out.aux["Y"],
+            marginals=out.states["Y"],
+            heads_repr=out.states["H"],
+            mods_repr=out.states["M"],
+        )
+
+    def relation_logits(self, out: ParserOutput, heads: Tensor) -> Tensor:
+        """[B, N+1, n_rels]: label scores of each word's arc from ``heads`` (biaffine on the final H and M)."""
+        h = self.rel_dropout(F.elu(self.rel_head(out.heads_repr)))
+        m = self.rel_dropout(F.elu(self.rel_dep(out.mods_repr)))
+        h = torch.cat([h, h.new_ones(*h.shape[:-1], 1)], dim=-1)
+        m = torch.cat([m, m.new_ones(*m.shape[:-1], 1)], dim=-1)
+        h_of_head = h.gather(1, heads.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, N+1, r+1]
+        return torch.einsum("bni,rij,bnj->bnr", h_of_head, self.rel_weight, m)
+
+    # ------------------------------------------------------------------ loss and decoding
+    def loss(self, out: ParserOutput, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """(total, arc, relation) losses, each averaged over the words of the batch."""
+        assert batch.heads is not None and batch.rels is not None
+        mask = batch.word_mask
+        n_words = mask.sum().clamp_min(1)
+        gold = out.scores.gather(1, batch.heads.unsqueeze(1)).squeeze(1)  # [B, N+1]: score of head(d) -> d
+        gold_score = (gold.double() * mask).sum(-1)
+        arc = (out.log_partition.double() - gold_score).sum() / n_words
+        logits = self.relation_logits(out, batch.heads)
+        rel = F.cross_entropy(logits[mask].float(), batch.rels[mask], reduction="sum") / n_words
+        return arc.to(rel.dtype) + rel, arc.detach(), rel.detach()
+
+    @torch.no_grad()
+    def decode(self, out: ParserOutput, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Single-root maximum spanning trees of the final scores, and the best label of each chosen arc."""
+        heads = max_spanning_tree(out.scores.float(), batch.lengths, single_root=self.single_root)
+        logits = self.relation_logits(out, heads)
+        logits[..., 0] = float("-inf")  # index 0 is the unknown relation
+        rels = logits.argmax(-1).masked_fill(~batch.word_mask, 0)
+        return heads, rels

@@ -1,0 +1,90 @@
+"""Output formats of ``unnparse parse``: CoNLL-U, JSON lines, and a dependency tree drawn in the terminal."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Sequence
+
+from unnparse.parser.conllu_data import Sentence
+
+__all__ = ["draw_tree", "to_json_line"]
+
+
+def to_json_line(sentence: Sentence, marginals: Sequence[Sequence[float]] | None = None) -> str:
+    """One JSON object (one line): sent_id, text, words with head/deprel, and optionally the arc marginals."""
+    heads = sentence.heads or [0] * len(sentence)
+    rels = sentence.deprels or ["_"] * len(sentence)
+    obj = {
+        "sent_id": sentence.sent_id,
+        "text": sentence.text,
+        "words": [
+            {"id": i + 1, "form": f, "head": h, "deprel": r}
+            for i, (f, h, r) in enumerate(zip(sentence.words, heads, rels, strict=True))
+        ],
+    }
+    if marginals is not None:
+        obj["marginals"] = [list(row) for row in marginals]  # row d-1: P(h -> d) for heads h = 0..n
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _width(text: str) -> int:
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def draw_tree(sentence: Sentence, marginals: Sequence[Sequence[float]] | None = None) -> str:
+    """Draw the tree with one word per row and arcs as brackets on the left (head ─┐ … ►dependent)."""
+    words = sentence.words
+    n = len(words)
+    heads = sentence.heads or [0] * n
+    rels = sentence.deprels or ["_"] * n
+    arcs = sorted(((h, d) for d, h in enumerate(heads, start=1) if h != 0), key=lambda a: (abs(a[0] - a[1]), min(a)))
+    lanes: list[list[tuple[int, int]]] = []  # arcs per lane (lane 0 is nearest to the words)
+    lane_of: dict[tuple[int, int], int] = {}
+    for h, d in arcs:
+        lo, hi = min(h, d), max(h, d)
+        for k, lane in enumerate(lanes):
+            if all(max(lo, min(a)) > min(hi, max(a)) for a in lane):  # no overlap, touching ends excluded
+                lane.append((h, d))
+                lane_of[(h, d)] = k
+                break
+        else:
+            lanes.append([(h, d)])
+            lane_of[(h, d)] = len(lanes) - 1
+    width = len(lanes)
+    grid = [[" "] * (2 * width + 1) for _ in range(n + 1)]
+    for (h, d), k in lane_of.items():
+        col = 2 * (width - 1 - k)
+        lo, hi = min(h, d), max(h, d)
+        for row in range(lo, hi + 1):
+            ch = grid[row][col]
+            if row == h:
+                grid[row][col] = "┌" if h < d else "└"
+                if ch not in (" ",):
+                    grid[row][col] = "├"
+            elif row == d:
+                grid[row][col] = "└" if h < d else "┌"
+                if ch not in (" ",):
+                    grid[row][col] = "├"
+            else:
+                grid[row][col] = "│" if ch in (" ", "│") else ch
+        for row in (h, d):
+            for c in range(col + 1, 2 * width + 1):
+                if grid[row][c] == " ":
+                    grid[row][c] = "─"
+        grid[d][2 * width] = "►"
+    lines = []
+    if sentence.text:
+        lines.append(f"# {sentence.text}")
+    form_width = max((_width(w) for w in words), default=0)
+    for i, (w, h, r) in enumerate(zip(words, heads, rels, strict=True), start=1):
+        prefix = "".join(grid[i])
+        if h == 0:
+            prefix = prefix[:-1] + "►"
+        label = "root" if h == 0 else r
+        prob = ""
+        if marginals is not None:
+            prob = f"  p={marginals[i - 1][h]:.2f}"
+        pad = " " * (form_width - _width(w))
+        lines.append(f"{prefix} {i:>3} {w}{pad}  {label}{prob}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,236 @@
+"""The user-facing parser: build from training data, save/load a model directory, parse sentences.
+
+>>> parser = Parser.load("models/UD_English-Sample")          # doctest: +SKIP
+>>> for sentence in parser.parse(["The cat sat on the mat."]):  # doctest: +SKIP
+...     print(sentence.to_conllu())
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import unnparse
+from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
+from unnparse.parser.batching import token_budget_batches
+from unnparse.parser.conllu_data import Sentence
+from unnparse.parser.encoders import TransformerEncoder, build_encoder
+from unnparse.parser.features import ROOT_CHAR, Featurizer
+from unnparse.parser.model import ParserModel
+from unnparse.parser.text_input import sentences_from_text, sentences_from_tokenized
+from unnparse.parser.vocab import PAD, UNK, Vocab
+
+__all__ = ["ParsedSentence", "Parser", "default_config", "resolve_device"]
+
+FORMAT_VERSION = 1
+ENCODER_DIR = "encoder"
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} requested but CUDA is not available")
+    return torch.device(spec)
+
+
+def default_config(
+    *,
+    encoder: str = "scratch",
+    unn_iter: int = 1,
+    hidden: int = 256,
+    rel_hidden: int = 100,
+    dropout: float = 0.33,
+    pooling: str = "first",
+    freeze_encoder: bool = False,
+    lstm_hidden: int = 200,
+    lstm_layers: int = 3,
+) -> dict[str, Any]:
+    """The model part of a parser config (everything that fixes the network's shape and behaviour)."""
+    if encoder == "scratch":
+        enc: dict[str, Any] = {
+            "type": "scratch",
+            "word_dim": 100,
+            "char_dim": 50,
+            "char_filters": 100,
+            "hidden": lstm_hidden,
+            "layers": lstm_layers,
+            "dropout": dropout,
+            "word_dropout": 0.2,
+            "min_word_freq": 2,
+        }
+    else:
+        enc = {"type": "transformer", "name": encoder, "pooling": pooling, "freeze": freeze_encoder}
+    return {
+        "kind": "parser",
+        "format_version": FORMAT_VERSION,
+        "encoder": enc,
+        "model": {
+            "unn_iter": unn_iter,
+            "hidden": hidden,
+            "rel_hidden": rel_hidden,
+            "dropout": dropout,
+            "single_root": True,
+        },
+    }
+
+
+@dataclass
+class ParsedSentence:
+    """A parsed sentence, with the arc marginals Y when asked for ([n, n+1]: row = dependent, column = head)."""
+
+    sentence: Sentence
+    marginals: list[list[float]] | None = None
+
+
+class Parser:
+    """A trained (or freshly built) dependency parser: network, vocabularies and config."""
+
+    def __init__(self, model: ParserModel, featurizer: Featurizer, config: dict[str, Any]) -> None:
+        self.model = model
+        self.featurizer = featurizer
+        self.config = config
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, config: dict[str, Any], train: Sequence[Sentence]) -> Parser:
+        """A new parser whose vocabularies come from the training sentences."""
+        rels = Vocab.build((r for s in train for r in (s.deprels or [])), specials=(UNK,))
+        words = chars = None
+        enc = config["encoder"]
+        if enc["type"] == "scratch":
+            words = Vocab.build(
+                (Featurizer.normalize_word(w) for s in train for w in s.words), min_freq=enc["min_word_freq"]
+            )
+            chars = Vocab.build((ch for s in train for w in s.words for ch in w), specials=(PAD, UNK, ROOT_CHAR))
+        config = dict(config)
+        config["vocab"] = {
+            "rels": rels.to_json(),
+            "words": None if words is None else words.to_json(),
+            "chars": None if chars is None else chars.to_json(),
+        }
+        encoder = build_encoder(config, n_words=len(words or []), n_chars=len(chars or []))
+        model = ParserModel(encoder, len(rels), config["model"])
+        return cls(model, Featurizer(rels, words, chars), config)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Parser:
+        """Load a model directory written by :meth:`save` (no training data needed)."""
+        config = load_config(path, kind="parser")
+        try:
+            if config.get("format_version") != FORMAT_VERSION:
+                raise ModelFileError(
+                    f"{Path(path) / 'config.json'}: model format {config.get('format_version')} is not supported "
+                    f"by unnparse {unnparse.__version__} (expects {FORMAT_VERSION})"
+                )
+            vocab = config["vocab"]
+            rels = Vocab.from_json(vocab["rels"])
+            words = None if vocab.get("words") is None else Vocab.from_json(vocab["words"])
+            chars = None if vocab.get("chars") is None else Vocab.from_json(vocab["chars"])
+            saved = str(Path(path) / ENCODER_DIR) if config["encoder"]["type"] == "transformer" else None
+            encoder = build_encoder(config, n_words=len(words or []), n_chars=len(chars or []), saved_dir=saved)
+            model = ParserModel(encoder, len(rels), config["model"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFileError(f"{Path(path) / 'config.json'}: incomplete parser config ({err!r})") from None
+        load_weights(path, model)
+        model.eval()
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        model.to(dev)
+        return cls(model, Featurizer(rels, words, chars), config)
+
+    def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (+ encoder config and tokenizer files) atomically."""
+        config = dict(self.config)
+        config["unnparse_version"] = unnparse.__version__
+        if extra:
+            config.update(extra)
+        out = Path(path)
+        if isinstance(self.model.encoder, TransformerEncoder):
+            self.model.encoder.save_pretrained_files(out / ENCODER_DIR)
+        save_model(out, config, self.model.state_dict())
+        self.config = config
+        return out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ prediction
+    @torch.no_grad()
+    def predict(
+        self,
+        sentences: Iterable[Sentence],
+        *,
+        batch_tokens: int = 4000,
+        marginals: bool = False,
+        chunk_sentences: int = 2000,
+    ) -> Iterator[ParsedSentence]:
+        """Parse sentences, yielding results in input order as soon as each chunk is done (streaming)."""
+        self.model.eval()
+        chunk: list[Sentence] = []
+        for sentence in sentences:
+            chunk.append(sentence)
+            if len(chunk) >= chunk_sentences:
+                yield from self._predict_chunk(chunk, batch_tokens, marginals)
+                chunk = []
+        if chunk:
+            yield from self._predict_chunk(chunk, batch_tokens, marginals)
+
+    def _predict_chunk(self, chunk: list[Sentence], batch_tokens: int, marginals: bool) -> list[ParsedSentence]:
+        results: list[ParsedSentence | None] = [None] * len(chunk)
+        device = self.device
+        lengths = [len(s) for s in chunk]
+        for idx in token_budget_batches(lengths, batch_tokens, shuffle=False):
+            batch = self.featurizer.batch([chunk[i] for i in idx], idx, gold=False)
+            if device.type == "cuda":
+                batch = batch.pin_memory()
+            batch = batch.to(device, non_blocking=True)
+            with _autocast(device):
+                out = self.model(batch)
+            heads, rels = self.model.decode(out, batch)
+            heads_l, rels_l = heads.cpu().tolist(), rels.cpu().tolist()
+            marg = out.marginals.float().cpu() if marginals else None
+            for row, i in enumerate(idx):
+                n = lengths[i]
+                labels = [self.featurizer.rels.itos[r] for r in rels_l[row][1 : n + 1]]
+                parsed = chunk[i].with_predictions(heads_l[row][1 : n + 1], labels)
+                m = None if marg is None else _marginal_rows(marg[row], n)
+                results[i] = ParsedSentence(parsed, m)
+        return [r for r in results if r is not None]
+
+    def parse(
+        self, inputs: str | Sequence[str] | Sequence[Sequence[str]], *, batch_tokens: int = 4000
+    ) -> list[Sentence]:
+        """Parse raw text (a string, or a list of sentence strings) or pre-tokenized sentences (lists of words)."""
+        if isinstance(inputs, str):
+            sentences = sentences_from_text(inputs, source="<text>")
+        elif inputs and not isinstance(inputs[0], str):
+            sentences = [Sentence.from_words(list(words), source="<tokens>") for words in inputs]
+        else:
+            sentences = [s for text in inputs for s in sentences_from_text(str(text), source="<text>")]
+        return [p.sentence for p in self.predict(sentences, batch_tokens=batch_tokens)]
+
+    def parse_tokenized_lines(self, lines: Iterable[str]) -> Iterator[Sentence]:
+        """Parse one whitespace-tokenized sentence per line."""
+        for p in self.predict(sentences_from_tokenized(lines)):
+            yield p.sentence
+
+
+def _marginal_rows(marg: Tensor, n: int) -> list[list[float]]:
+    """Rows = dependents 1..n, columns = heads 0..n: P(head → dependent)."""
+    return [[round(float(v), 4) for v in marg[: n + 1, d]] for d in range(1, n + 1)]
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    import contextlib
+
+    return contextlib.nullcontext()

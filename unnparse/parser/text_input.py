@@ -1,0 +1,352 @@
+"""Raw or pre-tokenized text -> :class:`~unnparse.parser.conllu_data.Sentence` objects to parse.
+
+A light, rule-based, Unicode-aware sentence splitter and tokenizer:
+
+* text is normalized to NFC; control characters (except tab and newline) and invisible
+  format characters (zero-width space / joiner / non-joiner, BOM, bidi marks: Unicode
+  category ``Cf``) are dropped.  Dropping the zero-width joiner splits emoji ZWJ sequences
+  (family emoji) into their parts;
+* sentences end at ``. ! ? …`` and their kin in other scripts (``؟ ۔ । ॥ ። ։ ။``) when
+  followed by whitespace and then an uppercase or uncased letter, a digit, an opening quote
+  or bracket (or the end), at the CJK ``。！？`` regardless of spacing, and at paragraph
+  breaks (blank lines); common abbreviations (``Mr.``, ``Dr.``, ``e.g.``, ``No. 5``) and
+  initials do not end a sentence;
+* tokens are runs of letters/digits of any script together with their combining marks;
+  numbers keep inner ``,`` / ``.``; clitics and hyphenated words stay whole (``don't``,
+  ``John's``, ``well-known``); URLs and e-mail addresses stay whole; each punctuation mark
+  or symbol (emoji with its modifiers) is a token, with runs like ``...``, ``?!`` and
+  ``--`` kept together; Han ideographs are one token each.
+
+The streaming functions take any iterable of lines (a file, ``sys.stdin``) and yield
+sentences as soon as they are complete, so memory stays flat on huge inputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import unicodedata
+from collections.abc import Iterable, Iterator
+
+from unnparse.parser.conllu_data import Sentence
+
+__all__ = [
+    "iter_sentences_from_text",
+    "iter_sentences_from_tokenized",
+    "normalize_text",
+    "sentences_from_text",
+    "sentences_from_tokenized",
+    "split_sentences",
+    "tokenize",
+]
+
+# Abbreviations (lowercase, without the final dot).
+_NO_SPLIT_ABBREVS = frozenset(
+    "mr mrs ms messrs dr prof st mt vs cf viz gen col lt sgt capt cmdr adm rev hon sen rep gov pres "
+    "fr mme mlle mgr e.g i.e".split()
+)
+_NUMERIC_ABBREVS = frozenset(
+    "no nos vol vols fig figs pp p ch sec art eq jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+_TOKEN_ABBREVS = _NO_SPLIT_ABBREVS | frozenset("etc inc ltd co corp jr sr al approx ca dept est univ assn bros".split())
+
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_TERMINATORS = ".!?\u2026\u203c\u2047\u2048\u2049\u061f\u06d4\u0964\u0965\u1362\u0589\u104b"
+_CJK_TERMINATORS = "\u3002\uff01\uff1f"
+_CLOSERS = "\"'\u201d\u2019\u00bb\u203a)\\]}\u300d\u300f\u3011\uff09"
+_BOUNDARY_RE = re.compile(f"(?:[{re.escape(_TERMINATORS)}]+|(?P<cjk>[{_CJK_TERMINATORS}]+))[{_CLOSERS}]*")
+_OPENERS = "\"'\u00bf\u00a1"
+_PREV_WORD_RE = re.compile(r"[\w.]+$")
+_NONSPACE_RE = re.compile(r"\S")
+_PARAGRAPH_RE = re.compile(r"\n\s*\n")
+_SPACE_RE = re.compile(r"\s+")
+
+_STREAM_SOFT_LIMIT = 1 << 16  # chars buffered before complete sentences are emitted early
+_STREAM_HARD_LIMIT = 1 << 20  # a "sentence" longer than this is emitted as it is
+
+
+def _ranges(predicate: Iterable[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for cp in predicate:
+        if out and out[-1][1] == cp - 1:
+            out[-1] = (out[-1][0], cp)
+        else:
+            out.append((cp, cp))
+    return out
+
+
+def _class_body(ranges: Iterable[tuple[int, int]]) -> str:
+    return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+
+
+def _code_points() -> Iterator[int]:
+    yield from range(0x20000)
+    yield from range(0xE0000, 0xE1000)
+
+
+@functools.lru_cache(maxsize=1)
+def _drop_table() -> dict[int, None]:
+    table: dict[int, None] = {}
+    for cp in _code_points():
+        cat = unicodedata.category(chr(cp))
+        if cat == "Cf" or (cat == "Cc" and cp not in (9, 10)):
+            table[cp] = None
+    return table
+
+
+@functools.lru_cache(maxsize=1)
+def _token_re() -> re.Pattern[str]:
+    marks = _ranges(cp for cp in _code_points() if unicodedata.category(chr(cp)).startswith("M"))
+    ext = _class_body(marks) + "\\U0001f3fb-\\U0001f3ff"  # combining marks + emoji skin tones
+    letter = f"(?:[^\\W{_HAN}]|[{ext}])"
+    pattern = "|".join(
+        [
+            r"(?P<url>(?:(?:https?|ftp)://|www\.)[^\s<>\"]*[^\s<>\".,;:!?'\")\]}\u2026])",
+            r"(?P<email>[\w.+-]+@\w[\w-]*(?:\.\w[\w-]*)+)",
+            r"(?P<dotted>(?:[^\W\d_]\.){2,})",
+            r"(?P<number>\d+(?:[.,]\d+)+)",
+            f"(?P<han>[{_HAN}][{ext}]*)",
+            f"(?P<word>{letter}+(?:['\u2019\\-]{letter}+)*)",
+            r"(?P<dots>\.{2,}|[!?]+|-{2,})",
+            "(?P<flag>[\U0001f1e6-\U0001f1ff]{2})",
+            f"(?P<other>\\S[{ext}]*)",
+        ]
+    )
+    return re.compile(pattern)
+
+
+def normalize_text(text: str) -> str:
+    """NFC-normalize, unify line breaks to ``\\n`` and drop control/format characters.
+
+    Tabs and newlines are kept; ``\\r\\n``, ``\\r``, NEL and U+2028 become ``\\n`` and
+    U+2029 (paragraph separator) becomes a blank line.
+    """
+    text = (
+        text.replace("\r\n", "\n")
+        .replace("\r", "\n")
+        .replace("\x85", "\n")
+        .replace("\u2028", "\n")
+        .replace("\u2029", "\n\n")
+    )
+    return unicodedata.normalize("NFC", text.translate(_drop_table()))
+
+
+def _starts_sentence(char: str) -> bool:
+    """Whether ``char`` may begin a sentence: not a lowercase letter, nor a symbol like an emoji."""
+    if char.isalpha():
+        return not char.islower()  # uppercase, titlecase, or a script without case
+    if char.isdigit():
+        return True
+    return char in _OPENERS or unicodedata.category(char) in ("Pi", "Ps")
+
+
+def _boundary_ok(text: str, match: re.Match[str]) -> bool:
+    """Whether the terminator ``match`` ends a sentence (``text`` is one paragraph)."""
+    end = match.end()
+    if end >= len(text):
+        return True
+    if match.group("cjk"):
+        return True
+    if not text[end].isspace():
+        return False
+    following = _NONSPACE_RE.search(text, end)
+    if following is None:
+        return True
+    nxt = following.group(0)
+    if not _starts_sentence(nxt):
+        return False
+    if match.group(0).rstrip(_CLOSERS.replace("\\", "")) == ".":
+        prev = _PREV_WORD_RE.search(text, max(0, match.start() - 64), match.start())
+        if prev:
+            word = prev.group(0).lower()
+            if word in _NO_SPLIT_ABBREVS:
+                return False
+            if word in _NUMERIC_ABBREVS and nxt.isdigit():
+                return False
+            if len(word) == 1 and prev.group(0).isupper() and word != "i" and nxt.isupper():  # "J. Smith"
+                return False
+    return True
+
+
+def _sentence_spans(paragraph: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence in ``paragraph`` (no surrounding whitespace)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _BOUNDARY_RE.finditer(paragraph):
+        if _boundary_ok(paragraph, match):
+            spans.append((start, match.end()))
+            start = match.end()
+    spans.append((start, len(paragraph)))
+    out = []
+    for a, b in spans:
+        chunk = paragraph[a:b]
+        stripped = chunk.strip()
+        if stripped:
+            a += len(chunk) - len(chunk.lstrip())
+            out.append((a, a + len(stripped)))
+    return out
+
+
+def _collapse(text: str) -> str:
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split raw text into sentences (normalized, inner whitespace collapsed to one space)."""
+    text = normalize_text(text)
+    sentences = []
+    for paragraph in _PARAGRAPH_RE.split(text):
+        sentences.extend(_collapse(paragraph[a:b]) for a, b in _sentence_spans(paragraph))
+    return sentences
+
+
+def _tokenize_normalized(text: str, end_space: bool = True) -> list[tuple[str, bool]]:
+    pieces: list[tuple[str, str, int]] = []  # (token, kind, end offset)
+    for match in _token_re().finditer(text):
+        pieces.append((match.group(0), match.lastgroup or "other", match.end()))
+    tokens: list[tuple[str, bool]] = []
+    i = 0
+    while i < len(pieces):
+        form, kind, end = pieces[i]
+        if kind == "word" and i + 1 < len(pieces) and pieces[i + 1][0] == "." and pieces[i + 1][2] == end + 1:
+            low = form.lower()
+            following = _NONSPACE_RE.search(text, end + 1)
+            after = following.group(0) if following else ""
+            is_last = i + 2 == len(pieces)
+            if (
+                low in _TOKEN_ABBREVS
+                or (low in _NUMERIC_ABBREVS and after[:1].isdigit())
+                or (len(form) == 1 and form.isupper() and form != "I" and not is_last)
+            ):
+                form, end = form + ".", end + 1
+                i += 1
+        space_after = end_space if end >= len(text) else text[end].isspace()
+        tokens.append((form, space_after))
+        i += 1
+    return tokens
+
+
+def tokenize(sentence: str) -> list[tuple[str, bool]]:
+    """Split one sentence into ``(token, space_after)`` pairs.
+
+    ``space_after`` tells whether whitespace follows the token in the (normalized) input;
+    it is ``True`` for the last token.  Whitespace-only input gives ``[]``.
+    """
+    return _tokenize_normalized(normalize_text(sentence).strip())
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def next(self) -> str:
+        self.value += 1
+        return str(self.value)
+
+
+def _make_sentence(paragraph: str, a: int, b: int, first_line: int, counter: _Counter, source: str) -> Sentence | None:
+    chunk = paragraph[a:b]
+    end_space = b >= len(paragraph) or paragraph[b].isspace()
+    tokens = _tokenize_normalized(chunk, end_space=end_space)
+    if not tokens:
+        return None
+    return Sentence.from_words(
+        [form for form, _ in tokens],
+        space_after=[space for _, space in tokens],
+        sent_id=counter.next(),
+        text=_collapse(chunk),
+        source=source,
+        line=first_line + paragraph.count("\n", 0, a),
+    )
+
+
+def iter_sentences_from_text(lines: Iterable[str], *, source: str = "<stdin>") -> Iterator[Sentence]:
+    """Stream raw text (an iterable of lines) into unannotated sentences.
+
+    Sentences are yielded as soon as they are known to be complete: at each paragraph
+    break, and whenever more than ~64k characters are buffered (a sentence longer than ~1M
+    characters is cut there), so memory use does not grow with the input.  ``sent_id`` counts
+    from 1; ``Sentence.line`` is the line where the sentence starts.
+    """
+    if isinstance(lines, str):
+        lines = lines.split("\n")
+    counter = _Counter()
+    buffer: list[str] = []
+    buffered = 0
+    limit = _STREAM_SOFT_LIMIT
+    first_line = 1
+    lineno = 0
+
+    def flush(final: bool) -> Iterator[Sentence]:
+        nonlocal buffer, buffered, first_line, limit
+        paragraph = "\n".join(buffer)
+        spans = _sentence_spans(paragraph)
+        keep_from = None
+        if not final and spans and len(paragraph) < _STREAM_HARD_LIMIT:
+            keep_from = spans[-1][0]
+            spans = spans[:-1]
+        for a, b in spans:
+            sentence = _make_sentence(paragraph, a, b, first_line, counter, source)
+            if sentence is not None:
+                yield sentence
+        if keep_from is None:
+            buffer, buffered = [], 0
+        else:
+            first_line += paragraph.count("\n", 0, keep_from)
+            rest = paragraph[keep_from:]
+            buffer, buffered = [rest], len(rest)
+        # re-scan a long unfinished sentence only after it doubled: linear time overall
+        limit = max(_STREAM_SOFT_LIMIT, 2 * buffered)
+
+    for raw in lines:
+        lineno += 1
+        text = normalize_text(raw)
+        if text.endswith("\n"):
+            text = text[:-1]
+        for part in text.split("\n"):  # a raw line may hold several (\r, U+2028, ...)
+            if part.strip() == "":
+                if buffer:
+                    yield from flush(final=True)
+                continue
+            if not buffer:
+                first_line = lineno
+            buffer.append(part)
+            buffered += len(part) + 1
+            if buffered > limit:
+                yield from flush(final=False)
+    if buffer:
+        yield from flush(final=True)
+
+
+def sentences_from_text(text: str, *, source: str = "<stdin>") -> list[Sentence]:
+    """Split and tokenize raw text into unannotated sentences (see :func:`iter_sentences_from_text`)."""
+    return list(iter_sentences_from_text(text.split("\n"), source=source))
+
+
+def iter_sentences_from_tokenized(lines: Iterable[str], *, source: str = "<stdin>") -> Iterator[Sentence]:
+    """Stream pre-tokenized text: one sentence per line, tokens separated by whitespace.
+
+    Blank lines are skipped; text is normalized like raw text (:func:`normalize_text`).
+    """
+    if isinstance(lines, str):
+        lines = lines.split("\n")
+    counter = _Counter()
+    for lineno, raw in enumerate(lines, start=1):
+        text = normalize_text(raw)
+        for part in text.split("\n"):
+            words = part.split()
+            if not words:
+                continue
+            yield Sentence.from_words(words, sent_id=counter.next(), text=" ".join(words), source=source, line=lineno)
+
+
+def sentences_from_tokenized(lines: Iterable[str], *, source: str = "<stdin>") -> list[Sentence]:
+    """Pre-tokenized text (one sentence per line, whitespace-separated tokens) -> sentences."""
+    return list(iter_sentences_from_tokenized(lines, source=source))
+
+
+if __name__ == "__main__":  # pragma: no cover - manual check: python -m unnparse.parser.text_input < file
+    from unnparse.parser.conllu_data import write_conllu
+
+    write_conllu(iter_sentences_from_text(sys.stdin), sys.stdout)

@@ -1,0 +1,282 @@
+"""Training loop: AdamW with warmup and linear decay, gradient clipping, dev evaluation, best-model keeping,
+early stopping, resumable checkpoints, progress bars and a per-epoch metrics log.
+
+The loop is separate from the network (:mod:`unnparse.parser.model`) and from file formats, as in SuPar's
+Model / Parser / Transform split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from unnparse.io_utils import atomic_output, atomic_write_text
+from unnparse.parser.batching import shard_batches, token_budget_batches
+from unnparse.parser.conllu_data import Sentence
+from unnparse.parser.encoders import TransformerEncoder
+from unnparse.parser.metrics import AttachmentScores, score_sentences
+from unnparse.parser.parser import Parser
+
+__all__ = ["TrainOptions", "TrainResult", "evaluate_parser", "train_parser"]
+
+CHECKPOINT = "checkpoint.pt"
+METRICS_LOG = "metrics.json"
+
+
+@dataclass
+class TrainOptions:
+    """Every training hyperparameter (stored in config.json under ``training``)."""
+
+    epochs: int = 30
+    lr: float = 2e-3
+    encoder_lr: float = 5e-5
+    batch_tokens: int = 3000
+    warmup: float = 0.05  # fraction of all updates
+    clip: float = 5.0
+    weight_decay: float = 0.0
+    patience: int = 10
+    seed: int = 1
+    max_minutes: float | None = None  # stop after this much training time (checked between epochs)
+    accumulate: int = 1
+    eval_batch_tokens: int = 6000
+
+
+@dataclass
+class TrainResult:
+    """Summary of a finished training run."""
+
+    best_epoch: int
+    best_dev: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _param_groups(parser: Parser, opts: TrainOptions) -> list[dict[str, Any]]:
+    enc = parser.model.encoder
+    if isinstance(enc, TransformerEncoder):
+        enc_params = [p for p in enc.parameters() if p.requires_grad]
+        ids = {id(p) for p in enc.parameters()}
+        rest = [p for p in parser.model.parameters() if id(p) not in ids]
+        groups = [{"params": rest, "lr": opts.lr}]
+        if enc_params:
+            groups.append({"params": enc_params, "lr": opts.encoder_lr})
+        return groups
+    return [{"params": list(parser.model.parameters()), "lr": opts.lr}]
+
+
+def evaluate_parser(parser: Parser, gold: Sequence[Sentence], *, batch_tokens: int = 6000) -> AttachmentScores:
+    """Parse the gold sentences' words and score the result against them."""
+    predicted = [p.sentence for p in parser.predict(gold, batch_tokens=batch_tokens)]
+    return score_sentences(gold, predicted)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_parser(
+    parser: Parser,
+    train: Sequence[Sentence],
+    dev: Sequence[Sentence],
+    opts: TrainOptions,
+    output: str | Path,
+    *,
+    resume: bool = False,
+    console: Console | None = None,
+    progress: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+    ddp_model: torch.nn.Module | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_batch: Callable[[list[int]], None] | None = None,
+) -> TrainResult:
+    """Train ``parser`` in place; the best model on ``dev`` (by LAS, then UAS) is saved to ``output``.
+
+    With ``world_size > 1`` (launched by torchrun), each rank trains on a disjoint shard of the batches through
+    ``ddp_model`` (a DistributedDataParallel wrapper of ``parser.model``); only rank 0 evaluates, logs and writes.
+    """
+    console = console or Console(stderr=True)
+    out_dir = Path(output)
+    is_main = rank == 0
+    model = parser.model
+    forward = ddp_model if ddp_model is not None else model
+    device = parser.device
+    _seed_everything(opts.seed + rank)
+    optimizer = torch.optim.AdamW(_param_groups(parser, opts), betas=(0.9, 0.9), weight_decay=opts.weight_decay)
+    lengths = [len(s) for s in train]
+    steps_per_epoch = max(
+        1,
+        math.ceil(len(token_budget_batches(lengths, opts.batch_tokens, shuffle=False)) / world_size / opts.accumulate),
+    )
+    total_steps = steps_per_epoch * opts.epochs
+    warmup_steps = max(1, int(opts.warmup * total_steps))
+
+    def schedule(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    history: list[dict[str, Any]] = []
+    best: dict[str, float] = {}
+    best_epoch, start_epoch, bad_epochs = 0, 1, 0
+    elapsed_before = 0.0
+    ckpt_path = out_dir / CHECKPOINT
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"{ckpt_path}: no checkpoint to resume from")
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        meta = json.loads(state["meta"])
+        history, best, best_epoch = meta["history"], meta["best"], meta["best_epoch"]
+        start_epoch, bad_epochs, elapsed_before = meta["epoch"] + 1, meta["bad_epochs"], meta["elapsed"]
+        torch.set_rng_state(state["rng"])
+        if is_main:
+            console.print(f"resuming from {ckpt_path} after epoch {meta['epoch']}")
+    use_amp = device.type == "cuda"
+    t_start = time.perf_counter() - elapsed_before
+    for epoch in range(start_epoch, opts.epochs + 1):
+        model.train()
+        batches = token_budget_batches(lengths, opts.batch_tokens, shuffle=True, seed=opts.seed * 1000 + epoch)
+        if world_size > 1:
+            batches = shard_batches(batches, rank, world_size)
+        t0 = time.perf_counter()
+        words = 0
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
+        n_updates = 0
+        with Progress(
+            TextColumn(f"epoch {epoch}/{opts.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}"),
+            TextColumn("{task.fields[wps]:,.0f} words/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not (progress and is_main),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("train", total=len(batches), loss=0.0, wps=0.0)
+            optimizer.zero_grad(set_to_none=True)
+            # uneven shards: Join lets ranks that run out of batches shadow the others' gradient all-reduces
+            joined = ddp_model.join() if ddp_model is not None else contextlib.nullcontext()
+            with joined:
+                for i, idx in enumerate(batches):
+                    if on_batch is not None:
+                        on_batch(list(idx))
+                    batch = parser.featurizer.batch([train[j] for j in idx], idx, gold=True)
+                    n_w = int(batch.lengths.sum())
+                    if device.type == "cuda":
+                        batch = batch.pin_memory()
+                    batch = batch.to(device, non_blocking=True)
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                        out = forward(batch)
+                    loss, arc, rel = model.loss(out, batch)
+                    (loss / opts.accumulate).backward()
+                    if (i + 1) % opts.accumulate == 0 or i + 1 == len(batches):
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    words += n_w
+                    sums += torch.stack([loss.detach().double(), arc.double(), rel.double()]) * n_w  # no host sync
+                    n_updates += 1
+                    if n_updates % 10 == 0 or n_updates == len(batches):
+                        shown = float(sums[0]) / max(words, 1)
+                        bar.update(task, completed=n_updates, loss=shown, wps=words / (time.perf_counter() - t0))
+        train_seconds = time.perf_counter() - t0
+        loss_sum, arc_sum, rel_sum = sums.tolist()
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": loss_sum / max(words, 1),
+            "arc_loss": arc_sum / max(words, 1),
+            "rel_loss": rel_sum / max(words, 1),
+            "train_seconds": round(train_seconds, 2),
+            "words_per_second": round(words / max(train_seconds, 1e-9), 1),
+            "lr": scheduler.get_last_lr()[0],
+        }
+        improved = False
+        if is_main:
+            if dev:
+                t1 = time.perf_counter()
+                scores = evaluate_parser(parser, dev, batch_tokens=opts.eval_batch_tokens)
+                record["dev"] = scores.as_dict()
+                record["eval_seconds"] = round(time.perf_counter() - t1, 2)
+                key = (scores.las, scores.uas)
+                improved = not best or key > (best["las"], best["uas"])
+            else:
+                improved = True
+            if improved:
+                best, best_epoch, bad_epochs = dict(record.get("dev", {})), epoch, 0
+                parser.save(out_dir, extra={"training": asdict(opts), "best_epoch": epoch, "dev": best})
+            else:
+                bad_epochs += 1
+            history.append(record)
+            atomic_write_text(out_dir / METRICS_LOG, json.dumps(history, indent=2) + "\n")
+            meta = {
+                "history": history,
+                "best": best,
+                "best_epoch": best_epoch,
+                "epoch": epoch,
+                "bad_epochs": bad_epochs,
+                "elapsed": time.perf_counter() - t_start,
+            }
+            with atomic_output(ckpt_path, "wb") as fh:
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": torch.get_rng_state(),
+                        "meta": json.dumps(meta),
+                    },
+                    fh,
+                )
+            if on_epoch is not None:
+                on_epoch({**record, "best": improved})
+        stop = bad_epochs >= opts.patience
+        if opts.max_minutes is not None and (time.perf_counter() - t_start) / 60 >= opts.max_minutes:
+            stop = True
+        if world_size > 1:
+            flag = torch.tensor([1.0 if stop else 0.0], device=device)
+            torch.distributed.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        if stop:
+            break
+    return TrainResult(best_epoch=best_epoch, best_dev=best, history=history)
+
+
+def epoch_table(history: Sequence[dict[str, Any]]) -> Table:
+    """A rich table of the per-epoch metrics."""
+    table = Table(title="training")
+    for col in ("epoch", "loss", "words/s", "dev UAS", "dev LAS", "dev exact", "best"):
+        table.add_column(col, justify="right")
+    best_epoch = max(
+        history, key=lambda r: (r.get("dev", {}).get("las", 0), r.get("dev", {}).get("uas", 0)), default={}
+    ).get("epoch")
+    for r in history:
+        dev = r.get("dev", {})
+        table.add_row(
+            str(r["epoch"]),
+            f"{r['loss']:.3f}",
+            f"{r['words_per_second']:,.0f}",
+            f"{dev.get('uas', float('nan')):.2f}",
+            f"{dev.get('las', float('nan')):.2f}",
+            f"{dev.get('exact_match', float('nan')):.2f}",
+            "*" if r["epoch"] == best_epoch else "",
+        )
+    return table

@@ -1,0 +1,248 @@
+"""Locating Universal Dependencies treebanks on disk, downloading them when missing.
+
+A treebank lives in ``DATA_DIR/UD_Name-Treebank/`` as UD ships it: one or more
+``*-ud-train*.conllu`` files (UD_Czech-PDT splits train into several), one
+``*-ud-dev.conllu`` and one ``*-ud-test.conllu``.  :func:`resolve_treebank` downloads a
+missing treebank from ``github.com/UniversalDependencies/NAME`` (default branch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unnparse.io_utils import atomic_output
+
+__all__ = [
+    "TreebankError",
+    "TreebankFiles",
+    "TreebankNotFoundError",
+    "default_data_dir",
+    "download_treebank",
+    "find_treebank",
+    "resolve_treebank",
+    "validate_treebank_name",
+]
+
+GITHUB_API = "https://api.github.com/repos/UniversalDependencies/{name}/contents"
+RAW_HOST = "raw.githubusercontent.com"
+TIMEOUT_S = 60.0
+_CHUNK = 1 << 16
+_NAME_RE = re.compile(r"UD_[A-Za-z0-9_-]+")
+
+
+class TreebankError(Exception):
+    """A treebank folder that cannot be used (e.g. two dev files)."""
+
+
+class TreebankNotFoundError(TreebankError, FileNotFoundError):
+    """A treebank is neither on disk nor downloadable; the message is one line."""
+
+
+@dataclass
+class TreebankFiles:
+    """The CoNLL-U files of one treebank."""
+
+    name: str
+    train: list[Path] = field(default_factory=list)
+    dev: Path | None = None
+    test: Path | None = None
+
+    @property
+    def files(self) -> list[Path]:
+        """All files: train (in order), then dev and test when present."""
+        return [*self.train, *(p for p in (self.dev, self.test) if p is not None)]
+
+
+def default_data_dir() -> Path:
+    """``$UNNPARSE_DATA`` when set (and non-empty), else ``./data``."""
+    env = os.environ.get("UNNPARSE_DATA")
+    return Path(env) if env else Path("data")
+
+
+def validate_treebank_name(name: str) -> str:
+    """Return ``name`` if it looks like a UD repository name (``UD_`` + letters, digits, ``-``, ``_``).
+
+    Raises:
+        TreebankNotFoundError: otherwise (no path separators, dots, spaces, ...).
+    """
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise TreebankNotFoundError(
+            f"invalid treebank name {name!r}: expected UD_ followed by letters, digits, '-' or '_' "
+            "(e.g. UD_English-EWT)"
+        )
+    return name
+
+
+def find_treebank(name: str, data_dir: str | os.PathLike[str] | None = None) -> TreebankFiles:
+    """Find treebank ``name`` in ``data_dir`` (default :func:`default_data_dir`).
+
+    Raises:
+        TreebankNotFoundError: no folder ``data_dir/name`` or no train/dev/test file in it.
+        TreebankError: more than one dev or test file.
+    """
+    validate_treebank_name(name)
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    folder = root / name
+    if not folder.is_dir():
+        raise TreebankNotFoundError(f"treebank {name} not found: no folder {folder}")
+    train = sorted(p for p in folder.glob("*-ud-train*.conllu") if p.is_file())
+    dev = _single(folder, "*-ud-dev.conllu", name)
+    test = _single(folder, "*-ud-test.conllu", name)
+    if not train and dev is None and test is None:
+        raise TreebankNotFoundError(
+            f"treebank {name} not found: {folder} has no *-ud-train*.conllu, *-ud-dev.conllu or *-ud-test.conllu file"
+        )
+    return TreebankFiles(name=name, train=train, dev=dev, test=test)
+
+
+def _single(folder: Path, pattern: str, name: str) -> Path | None:
+    found = sorted(p for p in folder.glob(pattern) if p.is_file())
+    if len(found) > 1:
+        raise TreebankError(
+            f"treebank {name}: several files match {pattern} in {folder}: {', '.join(p.name for p in found)}"
+        )
+    return found[0] if found else None
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def _not_found(name: str, root: Path, why: str) -> TreebankNotFoundError:
+    return TreebankNotFoundError(
+        f"treebank {name} not found in {root} and could not be downloaded ({_one_line(why)}); "
+        f"put its .conllu files in {root / name} or pass --train/--dev/--test"
+    )
+
+
+def _open(url: str) -> Any:
+    request = urllib.request.Request(url, headers={"User-Agent": "unnparse", "Accept": "*/*"})
+    return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+
+
+def _list_remote_files(name: str) -> list[tuple[str, str, int]]:
+    """``(file name, download URL, size)`` of the .conllu files in the repository root."""
+    with _open(GITHUB_API.format(name=name)) as response:
+        listing = json.loads(response.read().decode("utf-8"))
+    if not isinstance(listing, list):
+        raise ValueError("unexpected answer from the GitHub contents API")
+    files = []
+    for entry in listing:
+        if not isinstance(entry, dict) or entry.get("type") != "file":
+            continue
+        file_name = str(entry.get("name", ""))
+        if not file_name.endswith(".conllu") or "/" in file_name or file_name.startswith("."):
+            continue
+        url = entry.get("download_url")
+        if not isinstance(url, str) or urllib.parse.urlsplit(url).hostname != RAW_HOST:
+            url = f"https://{RAW_HOST}/UniversalDependencies/{name}/HEAD/{urllib.parse.quote(file_name)}"
+        files.append((file_name, url, int(entry.get("size") or 0)))
+    files.sort()
+    return files
+
+
+def download_treebank(name: str, data_dir: str | os.PathLike[str] | None = None, *, progress: bool = True) -> Path:
+    """Download the ``.conllu`` files of ``UniversalDependencies/NAME`` into ``data_dir/NAME``.
+
+    Files are first downloaded to a temporary folder inside ``data_dir`` and moved into
+    place only when all of them arrived, so an interrupted download leaves nothing behind.
+
+    Raises:
+        urllib.error.URLError / OSError / ValueError: on network or format problems
+            (:func:`resolve_treebank` turns them into :class:`TreebankNotFoundError`).
+    """
+    validate_treebank_name(name)
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    files = _list_remote_files(name)
+    if not files:
+        raise ValueError(f"the repository UniversalDependencies/{name} has no .conllu files")
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.download-", dir=root))
+    try:
+        _fetch_all(files, staging, progress=progress)
+        target = root / name
+        target.mkdir(parents=True, exist_ok=True)
+        for file_name, _, _ in files:
+            os.replace(staging / file_name, target / file_name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root / name
+
+
+def _fetch_all(files: list[tuple[str, str, int]], staging: Path, *, progress: bool) -> None:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    # progress goes to stderr: stdout may carry data (e.g. JSON scores)
+    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=False) as bar:
+        for file_name, url, size in files:
+            task = bar.add_task(file_name, total=size or None)
+            with _open(url) as response, atomic_output(staging / file_name, "wb") as out:
+                while True:
+                    chunk = response.read(_CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    bar.advance(task, len(chunk))
+            bar.update(task, completed=(staging / file_name).stat().st_size)
+
+
+def resolve_treebank(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> TreebankFiles:
+    """Find treebank ``name`` locally, downloading it from UD's GitHub when missing.
+
+    Raises:
+        TreebankNotFoundError: invalid name, or not on disk and not downloadable (download
+            disabled, no network, HTTP error, unknown repository); the message is one line.
+        TreebankError: the local folder is ambiguous (several dev or test files).
+    """
+    validate_treebank_name(name)
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    try:
+        return find_treebank(name, root)
+    except TreebankNotFoundError:
+        if not download:
+            raise _not_found(name, root, "downloading disabled") from None
+    try:
+        download_treebank(name, root, progress=progress)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            why = f"no repository UniversalDependencies/{name} on GitHub (HTTP 404)"
+        elif exc.code in (403, 429):
+            why = f"GitHub refused the request, probably rate-limited (HTTP {exc.code})"
+        else:
+            why = f"HTTP {exc.code} {exc.reason} for {exc.url}"
+        raise _not_found(name, root, why) from None
+    except urllib.error.URLError as exc:
+        raise _not_found(name, root, f"no network: {exc.reason}") from None
+    except (OSError, ValueError) as exc:  # timeouts, disk errors, bad JSON
+        raise _not_found(name, root, f"{type(exc).__name__}: {exc}") from None
+    return find_treebank(name, root)
