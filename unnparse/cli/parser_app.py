@@ -91,9 +91,9 @@ def train(
     lstm_hidden: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM size per direction.", min=1)] = 200,
     lstm_layers: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM layers.", min=1)] = 3,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
-    lr: Annotated[float, typer.Option(help="Learning rate (UNN and scratch encoder).")] = 2e-3,
+    lr: Annotated[float, typer.Option(help="Learning rate (UNN and scratch encoder).")] = 3e-3,
     encoder_lr: Annotated[float, typer.Option(help="Learning rate of a pretrained encoder.")] = 5e-5,
-    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.", min=1)] = 3000,
+    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.", min=1)] = 1000,
     accumulate: Annotated[int, typer.Option(help="Batches per optimizer step.", min=1)] = 1,
     patience: Annotated[int, typer.Option(help="Stop after this many epochs without dev improvement.", min=1)] = 10,
     max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this much training time.")] = None,  # noqa: UP045

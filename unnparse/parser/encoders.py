@@ -28,7 +28,8 @@ class EncoderLoadError(Exception):
 class ScratchEncoder(nn.Module):
     """Word and character-CNN embeddings followed by a multi-layer BiLSTM.
 
-    Input: ``words`` [B, N+1] (index 0 of each row is the ROOT token), ``chars`` [B, N+1, C], ``lengths`` [B].
+    Input: ``words`` [B, N+1] (index 0 of each row is the ROOT token), ``chars`` [U, C] (characters of each
+    distinct form of the batch), ``char_index`` [B, N+1] (which row of ``chars``), ``lengths`` [B].
     Output: [B, N+1, 2·hidden].
     """
 
@@ -61,15 +62,17 @@ class ScratchEncoder(nn.Module):
         self.word_dropout = word_dropout
         self.output_dim = 2 * hidden
 
-    def forward(self, words: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, words: Tensor, chars: Tensor, char_index: Tensor, lengths: Tensor) -> Tensor:
+        """``chars`` [U, C] holds each distinct form once; ``char_index`` [B, N+1] points into it."""
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words > 2)
             words = words.masked_fill(drop, 1)  # UNK
         w = self.word_embed(words)
-        B, N, C = chars.shape
-        c = self.char_embed(chars.view(B * N, C)).transpose(1, 2)  # [B*N, dim, C]
+        c = self.char_embed(chars).transpose(1, 2)  # [U, dim, C]
         c = torch.relu(self.char_conv(c))
-        c = c.masked_fill((chars.view(B * N, 1, C) == 0), 0.0).amax(dim=2).view(B, N, -1)
+        c = c.masked_fill((chars == 0).unsqueeze(1), 0.0).amax(dim=2)  # [U, filters]
+        c = c[char_index]  # [B, N+1, filters]
+        N = words.shape[1]
         x = self.input_dropout(torch.cat([w, c], dim=-1))
         packed = pack_padded_sequence(x, (lengths + 1).cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from unnparse.parser.conllu_data import Sentence
-from unnparse.parser.vocab import ROOT, Vocab
+from unnparse.parser.vocab import ROOT, UNK, Vocab
 
 __all__ = ["Batch", "Featurizer"]
 
@@ -24,7 +24,8 @@ class Batch:
     forms: list[list[str]]
     lengths: Tensor  # [B]
     words: Tensor | None = None  # [B, N+1] word ids (scratch encoder)
-    chars: Tensor | None = None  # [B, N+1, C] char ids (scratch encoder)
+    chars: Tensor | None = None  # [U, C] char ids of the batch's distinct forms (scratch encoder)
+    char_index: Tensor | None = None  # [B, N+1] row of ``chars`` for each position (0 = padding)
     heads: Tensor | None = None  # [B, N+1] gold heads (0 at ROOT and padding)
     rels: Tensor | None = None  # [B, N+1] gold relation ids
 
@@ -70,38 +71,71 @@ class Featurizer:
     ) -> None:
         self.rels, self.words, self.chars = rels, words, chars
         self.max_word_chars = max_word_chars
+        self._cache: dict[int, tuple[Sentence, tuple[list[str], list[int], list[int], list[int]]]] = {}
+        self._char_cache: dict[str, list[int]] = {}
 
     @staticmethod
     def normalize_word(form: str) -> str:
         """The key of a word in the word vocabulary (lower-cased; digits collapsed)."""
         return "".join("0" if ch.isdigit() else ch for ch in form.lower())
 
+    def _sentence_features(self, s: Sentence, gold: bool) -> tuple[list[str], list[int], list[int], list[int]]:
+        """(forms, word ids, heads, relation ids) of one sentence, cached while the sentence is alive."""
+        hit = self._cache.get(id(s))
+        if hit is not None and hit[0] is s and (not gold or hit[1][2]):
+            return hit[1]
+        forms = s.words
+        word_ids = [self.words.index(self.normalize_word(w)) for w in forms] if self.words is not None else []
+        heads: list[int] = []
+        rel_ids: list[int] = []
+        if gold:
+            if s.heads is None or s.deprels is None:
+                raise ValueError(f"{s.source}:{s.line}: sentence has no gold HEAD/DEPREL")
+            heads = list(s.heads)
+            rel_ids = [self.rels.index(r) for r in s.deprels]
+        feats = (forms, word_ids, heads, rel_ids)
+        if len(self._cache) > 500_000:
+            self._cache.clear()
+        self._cache[id(s)] = (s, feats)
+        return feats
+
+    def _char_ids(self, form: str) -> list[int]:
+        ids = self._char_cache.get(form)
+        if ids is None:
+            assert self.chars is not None
+            ids = [self.chars.index(ch) for ch in form[: self.max_word_chars]] or [self.chars.index(UNK)]
+            if len(self._char_cache) < 1_000_000:
+                self._char_cache[form] = ids
+        return ids
+
     def batch(self, sentences: Sequence[Sentence], indices: Sequence[int], *, gold: bool) -> Batch:
         """Build the batch of ``sentences`` (with gold heads/relations when ``gold``)."""
-        forms = [s.words for s in sentences]
+        feats = [self._sentence_features(s, gold) for s in sentences]
+        forms = [f[0] for f in feats]
         lengths = torch.tensor([len(f) for f in forms], dtype=torch.long)
         B, N = len(forms), int(lengths.max()) if forms else 0
         batch = Batch(indices=list(indices), forms=forms, lengths=lengths)
         if self.words is not None and self.chars is not None:
             words = torch.zeros(B, N + 1, dtype=torch.long)
-            C = min(self.max_word_chars, max((len(w) for f in forms for w in f), default=1))
-            chars = torch.zeros(B, N + 1, max(C, 1), dtype=torch.long)
-            root_w, root_c = self.words.index(ROOT), self.chars.index(ROOT_CHAR)
-            for b, f in enumerate(forms):
-                words[b, 0] = root_w
-                chars[b, 0, 0] = root_c
-                words[b, 1 : len(f) + 1] = torch.tensor([self.words.index(self.normalize_word(w)) for w in f])
-                for i, w in enumerate(f, start=1):
-                    ids = [self.chars.index(ch) for ch in w[:C]] or [self.chars.index(ROOT_CHAR)]
-                    chars[b, i, : len(ids)] = torch.tensor(ids)
-            batch.words, batch.chars = words, chars
+            words[:, 0] = self.words.index(ROOT)
+            # characters once per distinct form of the batch: row 0 padding, row 1 the ROOT pseudo-word
+            unique: dict[str, int] = {}
+            char_index = torch.zeros(B, N + 1, dtype=torch.long)
+            char_index[:, 0] = 1
+            for b, (f, word_ids, _, _) in enumerate(feats):
+                words[b, 1 : len(f) + 1] = torch.tensor(word_ids, dtype=torch.long)
+                char_index[b, 1 : len(f) + 1] = torch.tensor([unique.setdefault(w, len(unique) + 2) for w in f])
+            rows = [[self.chars.index(ROOT_CHAR)]] + [self._char_ids(w) for w in unique]
+            C = max(len(r) for r in rows)
+            chars = torch.zeros(len(rows) + 1, C, dtype=torch.long)
+            for i, r in enumerate(rows, start=1):
+                chars[i, : len(r)] = torch.tensor(r)
+            batch.words, batch.chars, batch.char_index = words, chars, char_index
         if gold:
             heads = torch.zeros(B, N + 1, dtype=torch.long)
             rels = torch.zeros(B, N + 1, dtype=torch.long)
-            for b, s in enumerate(sentences):
-                if s.heads is None or s.deprels is None:
-                    raise ValueError(f"{s.source}:{s.line}: sentence has no gold HEAD/DEPREL")
-                heads[b, 1 : len(s.heads) + 1] = torch.tensor(s.heads)
-                rels[b, 1 : len(s.deprels) + 1] = torch.tensor([self.rels.index(r) for r in s.deprels])
+            for b, (_, _, h, r) in enumerate(feats):
+                heads[b, 1 : len(h) + 1] = torch.tensor(h, dtype=torch.long)
+                rels[b, 1 : len(r) + 1] = torch.tensor(r, dtype=torch.long)
             batch.heads, batch.rels = heads, rels
         return batch

@@ -87,8 +87,8 @@ class ParserModel(nn.Module):
     def encode(self, batch: Batch) -> Tensor:
         """X: [B, N+1, dim]."""
         if isinstance(self.encoder, ScratchEncoder):
-            assert batch.words is not None and batch.chars is not None
-            return self.encoder(batch.words, batch.chars, batch.lengths)
+            assert batch.words is not None and batch.chars is not None and batch.char_index is not None
+            return self.encoder(batch.words, batch.chars, batch.char_index, batch.lengths)
         if isinstance(self.encoder, TransformerEncoder):
             return self.encoder(batch.forms, batch.max_words)
         raise TypeError(f"unsupported encoder {type(self.encoder).__name__}")

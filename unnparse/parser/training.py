@@ -40,9 +40,9 @@ class TrainOptions:
     """Every training hyperparameter (stored in config.json under ``training``)."""
 
     epochs: int = 30
-    lr: float = 2e-3
+    lr: float = 3e-3
     encoder_lr: float = 5e-5
-    batch_tokens: int = 3000
+    batch_tokens: int = 1000
     warmup: float = 0.05  # fraction of all updates
     clip: float = 5.0
     weight_decay: float = 0.0
