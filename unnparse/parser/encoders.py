@@ -112,6 +112,7 @@ class TransformerEncoder(nn.Module):
             from transformers.utils import logging as hf_logging
 
             hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
             model = AutoModel.from_pretrained(name_or_path)
         except Exception as err:  # OSError, ValueError, HTTP errors: all mean "cannot have it"
@@ -137,6 +138,7 @@ class TransformerEncoder(nn.Module):
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         try:
             config = AutoConfig.from_pretrained(directory)
             tokenizer = AutoTokenizer.from_pretrained(directory, use_fast=True)
