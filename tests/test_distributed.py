@@ -28,8 +28,18 @@ def _worker(rank: int, world: int, tmp: str) -> None:
         ddp = torch.nn.parallel.DistributedDataParallel(parser.model)
         seen: list[int] = []
         opts = TrainOptions(epochs=1, lr=5e-3, batch_tokens=120, seed=3, patience=100)
-        train_parser(parser, train, dev, opts, Path(tmp) / "model", progress=False, rank=rank, world_size=world,
-                     ddp_model=ddp, on_batch=seen.extend)
+        train_parser(
+            parser,
+            train,
+            dev,
+            opts,
+            Path(tmp) / "model",
+            progress=False,
+            rank=rank,
+            world_size=world,
+            ddp_model=ddp,
+            on_batch=seen.extend,
+        )
         digest = hashlib.sha256()
         for name, tensor in sorted(parser.model.state_dict().items()):
             digest.update(name.encode())

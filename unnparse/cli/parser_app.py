@@ -110,12 +110,11 @@ def train(
     """Train a parser on a UD treebank; the best epoch on dev is kept in the model directory."""
     import torch
 
+    from unnparse.distributed import init_from_env, relaunch_with_torchrun, shutdown
     from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import Parser, default_config, resolve_device
     from unnparse.parser.training import TrainOptions, epoch_table, train_parser
     from unnparse.parser.treebank import resolve_treebank
-
-    from unnparse.distributed import init_from_env, relaunch_with_torchrun, shutdown
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(relaunch_with_torchrun(nproc, _without_option(sys.argv[1:], "--nproc")))

@@ -244,7 +244,11 @@ class AttentionScoreFactor(Factor):
 
 
 class AttentionValueFactor(Factor):
-    """E = -<H, S V> (eq. 13): messages S V to H, H Vᵀ to S, Sᵀ H to V. No parameters."""
+    """E = -<H, S V> (eq. 13): messages S V to H, H Vᵀ to S, Sᵀ H to V. No parameters.
+
+    The message to S, ∂<H, S V>/∂S = H Vᵀ (rows: queries i, columns: keys j), is what eq. 14 writes as V Hᵀ in the
+    paper's column-vector convention.
+    """
 
     def __init__(self, weights: str, value: str, output: str) -> None:
         super().__init__((weights, value, output))

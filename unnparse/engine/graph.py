@@ -204,8 +204,10 @@ class UNN(nn.Module):
 
         ``states`` must hold a tensor for every variable: observed variables are those never named by the
         schedule (they stay fixed); the others start from the given values (see :meth:`initial_state`).
-        Dropout masks (training mode only) are drawn once here and reused in every sweep.
-        With ``trace``, the energy after every update is recorded (this costs one energy evaluation per update).
+        Dropout masks (training mode only) are drawn once here and reused in every sweep; they come from
+        ``generator`` when it lives on the states' device, else from the global generator.
+        With ``trace``, the energy after every update is recorded (one energy evaluation per update); with
+        ``trace_states``, the state after every update (no energy is computed unless ``trace`` is also set).
         """
         if sweeps < 0:
             raise ValueError(f"sweeps must be >= 0, got {sweeps}")
@@ -219,8 +221,9 @@ class UNN(nn.Module):
         pre = dict(preactivations or {})
         result = Inference(states=cur, preactivations=pre)
         masks: dict[str, Tensor] = {}
-        if trace:
-            result.trace.append(TraceStep(-1, "", self._traced_energy(cur, context, pre)))
+        if trace or trace_states:
+            energy0 = self._traced_energy(cur, context, pre) if trace else None
+            result.trace.append(TraceStep(-1, "", energy0))
         for t in range(sweeps):
             for name in schedule.sweep(t, generator):
                 new, z, aux = self.update(name, cur, context)
@@ -228,13 +231,14 @@ class UNN(nn.Module):
                 if self.training and var.dropout > 0:
                     if name not in masks:
                         keep = 1.0 - var.dropout
-                        masks[name] = torch.empty_like(new).bernoulli_(keep, generator=None) / keep
+                        gen = generator if generator is not None and generator.device == new.device else None
+                        masks[name] = torch.empty_like(new).bernoulli_(keep, generator=gen) / keep
                     new = new * masks[name]
                 cur[name], pre[name] = new, z
                 if aux is not None:
                     result.aux[name] = aux
-                if trace:
-                    energy = self._traced_energy(cur, context, pre)
+                if trace or trace_states:
+                    energy = self._traced_energy(cur, context, pre) if trace else None
                     result.trace.append(TraceStep(t, name, energy, new.detach() if trace_states else None))
         return result
 

@@ -25,20 +25,12 @@ from unnparse.parser.features import ROOT_CHAR, Featurizer
 from unnparse.parser.model import ParserModel
 from unnparse.parser.text_input import sentences_from_text, sentences_from_tokenized
 from unnparse.parser.vocab import PAD, UNK, Vocab
+from unnparse.runtime import resolve_device
 
 __all__ = ["ParsedSentence", "Parser", "default_config", "resolve_device"]
 
 FORMAT_VERSION = 1
 ENCODER_DIR = "encoder"
-
-
-def resolve_device(spec: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} requested but CUDA is not available")
-    return torch.device(spec)
 
 
 def default_config(

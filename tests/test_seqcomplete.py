@@ -1,0 +1,184 @@
+"""Sequence completion with undirected attention: data, attention equivalence, clamping, save/load, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from unnparse.cli.seqcomplete_cli import app
+from unnparse.engine import FixedOrder
+from unnparse.seqcomplete.data import (
+    DataSpec,
+    SeqDataError,
+    generate,
+    load_dataset,
+    make_batch,
+    max_masked,
+    parse_sequence,
+    save_dataset,
+)
+from unnparse.seqcomplete.model import SeqCompletionUNN, SeqConfig, sinusoidal_positions
+from unnparse.seqcomplete.train import TrainOptions, evaluate, load_model, save_trained, train
+
+DT = torch.float64
+TINY = DataSpec(vocab=12, min_length=4, max_length=6, mask_ratio=0.34)
+
+
+def _batch(model: SeqCompletionUNN, texts: list[str]):
+    """A padded batch from several texts (via :func:`parse_sequence`)."""
+    parts = [parse_sequence(t, model.config.vocab) for t in texts]
+    n = max(int(p.lengths[0]) for p in parts)
+    tokens = torch.zeros(len(parts), n, dtype=torch.long)
+    masked = torch.zeros(len(parts), n, dtype=torch.bool)
+    for i, p in enumerate(parts):
+        tokens[i, : p.tokens.shape[1]], masked[i, : p.tokens.shape[1]] = p.tokens[0], p.masked[0]
+    return type(parts[0])(tokens, masked, torch.cat([p.lengths for p in parts]))
+
+
+# ----------------------------------------------------------------------------- data
+def test_paper_sized_data_counts():
+    data = generate(DataSpec(vocab=64, min_length=8, max_length=24))
+    assert len(data) == 785_142  # the paper's "around 706K train and 78K test"
+    assert len(data.split("test")) == 78_514 and len(data.split("train")) == 706_628
+
+
+def test_instances_are_runs_with_all_mask_combinations(tmp_path):
+    data = generate(TINY)
+    n_seq = 2 * sum(TINY.vocab - L + 1 for L in range(4, 7))
+    assert len(data.lengths) == n_seq
+    expected = sum(
+        2 * (TINY.vocab - L + 1) * sum(math.comb(L, m) for m in range(1, max_masked(L, 0.34) + 1)) for L in range(4, 7)
+    )
+    assert len(data) == expected
+    batch = make_batch(data, torch.arange(len(data)))
+    valid = batch.valid
+    steps = (batch.tokens[:, 1:] - batch.tokens[:, :-1])[valid[:, 1:]]
+    assert set(steps.abs().tolist()) == {1}
+    n_masked = batch.masked.sum(1)
+    assert (n_masked >= 1).all() and not (batch.masked & ~valid).any()
+    assert len({(int(s), int(m)) for s, m in zip(data.sequence, data.mask, strict=True)}) == len(data)
+    save_dataset(tmp_path / "d.npz", data)
+    again = load_dataset(tmp_path / "d.npz")
+    assert again.spec == TINY and torch.equal(again.mask, data.mask) and torch.equal(again.test, data.test)
+
+
+def test_data_file_errors(tmp_path):
+    with pytest.raises(SeqDataError, match="missing"):
+        load_dataset(tmp_path / "none.npz")
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(SeqDataError, match="bad.npz: not a sequence-completion data file"):
+        load_dataset(tmp_path / "bad.npz")
+    with pytest.raises(SeqDataError, match="bad token"):
+        parse_sequence("1 2 x", 12)
+    with pytest.raises(SeqDataError, match="bad token"):
+        parse_sequence("1 2 13", 12)
+
+
+# ----------------------------------------------------------------------------- model
+def test_k1_zero_init_is_scaled_dot_product_attention():
+    d = 8
+    model = SeqCompletionUNN(SeqConfig(vocab=12, dim=d)).to(DT)
+    batch = _batch(model, ["1 2 3 _ 5", "7 _ 9"])
+    out = model.infer(batch, sweeps=1, schedule=FixedOrder(["V", "Q", "K", "S", "H"]))
+    x = model.initial_states(batch)["X"] + sinusoidal_positions(5, d).to(DT)
+    wq, wk, wv = (f.weight for f in model.unn.factors[:3])
+    q, k, v = (x @ w.T for w in (wq, wk, wv))
+    keys = batch.valid[:, None, :].expand(2, 5, 5)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
+    valid = batch.valid
+    torch.testing.assert_close(out.states["H"][valid], ref[valid], atol=1e-10, rtol=0)
+    assert (out.states["S"][1, :, 3:] == 0).all() and (out.states["S"][1, 3:] == 0).all()
+
+
+def test_only_masked_rows_of_x_change_and_padding_is_inert():
+    model = SeqCompletionUNN(SeqConfig(vocab=12, dim=8, unn_iter=2)).to(DT)
+    batch = _batch(model, ["1 2 _ 4 5 6", "9 _ 7"])
+    x0 = model.initial_states(batch)["X"]
+    out = model.infer(batch)
+    changed = (out.states["X"] - x0).abs().sum(-1) > 0
+    assert torch.equal(changed, batch.masked)
+    # the prediction for the short sequence does not depend on padding tokens
+    alone = model(_batch(model, ["9 _ 7"]))
+    torch.testing.assert_close(model(batch)[1, :3], alone[0], atol=1e-10, rtol=0)
+
+
+def test_random_order_is_reproducible_and_random_iter_evaluates_with_3_sweeps():
+    model = SeqCompletionUNN(SeqConfig(vocab=12, dim=8, order="random", random_iter=True, seed=3)).to(DT)
+    assert model.config.eval_iter == 3
+    batch = _batch(model, ["1 2 _ 4 5 6"])
+    torch.testing.assert_close(model(batch), model(batch), atol=0, rtol=0)
+    assert len([s for s in model.infer(batch, trace=True).trace if s.variable == "X"]) == 3
+
+
+# ----------------------------------------------------------------------------- training, files, CLI
+def test_train_save_load_same_predictions(tmp_path):
+    data = generate(TINY)
+    options = TrainOptions(epochs=2, lr=3e-3, batch_size=32, device="cpu", progress=False, eval_each_epoch=True)
+    result = train(SeqConfig(vocab=12, dim=16, unn_iter=1), data, options)
+    assert result.history[-1].test_accuracy is not None
+    assert result.history[-1].loss < result.history[0].loss
+    save_trained(tmp_path / "model", result, options)
+    loaded = load_model(tmp_path / "model")
+    batch = make_batch(data, data.split("test"))
+    torch.testing.assert_close(loaded(batch), result.model(batch), atol=0, rtol=0)
+    score = evaluate(loaded, data, data.split("test"))
+    assert score.instances == len(data.split("test")) and 0 <= score.accuracy <= 100
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_cli_generate_train_evaluate_complete_attention(tmp_path):
+    runner = CliRunner()
+    data, model = tmp_path / "seq.npz", tmp_path / "model"
+    result = runner.invoke(
+        app, ["generate", "--output", str(data), "--vocab", "12", "--min-length", "4", "--max-length", "6"]
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(data), "--output", str(model), "--dim", "16", "--epochs", "1", "--order", "random",
+         "--random-iter", "--lr", "1e-3", "--device", "cpu", "--no-progress", "--report-test"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "test acc" in result.stderr
+    result = runner.invoke(app, ["evaluate", "--model", str(model), "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert 0 <= report["accuracy"] <= 100 and report["unn_iter"] == 3
+    result = runner.invoke(app, ["complete", "--model", str(model), "3 4 _ 6 7"])
+    assert result.exit_code == 0, result.output
+    filled = result.stdout.split()
+    assert len(filled) == 5 and filled[:2] == ["3", "4"] and filled[3:] == ["6", "7"] and filled[2] != "_"
+    png = tmp_path / "att.png"
+    result = runner.invoke(
+        app, ["attention", "--model", str(model), "--sequence", "3 4 _ 6", "--output", str(png), "--unn-iter", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 attention maps" in result.stdout  # random order: one S update per sweep
+    width, height = _png_size(png.read_bytes())
+    assert width > 2 * 4 * 20 and height > 4 * 20
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    runner = CliRunner()
+    data = generate(TINY)
+    options = TrainOptions(epochs=1, device="cpu", progress=False)
+    save_trained(tmp_path / "model", train(SeqConfig(vocab=12, dim=8), data, options), options)
+    (tmp_path / "model" / "config.json").write_text("{not json")
+    result = runner.invoke(app, ["complete", "--model", str(tmp_path / "model"), "1 _ 3"])
+    assert result.exit_code == 1 and "config.json" in result.stderr and result.stderr.count("\n") == 1
+    result = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "x.npz")])
+    assert result.exit_code == 1 and result.stderr.startswith("error: ")
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "x.npz"), "--output", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "x.npz: missing" in result.stderr
+    result = runner.invoke(app, ["generate", "--output", str(tmp_path / "g.npz"), "--min-length", "30"])
+    assert result.exit_code == 2

@@ -1,0 +1,175 @@
+"""``unn mnist``: train, evaluate and draw the prototypes of the convolutional UNN (paper §3)."""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from unnparse.cli.common import fail
+from unnparse.mnist.data import MnistDataError, load_mnist
+from unnparse.mnist.model import MnistConfig, untied_channels
+from unnparse.mnist.prototypes import write_prototypes
+from unnparse.mnist.train import TrainOptions, accuracy, load_model, prototype_predictions, save_trained, train
+from unnparse.model_files import ModelFileError
+from unnparse.runtime import set_threads
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Convolutional UNN on MNIST: classifier and prototype generator (paper §3).", no_args_is_help=True
+)
+
+
+class Order(str, Enum):
+    """Classification sweep: H1, H2, Y (fw) or H1, H2, Y, H2 (fb)."""
+
+    fw = "fw"
+    fb = "fb"
+
+
+class YInit(str, Enum):
+    """Initial value of Y (App. C)."""
+
+    zero = "zero"
+    uniform = "uniform"
+    random = "random"
+
+
+def _fail(error: BaseException) -> NoReturn:
+    fail(" ".join(str(error).split()).replace("[", "\\["))
+    raise AssertionError("unreachable")  # fail() always exits
+
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="folder of the four MNIST IDX .gz files (default: $UNNPARSE_DATA/mnist, else ./data/mnist)"
+    ),
+]
+Download = Annotated[
+    bool, typer.Option("--download/--no-download", help="download missing MNIST files from the public mirrors")
+]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
+Threads = Annotated[int, typer.Option("--threads", min=0, help="CPU threads for torch (0: torch's default)")]
+
+
+@app.command("train")
+def train_command(
+    output: Annotated[Path, typer.Option("--output", help="model directory to write")],
+    data_dir: DataDir = None,
+    download: Download = True,
+    unn_iter: Annotated[int, typer.Option("--unn-iter", min=1, help="k, the number of sweeps")] = 3,
+    gamma: Annotated[float, typer.Option("--gamma", min=0.0, help="weight of the prototype BCE loss")] = 0.1,
+    order: Annotated[Order, typer.Option("--order", help="classification order")] = Order.fb,
+    y_init: Annotated[YInit, typer.Option("--y-init", help="initialisation of Y")] = YInit.zero,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Adam learning rate")] = 5e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.99, help="dropout on H1 and H2")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    untied: Annotated[
+        bool, typer.Option("--untied", help="unconstrained baseline: k unrolled layers (Table 3)")
+    ] = False,
+    dev_size: Annotated[int, typer.Option("--dev-size", min=1, help="training images held out as dev")] = 10_000,
+    train_limit: Annotated[
+        int | None, typer.Option("--train-limit", min=1, help="train on this many training images only")
+    ] = None,
+    device: Device = "auto",
+    threads: Threads = 0,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
+) -> None:
+    """Train on MNIST (10,000 training images held out as dev; the best dev epoch is saved)."""
+    set_threads(threads)
+    config = MnistConfig(
+        unn_iter=unn_iter, order=order.value, y_init=y_init.value, dropout=dropout, untied=untied, seed=seed
+    )
+    options = TrainOptions(
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        gamma=0.0 if untied else gamma,
+        seed=seed,
+        dev_size=dev_size,
+        train_limit=train_limit,
+        device=device,
+        progress=progress,
+    )
+    try:
+        data = load_mnist(data_dir, download=download)
+        if untied:
+            c1, c2 = untied_channels(config)
+            typer.echo(
+                f"untied baseline: {unn_iter} unrolled sweeps, channels H1={c1}, H2={c2}, "
+                "forward-only (no prototype loss)"
+            )
+        result = train(config, data, options)
+    except (MnistDataError, ValueError) as err:
+        _fail(err)
+    save_trained(output, result, options)
+    typer.echo(
+        f"{result.model.num_parameters()} parameters; best dev accuracy {result.best_dev_accuracy:.2f}% "
+        f"(epoch {result.best_epoch}); saved to {output}"
+    )
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[Path, typer.Option("--model", help="model directory")],
+    data_dir: DataDir = None,
+    download: Download = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    device: Device = "auto",
+    threads: Threads = 0,
+) -> None:
+    """Test accuracy, and whether the model recognises its own prototypes."""
+    set_threads(threads)
+    try:
+        unn = load_model(model, device)
+        data = load_mnist(data_dir, download=download)
+    except (ModelFileError, MnistDataError, ValueError) as err:
+        _fail(err)
+    start = time.perf_counter()
+    acc = accuracy(unn, data.test_images, data.test_labels)
+    seconds = time.perf_counter() - start
+    predicted = None if unn.config.untied else prototype_predictions(unn)
+    recognised = None if predicted is None else sum(p == c for c, p in enumerate(predicted))
+    report = {
+        "accuracy": acc,
+        "test_images": len(data.test_labels),
+        "prototypes_recognised": recognised,
+        "prototype_predictions": predicted,
+        "parameters": unn.num_parameters(),
+        "unn_iter": unn.config.unn_iter,
+        "order": unn.config.order,
+        "untied": unn.config.untied,
+        "seconds": round(seconds, 3),
+    }
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(f"test accuracy: {acc:.2f}% on {len(data.test_labels)} images ({seconds:.1f} s)")
+    if recognised is not None:
+        typer.echo(f"prototypes classified as their own digit: {recognised}/10 (predicted: {predicted})")
+
+
+@app.command("prototypes")
+def prototypes_command(
+    model: Annotated[Path, typer.Option("--model", help="model directory")],
+    output: Annotated[Path, typer.Option("--output", help="PNG file to write")],
+) -> None:
+    """Draw the prototypes of the 10 digits after each sweep t = 1..k (one row per digit, Figure 3)."""
+    try:
+        unn = load_model(model)
+        if unn.config.untied:
+            raise ValueError("the untied baseline is a forward-only classifier; it generates no prototypes")
+    except (ModelFileError, ValueError) as err:
+        _fail(err)
+    write_prototypes(unn, output)
+    predicted = prototype_predictions(unn)
+    recognised = sum(p == c for c, p in enumerate(predicted))
+    typer.echo(f"wrote {output}; prototypes classified as their own digit: {recognised}/10 (predicted: {predicted})")

@@ -1,0 +1,187 @@
+"""``unn seqcomplete``: generate the toy data, train, evaluate, complete sequences and draw attention (§4)."""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from unnparse.cli.common import fail
+from unnparse.model_files import ModelFileError
+from unnparse.runtime import set_threads
+from unnparse.seqcomplete.attention_plot import write_attention
+from unnparse.seqcomplete.data import DataSpec, SeqDataError, generate, load_dataset, parse_sequence, save_dataset
+from unnparse.seqcomplete.model import SeqConfig
+from unnparse.seqcomplete.train import TrainOptions, evaluate, load_model, save_trained, train
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Sequence completion with undirected self-attention (paper §4).", no_args_is_help=True)
+
+
+class Order(str, Enum):
+    """Update order of a sweep (App. B)."""
+
+    fb = "fb"
+    random = "random"
+
+
+def _fail(error: BaseException) -> NoReturn:
+    fail(" ".join(str(error).split()).replace("[", "\\["))
+    raise AssertionError("unreachable")  # fail() always exits
+
+
+ModelDir = Annotated[Path, typer.Option("--model", help="model directory")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
+Threads = Annotated[int, typer.Option("--threads", min=0, help="CPU threads for torch (0: torch's default)")]
+
+
+@app.command("generate")
+def generate_command(
+    output: Annotated[Path, typer.Option("--output", help="data file to write (.npz)")],
+    vocab: Annotated[int, typer.Option("--vocab", min=1, help="tokens are the integers 1..vocab")] = 64,
+    min_length: Annotated[int, typer.Option("--min-length", min=1)] = 8,
+    max_length: Annotated[
+        int, typer.Option("--max-length", min=1, help="inclusive (24 gives the paper's counts)")
+    ] = 25,
+    mask_ratio: Annotated[float, typer.Option("--mask-ratio", help="at most ceil(ratio * length) blanks")] = 0.1,
+    test_fraction: Annotated[float, typer.Option("--test-fraction")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the train/test split")] = 0,
+) -> None:
+    """Write every ascending/descending run with every combination of masked positions, split train/test."""
+    try:
+        spec = DataSpec(vocab, min_length, max_length, mask_ratio, test_fraction, seed)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    data = generate(spec)
+    save_dataset(output, data)
+    n_test = int(data.test.sum())
+    typer.echo(f"wrote {output}: {len(data)} instances ({len(data) - n_test} train, {n_test} test)")
+
+
+@app.command("train")
+def train_command(
+    data: Annotated[Path, typer.Option("--data", help="data file from `generate`")],
+    output: Annotated[Path, typer.Option("--output", help="model directory to write")],
+    unn_iter: Annotated[int, typer.Option("--unn-iter", min=1, help="k, sweeps per training batch")] = 1,
+    order: Annotated[Order, typer.Option("--order", help="forward-backward or random permutation")] = Order.fb,
+    random_iter: Annotated[
+        bool, typer.Option("--random-iter", help="random k in 1..5 per batch, k=3 at evaluation (App. B)")
+    ] = False,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Adam learning rate")] = 1e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    dim: Annotated[int, typer.Option("--dim", min=2, help="hidden size d (even)")] = 256,
+    clip: Annotated[float, typer.Option("--clip", min=0.0, help="gradient norm clipping (0: off)")] = 10.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Device = "auto",
+    threads: Threads = 0,
+    report_test: Annotated[
+        bool, typer.Option("--report-test", help="print the test accuracy after every epoch (learning curve)")
+    ] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
+) -> None:
+    """Train on the train split (cross-entropy on masked positions; the last epoch is saved)."""
+    set_threads(threads)
+    try:
+        dataset = load_dataset(data)
+        config = SeqConfig(
+            vocab=dataset.spec.vocab, dim=dim, unn_iter=unn_iter, order=order.value, random_iter=random_iter, seed=seed
+        )
+    except SeqDataError as err:
+        _fail(err)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    options = TrainOptions(
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        clip=clip,
+        seed=seed,
+        device=device,
+        eval_each_epoch=report_test,
+        progress=progress,
+    )
+    try:
+        result = train(config, dataset, options)
+    except ValueError as err:
+        _fail(err)
+    save_trained(output, result, options)
+    n_params = sum(p.numel() for p in result.model.parameters())
+    typer.echo(f"{n_params} parameters; saved to {output}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: ModelDir,
+    data: Annotated[Path, typer.Option("--data", help="data file from `generate`")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    device: Device = "auto",
+    threads: Threads = 0,
+) -> None:
+    """Accuracy on the masked tokens of the test split."""
+    set_threads(threads)
+    try:
+        unn = load_model(model, device)
+        dataset = load_dataset(data)
+        if dataset.spec.vocab > unn.config.vocab:
+            raise SeqDataError(f"{data}: vocabulary 1..{dataset.spec.vocab} exceeds the model's 1..{unn.config.vocab}")
+    except (ModelFileError, SeqDataError, ValueError) as err:
+        _fail(err)
+    start = time.perf_counter()
+    score = evaluate(unn, dataset, dataset.split("test"))
+    seconds = time.perf_counter() - start
+    report = {
+        "accuracy": score.accuracy,
+        "sequence_accuracy": score.sequence_accuracy,
+        "masked_tokens": score.masked_tokens,
+        "instances": score.instances,
+        "unn_iter": unn.config.eval_iter,
+        "order": unn.config.order,
+        "seconds": round(seconds, 3),
+    }
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(
+        f"masked-token accuracy {score.accuracy:.2f}% ({score.masked_tokens} tokens), "
+        f"sequence accuracy {score.sequence_accuracy:.2f}% ({score.instances} instances), {seconds:.1f} s"
+    )
+
+
+@app.command("complete")
+def complete_command(
+    sequence: Annotated[str, typer.Argument(help='tokens with _ for blanks, e.g. "3 4 _ _ 7 8"')],
+    model: ModelDir,
+) -> None:
+    """Fill in the blanks of a sequence."""
+    try:
+        unn = load_model(model)
+        batch = parse_sequence(sequence, unn.config.vocab)
+    except (ModelFileError, SeqDataError) as err:
+        _fail(err)
+    typer.echo(" ".join(str(t) for t in unn.complete(batch)[0].tolist()))
+
+
+@app.command("attention")
+def attention_command(
+    model: ModelDir,
+    sequence: Annotated[str, typer.Option("--sequence", help='tokens with _ for blanks, e.g. "3 4 _ _ 7 8"')],
+    output: Annotated[Path, typer.Option("--output", help="PNG file to write")],
+    unn_iter: Annotated[
+        int | None, typer.Option("--unn-iter", min=1, help="sweeps (default: the model's evaluation k)")
+    ] = None,
+) -> None:
+    """Draw the attention weights S after each of their updates (Figures 4 and 8)."""
+    try:
+        unn = load_model(model)
+        batch = parse_sequence(sequence, unn.config.vocab)
+    except (ModelFileError, SeqDataError) as err:
+        _fail(err)
+    maps = write_attention(unn, batch, output, unn_iter)
+    completed = " ".join(str(t) for t in unn.complete(batch, sweeps=unn_iter)[0].tolist())
+    typer.echo(f"wrote {output}: {len(maps)} attention maps; completion: {completed}")

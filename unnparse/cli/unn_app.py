@@ -1,0 +1,33 @@
+"""``unn``: the umbrella command — the parser's commands plus the other UNN models (``mnist``, ``seqcomplete``)."""
+
+from __future__ import annotations
+
+import typer
+
+from unnparse.cli.mnist_cli import app as mnist_app
+from unnparse.cli.parser_app import evaluate, parse, train
+from unnparse.cli.seqcomplete_cli import app as seqcomplete_app
+
+app = typer.Typer(
+    name="unn",
+    help="Undirected neural networks: the dependency parser ([bold]train[/], [bold]evaluate[/], [bold]parse[/]), "
+    "[bold]mnist[/] (classify digits and generate prototypes) and [bold]seqcomplete[/] (undirected attention).",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command(name="train", help="Train a dependency parser (same as `unnparse train`).")(train)
+app.command(name="evaluate", help="Score a dependency parser (same as `unnparse evaluate`).")(evaluate)
+app.command(name="parse", help="Parse text with a trained parser (same as `unnparse parse`).")(parse)
+app.add_typer(mnist_app, name="mnist", help="Convolutional UNN on MNIST: train, evaluate, prototypes.")
+app.add_typer(seqcomplete_app, name="seqcomplete", help="Undirected self-attention: fill masked sequence items.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

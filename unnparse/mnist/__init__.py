@@ -1,0 +1,1 @@
+"""MNIST with a convolutional UNN (paper §3, App. C, D, F): classification and digit prototypes."""

@@ -1,0 +1,203 @@
+"""Training and evaluation of the MNIST UNN: joint classification + prototype loss (§3), best dev epoch kept.
+
+Loss per batch: cross-entropy of the inferred Y plus γ times the binary cross-entropy, averaged over pixels, of
+the prototype X̂ generated from each image's label against the binarized image. X̂ = tanh(z) lies in [-1, 1];
+its pixel probability (X̂ + 1) / 2 equals sigmoid(2z), so the BCE is computed from the logits 2z (exact and
+stable). Generation from a one-hot y is the same for every image of a class, so it runs once per class and
+batch and is gathered by label.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from torch import Tensor
+
+from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
+from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
+from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
+from unnparse.runtime import resolve_device, training_progress
+
+__all__ = [
+    "EpochStats",
+    "TrainOptions",
+    "TrainResult",
+    "accuracy",
+    "batch_loss",
+    "load_model",
+    "prototype_predictions",
+    "save_trained",
+    "train",
+]
+
+
+@dataclass
+class TrainOptions:
+    """Optimisation settings (not needed to rebuild the model)."""
+
+    epochs: int = 10
+    lr: float = 5e-4
+    batch_size: int = 64
+    gamma: float = 0.1
+    seed: int = 0
+    dev_size: int = 10_000
+    #: train on the first N of the (shuffled) training images only; None = all
+    train_limit: int | None = None
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class EpochStats:
+    """What one epoch measured."""
+
+    epoch: int
+    loss: float
+    dev_accuracy: float
+    seconds: float
+    data_seconds: float
+    images: int
+
+
+@dataclass
+class TrainResult:
+    """The best-dev model and the history of the run."""
+
+    model: MnistUNN
+    history: list[EpochStats] = field(default_factory=list)
+    best_epoch: int = 0
+    best_dev_accuracy: float = 0.0
+
+
+def batch_loss(
+    model: MnistUNN,
+    images: Tensor,
+    targets: Tensor,
+    labels: Tensor,
+    gamma: float,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(loss, logits) of a batch: images [B, 1, 28, 28] in [-1, 1] (:func:`to_float`), their binarized
+    versions (:func:`binarize`, the prototype targets) and labels."""
+    logits = model(images, generator=generator)
+    loss = F.cross_entropy(logits, labels)
+    if gamma > 0 and not model.config.untied:
+        classes = torch.arange(model.config.classes, device=images.device)
+        z = model.generate(classes).preactivations["X"]
+        loss = loss + gamma * F.binary_cross_entropy_with_logits(2.0 * z[labels], targets)
+    return loss, logits
+
+
+@torch.no_grad()
+def accuracy(model: MnistUNN, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
+    """Classification accuracy in percent on ``uint8`` images (model switched to eval mode)."""
+    model.eval()
+    if len(labels) == 0:
+        return 0.0
+    device = next(model.parameters()).device
+    correct = 0
+    for idx in batches(torch.arange(len(labels)), batch_size):
+        logits = model(to_float(images[idx].to(device)))
+        correct += int((logits.argmax(-1).cpu() == labels[idx]).sum())
+    return 100.0 * correct / len(labels)
+
+
+@torch.no_grad()
+def prototype_predictions(model: MnistUNN) -> list[int]:
+    """The class the model assigns to its own prototype of each digit (after k generation sweeps)."""
+    model.eval()
+    final = model.prototypes()[-1].unsqueeze(1)  # [classes, 1, 28, 28]
+    return model(final).argmax(-1).tolist()
+
+
+def train(
+    config: MnistConfig, data: MnistData, options: TrainOptions, *, console: Console | None = None
+) -> TrainResult:
+    """Train a model on ``data.train_*`` minus a seeded dev split; keep the parameters of the best dev epoch."""
+    console = console or Console(stderr=True)
+    device = resolve_device(options.device)
+    torch.manual_seed(options.seed)
+    train_idx, dev_idx = split_dev(len(data.train_labels), options.dev_size, options.seed)
+    if options.train_limit is not None:
+        train_idx = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(options.seed))]
+        train_idx = train_idx[: options.train_limit].sort().values
+    images = data.train_images.to(device)
+    labels = data.train_labels.to(device)
+    model = MnistUNN(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    shuffle = torch.Generator().manual_seed(options.seed + 1)
+    y_init = torch.Generator().manual_seed(options.seed + 2)
+    result = TrainResult(model=model)
+    best_state: dict[str, Tensor] | None = None
+    n_batches = -(-len(train_idx) // options.batch_size)
+    with training_progress(enabled=options.progress, unit="img", console=console) as progress:
+        for epoch in range(1, options.epochs + 1):
+            task = progress.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, loss=0.0, speed=0.0)
+            model.train()
+            start, data_seconds, total_loss, seen = time.perf_counter(), 0.0, 0.0, 0
+            for idx in batches(train_idx, options.batch_size, shuffle=True, generator=shuffle):
+                t0 = time.perf_counter()
+                idx = idx.to(device)
+                raw, y = images[idx], labels[idx]
+                x, target = to_float(raw), binarize(raw)
+                data_seconds += time.perf_counter() - t0
+                loss, _ = batch_loss(model, x, target, y, options.gamma, y_init)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                elapsed = time.perf_counter() - start
+                progress.update(task, advance=1, loss=total_loss / seen, speed=seen / max(elapsed, 1e-9))
+            seconds = time.perf_counter() - start
+            dev = accuracy(model, data.train_images[dev_idx], data.train_labels[dev_idx])
+            stats = EpochStats(epoch, total_loss / max(seen, 1), dev, seconds, data_seconds, seen)
+            result.history.append(stats)
+            progress.console.print(
+                f"epoch {epoch}: loss {stats.loss:.4f}  dev acc {dev:.2f}%  {seconds:.1f} s "
+                f"({seen / seconds:.0f} img/s, data {100 * data_seconds / seconds:.1f}%)"
+            )
+            if best_state is None or dev > result.best_dev_accuracy:
+                result.best_epoch, result.best_dev_accuracy = epoch, dev
+                best_state = copy.deepcopy(model.state_dict())
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return result
+
+
+def save_trained(directory: str | os.PathLike[str], result: TrainResult, options: TrainOptions) -> None:
+    """Write the model directory: the model config plus a record of the training run."""
+    config: dict[str, Any] = {"kind": MODEL_KIND, **result.model.config.to_dict()}
+    config["training"] = {
+        **{k: v for k, v in asdict(options).items() if k != "progress"},
+        "best_epoch": result.best_epoch,
+        "best_dev_accuracy": result.best_dev_accuracy,
+        "parameters": result.model.num_parameters(),
+        "channels": list(result.model.channels),
+        "history": [asdict(h) for h in result.history],
+    }
+    save_model(directory, config, result.model.state_dict())
+
+
+def load_model(directory: str | os.PathLike[str], device: str = "cpu") -> MnistUNN:
+    """Rebuild a saved model from its directory (in eval mode).
+
+    Raises:
+        ModelFileError: missing/corrupt files or a config of another kind (one line naming the file).
+    """
+    raw = load_config(directory, kind=MODEL_KIND)
+    try:
+        config = MnistConfig.from_dict(raw)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"{os.path.join(directory, 'config.json')}: invalid MNIST model config ({err})") from None
+    model = MnistUNN(config)
+    load_weights(directory, model)
+    return model.to(resolve_device(device)).eval()

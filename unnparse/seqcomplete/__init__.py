@@ -1,0 +1,1 @@
+"""Sequence completion with undirected self-attention (paper §4, App. B, E)."""

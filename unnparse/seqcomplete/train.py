@@ -1,0 +1,162 @@
+"""Training and evaluation of the sequence-completion UNN: cross-entropy on the masked positions, Adam, clipping."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from torch import Tensor
+
+from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
+from unnparse.runtime import resolve_device, training_progress
+from unnparse.seqcomplete.data import Batch, SeqDataset, make_batch
+from unnparse.seqcomplete.model import MODEL_KIND, RANDOM_ITER_MAX, SeqCompletionUNN, SeqConfig
+
+__all__ = ["EpochStats", "Score", "TrainOptions", "evaluate", "load_model", "masked_loss", "save_trained", "train"]
+
+
+@dataclass
+class TrainOptions:
+    """Optimisation settings."""
+
+    epochs: int = 10
+    lr: float = 1e-4
+    batch_size: int = 64
+    clip: float = 10.0
+    seed: int = 0
+    device: str = "auto"
+    #: evaluate on the test split after every epoch (a learning curve; the last epoch is saved regardless)
+    eval_each_epoch: bool = False
+    progress: bool = True
+
+
+@dataclass
+class EpochStats:
+    """What one epoch measured (accuracies in percent of masked tokens)."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    seconds: float
+    test_accuracy: float | None = None
+
+
+@dataclass
+class Score:
+    """Accuracy on masked tokens and on whole instances (all blanks right), in percent."""
+
+    accuracy: float
+    sequence_accuracy: float
+    masked_tokens: int
+    instances: int
+
+
+@dataclass
+class TrainResult:
+    """The trained model and the history of the run."""
+
+    model: SeqCompletionUNN
+    history: list[EpochStats] = field(default_factory=list)
+
+
+def masked_loss(model: SeqCompletionUNN, batch: Batch, **kwargs: Any) -> tuple[Tensor, Tensor, Tensor]:
+    """(mean cross-entropy over masked positions, number correct, number masked) of a batch."""
+    logits = model(batch, **kwargs)[batch.masked]
+    gold = batch.tokens[batch.masked] - 1
+    correct = (logits.argmax(-1) == gold).sum()
+    return F.cross_entropy(logits, gold), correct, gold.new_tensor(len(gold))
+
+
+@torch.no_grad()
+def evaluate(model: SeqCompletionUNN, data: SeqDataset, index: Tensor, batch_size: int = 256) -> Score:
+    """Score the instances ``index`` with the evaluation sweeps (model switched to eval mode)."""
+    model.eval()
+    device = next(model.parameters()).device
+    correct = total = exact = 0
+    for start in range(0, len(index), batch_size):
+        batch = make_batch(data, index[start : start + batch_size]).to(device)
+        pred = model.complete(batch)
+        wrong = (pred != batch.tokens) & batch.masked
+        correct += int(batch.masked.sum() - wrong.sum())
+        total += int(batch.masked.sum())
+        exact += int((~wrong.any(-1)).sum())
+    n = len(index)
+    return Score(100.0 * correct / max(total, 1), 100.0 * exact / max(n, 1), total, n)
+
+
+def train(config: SeqConfig, data: SeqDataset, options: TrainOptions, *, console: Console | None = None) -> TrainResult:
+    """Train on the train split of ``data`` for ``options.epochs`` epochs; return the final model."""
+    console = console or Console(stderr=True)
+    device = resolve_device(options.device)
+    torch.manual_seed(options.seed)
+    model = SeqCompletionUNN(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    shuffle = torch.Generator().manual_seed(options.seed + 1)
+    order = torch.Generator().manual_seed(options.seed + 2)
+    train_idx, test_idx = data.split("train"), data.split("test")
+    n_batches = -(-len(train_idx) // options.batch_size)
+    result = TrainResult(model)
+    with training_progress(enabled=options.progress, unit="seq", console=console) as progress:
+        for epoch in range(1, options.epochs + 1):
+            task = progress.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, loss=0.0, speed=0.0)
+            model.train()
+            start, total_loss, correct, masked, seen = time.perf_counter(), 0.0, 0, 0, 0
+            perm = train_idx[torch.randperm(len(train_idx), generator=shuffle)]
+            for b in range(n_batches):
+                index = perm[b * options.batch_size : (b + 1) * options.batch_size]
+                batch = make_batch(data, index).to(device)
+                sweeps = config.unn_iter
+                if config.random_iter:
+                    sweeps = int(torch.randint(1, RANDOM_ITER_MAX + 1, (1,), generator=order))
+                loss, n_correct, n_masked = masked_loss(model, batch, sweeps=sweeps, generator=order)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if options.clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
+                optimizer.step()
+                total_loss += float(loss.detach()) * int(n_masked)
+                correct, masked, seen = correct + int(n_correct), masked + int(n_masked), seen + len(index)
+                speed = seen / max(time.perf_counter() - start, 1e-9)
+                progress.update(task, advance=1, loss=total_loss / max(masked, 1), speed=speed)
+            seconds = time.perf_counter() - start
+            stats = EpochStats(epoch, total_loss / max(masked, 1), 100.0 * correct / max(masked, 1), seconds)
+            line = f"epoch {epoch}: loss {stats.loss:.4f}  train acc {stats.train_accuracy:.2f}%"
+            if options.eval_each_epoch:
+                stats.test_accuracy = evaluate(model, data, test_idx).accuracy
+                line += f"  test acc {stats.test_accuracy:.2f}%"
+            result.history.append(stats)
+            progress.console.print(f"{line}  {seconds:.1f} s ({seen / seconds:.0f} seq/s)")
+    model.eval()
+    return result
+
+
+def save_trained(directory: str | os.PathLike[str], result: TrainResult, options: TrainOptions) -> None:
+    """Write the model directory: the model config plus a record of the training run."""
+    config: dict[str, Any] = {"kind": MODEL_KIND, **result.model.config.to_dict()}
+    config["training"] = {
+        **{k: v for k, v in asdict(options).items() if k != "progress"},
+        "history": [asdict(h) for h in result.history],
+    }
+    save_model(directory, config, result.model.state_dict())
+
+
+def load_model(directory: str | os.PathLike[str], device: str = "cpu") -> SeqCompletionUNN:
+    """Rebuild a saved model from its directory (in eval mode).
+
+    Raises:
+        ModelFileError: missing/corrupt files or a config of another kind (one line naming the file).
+    """
+    raw = load_config(directory, kind=MODEL_KIND)
+    try:
+        config = SeqConfig.from_dict(raw)
+    except (TypeError, ValueError) as err:
+        path = os.path.join(directory, "config.json")
+        raise ModelFileError(f"{path}: invalid sequence-completion model config ({err})") from None
+    model = SeqCompletionUNN(config)
+    load_weights(directory, model)
+    return model.to(resolve_device(device)).eval()
