@@ -120,13 +120,15 @@ def train_parser(
         1,
         math.ceil(len(token_budget_batches(lengths, opts.batch_tokens, shuffle=False)) / world_size / opts.accumulate),
     )
-    total_steps = steps_per_epoch * opts.epochs
-    warmup_steps = max(1, int(opts.warmup * total_steps))
+    # linear decay to zero at the last update: of the last epoch, or, with a time budget, of the last epoch that
+    # fits in it (re-estimated after every epoch); warmup is a fraction of that, at most one epoch
+    plan = {"total": steps_per_epoch * opts.epochs}
+    warmup_steps = max(1, min(int(opts.warmup * plan["total"]), steps_per_epoch))
 
     def schedule(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+        return max(0.0, (plan["total"] - step) / max(1, plan["total"] - warmup_steps))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     history: list[dict[str, Any]] = []
@@ -249,12 +251,17 @@ def train_parser(
             if on_epoch is not None:
                 on_epoch({**record, "best": improved})
         stop = bad_epochs >= opts.patience
-        if opts.max_minutes is not None and (time.perf_counter() - t_start) / 60 >= opts.max_minutes:
-            stop = True
+        if opts.max_minutes is not None:
+            spent = time.perf_counter() - t_start
+            fit = int(opts.max_minutes * 60 / (spent / epoch))
+            plan["total"] = steps_per_epoch * max(epoch + 1, min(opts.epochs, fit))
+            if spent / 60 >= opts.max_minutes:
+                stop = True
         if world_size > 1:
-            flag = torch.tensor([1.0 if stop else 0.0], device=device)
+            # every rank follows rank 0's decision and learning-rate plan (they must stay identical)
+            flag = torch.tensor([1.0 if stop else 0.0, float(plan["total"])], dtype=torch.float64, device=device)
             torch.distributed.broadcast(flag, src=0)
-            stop = bool(flag.item())
+            stop, plan["total"] = bool(flag[0].item()), int(flag[1].item())
         if stop:
             break
     return TrainResult(best_epoch=best_epoch, best_dev=best, history=history)
