@@ -302,3 +302,43 @@ def test_integration_telugu(tmp_path):
     scores = json.loads(ev.stdout)
     assert scores["sentences"] == 146
     assert scores["uas"] > 60.0  # two short epochs already beat chance (and attaching everything left/right) by far
+
+
+@pytest.mark.parametrize("fmt", ["conllu", "json", "tree"])
+def test_sharded_parsing_merges_back_in_input_order(trained, tmp_path, fmt):
+    root, model = trained
+    gold = root / "data" / "UD_Toy-Test" / "toy-ud-test.conllu"  # 15 sentences
+    base = [
+        "parse",
+        "--model",
+        str(model),
+        "--input-format",
+        "conllu",
+        "--input",
+        str(gold),
+        "--device",
+        "cpu",
+        "--output-format",
+        fmt,
+    ]
+    whole = tmp_path / "whole"
+    assert runner.invoke(app, [*base, "--output", str(whole)]).exit_code == 0
+    parts = []
+    for i in range(3):
+        part = tmp_path / f"part{i}"
+        result = runner.invoke(app, [*base, "--shard", f"{i}/3", "--shard-block", "2", "--output", str(part)])
+        assert result.exit_code == 0, result.output
+        parts.append(str(part))
+    merged = tmp_path / "merged"
+    result = runner.invoke(
+        app, ["merge-shards", *parts, "--output-format", fmt, "--shard-block", "2", "--output", str(merged)]
+    )
+    assert result.exit_code == 0, result.output
+    assert merged.read_text() == whole.read_text()
+    assert Path(parts[0]).read_text() != whole.read_text()
+
+
+def test_bad_shard_spec_is_one_line(trained):
+    _, model = trained
+    result = runner.invoke(app, ["parse", "--model", str(model), "--shard", "3/3"], input="A dog.\n")
+    _one_line_error(result, "--shard")

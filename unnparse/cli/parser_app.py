@@ -335,14 +335,21 @@ def parse(
     ] = None,  # noqa: UP045
     batch_tokens: Annotated[int, typer.Option(min=1)] = 4000,
     device: Annotated[str, typer.Option()] = "auto",
+    shard: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Parse only shard I of N (e.g. 0/4), for several processes; see merge-shards."),
+    ] = None,
+    shard_block: Annotated[int, typer.Option(help="Sentences per block dealt to the shards.", min=1)] = 1000,
 ) -> None:
     """Parse text, tokenized sentences or CoNLL-U from stdin (or --input), streaming the output."""
     from unnparse.io_utils import atomic_output
     from unnparse.parser.conllu_data import iter_conllu
     from unnparse.parser.output_formats import draw_tree, to_json_line
     from unnparse.parser.parser import Parser
+    from unnparse.parser.sharding import parse_shard_spec, take_shard
     from unnparse.parser.text_input import iter_sentences_from_text, iter_sentences_from_tokenized
 
+    shard_spec = parse_shard_spec(shard) if shard is not None else None
     model_dir = _resolve_model(model)
     parser = Parser.load(model_dir, device=device)
     name = str(input_file) if input_file else "<stdin>"
@@ -354,6 +361,8 @@ def parse(
             lines = _decoded_lines(raw, name)
             make = iter_sentences_from_text if input_format is InputFormat.text else iter_sentences_from_tokenized
             sentences = make(lines, source=name)
+        if shard_spec is not None:
+            sentences = take_shard(sentences, *shard_spec, block=shard_block)
 
         def render(p) -> str:
             if output_format is OutputFormat.conllu:
@@ -379,11 +388,39 @@ def parse(
                 if count % 256 == 0:
                     sys.stdout.flush()
             sys.stdout.flush()
-        if count == 0:
+        if count == 0 and shard_spec is None:
             fail(f"{name}: empty input (no sentences to parse)")
     finally:
         if input_file:
             raw.close()
+
+
+@app.command("merge-shards")
+@user_errors
+def merge_shards_command(
+    outputs: Annotated[list[Path], typer.Argument(help="Outputs of --shard 0/N … N-1/N, in shard order.")],
+    output_format: Annotated[OutputFormat, typer.Option(help="Format the shards were written in.")] = (
+        OutputFormat.conllu
+    ),
+    shard_block: Annotated[int, typer.Option(help="The --shard-block the shards used.", min=1)] = 1000,
+    output_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--output", "-o", help="Merged file, written atomically (default: stdout)."),
+    ] = None,
+) -> None:
+    """Merge the outputs of `parse --shard I/N` back into the input order."""
+    from unnparse.io_utils import atomic_output
+    from unnparse.parser.sharding import merge_shards
+
+    for path in outputs:
+        if not path.is_file():
+            fail(f"{path}: no such file")
+    records = merge_shards(outputs, output_format.value, block=shard_block)
+    if output_file is not None:
+        with atomic_output(output_file, "w") as fh:
+            fh.writelines(records)
+    else:
+        sys.stdout.writelines(records)
 
 
 def _decoded_lines(raw, name: str):
