@@ -115,3 +115,33 @@ def test_long_sentence_is_parsed_not_dropped(k):
     out = parser.parse([words])
     assert len(out) == 1 and len(out[0].heads) == 300
     assert sum(h == 0 for h in out[0].heads) == 1
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_exactly_where_training_stopped(tmp_path):
+    train, dev = _sentences(30, 1), _sentences(6, 2)
+    opts = TrainOptions(epochs=3, lr=5e-3, batch_tokens=200, patience=100, seed=4)
+
+    def fresh() -> Parser:
+        torch.manual_seed(0)
+        return Parser.build(_small_config(2), train)
+
+    straight = fresh()
+    full = train_parser(straight, train, dev, opts, tmp_path / "a", progress=False)
+
+    def stop_after_first(record):
+        if record["epoch"] == 1:
+            raise _Interrupt
+
+    interrupted = fresh()
+    with pytest.raises(_Interrupt):
+        train_parser(interrupted, train, dev, opts, tmp_path / "b", progress=False, on_epoch=stop_after_first)
+    resumed = fresh()
+    again = train_parser(resumed, train, dev, opts, tmp_path / "b", progress=False, resume=True)
+    assert [r["epoch"] for r in again.history] == [1, 2, 3]
+    assert [r["dev"] for r in again.history] == [r["dev"] for r in full.history]
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
