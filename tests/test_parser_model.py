@@ -117,7 +117,7 @@ def test_long_sentence_is_parsed_not_dropped(k):
     assert sum(h == 0 for h in out[0].heads) == 1
 
 
-class _Interrupt(Exception):
+class _InterruptError(Exception):
     pass
 
 
@@ -134,10 +134,10 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path):
 
     def stop_after_first(record):
         if record["epoch"] == 1:
-            raise _Interrupt
+            raise _InterruptError
 
     interrupted = fresh()
-    with pytest.raises(_Interrupt):
+    with pytest.raises(_InterruptError):
         train_parser(interrupted, train, dev, opts, tmp_path / "b", progress=False, on_epoch=stop_after_first)
     resumed = fresh()
     again = train_parser(resumed, train, dev, opts, tmp_path / "b", progress=False, resume=True)
