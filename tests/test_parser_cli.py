@@ -342,3 +342,12 @@ def test_bad_shard_spec_is_one_line(trained):
     _, model = trained
     result = runner.invoke(app, ["parse", "--model", str(model), "--shard", "3/3"], input="A dog.\n")
     _one_line_error(result, "--shard")
+
+
+def test_unn_umbrella_lists_every_model():
+    from unnparse.cli.unn_app import app as unn_app
+
+    result = runner.invoke(unn_app, ["--help"])
+    assert result.exit_code == 0
+    for cmd in ("train", "evaluate", "parse", "merge-shards", "mnist", "seqcomplete"):
+        assert cmd in result.stdout
