@@ -130,6 +130,12 @@ def measure_one(treebank: str, encoder: str, k: int, train_minutes: float, out_r
     }
 
 
+def recorded_minutes(model: Path) -> float:
+    """Training + dev-evaluation minutes recorded in a model's metrics.json."""
+    history = json.loads((model / "metrics.json").read_text())
+    return sum(r["train_seconds"] + r.get("eval_seconds", 0.0) for r in history) / 60
+
+
 def parse_seconds(model: Path, test_file: Path, out: Path, threads: int, repeats: int = 3) -> float:
     """Best time to read, parse and write the test file with the model already loaded (after a warm-up)."""
     from unnparse.io_utils import atomic_output
@@ -174,6 +180,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="threads when measuring parse speed")
     ap.add_argument("--train-threads", type=int, default=2, help="threads of each training process")
     ap.add_argument("--jobs", type=int, default=1, help="training processes side by side")
+    ap.add_argument("--skip-training", action="store_true", help="only re-measure the models already in --out")
     ap.add_argument("--minilm-k", nargs="+", type=int, default=[1], help="K values for the MiniLM encoder")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "bench")
     args = ap.parse_args()
@@ -187,13 +194,20 @@ def main() -> None:
         else:
             configs += [("UD_English-ParTUT", path, k) for k in args.minilm_k]
     # training: --jobs runs side by side (each with --train-threads); measuring: one at a time, --threads each
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        minutes = list(pool.map(lambda c: train_one(*c, args.minutes, args.out, args.train_threads), configs))
+    if args.skip_training:  # re-measure existing models; training minutes from their logs
+        minutes = [recorded_minutes(model_dir(args.out, *c)) for c in configs]
+    else:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            minutes = list(pool.map(lambda c: train_one(*c, args.minutes, args.out, args.train_threads), configs))
     rows = []
     for (tb, enc, k), m in zip(configs, minutes, strict=True):
         rows.append(measure_one(tb, enc, k, m, args.out, args.threads))
         print(table(rows), flush=True)
     cmd = ".venv/bin/python bench/parser.py " + " ".join(sys.argv[1:])
+    commands = f"Command: `{cmd}`"
+    if args.skip_training:
+        trained = ".venv/bin/python bench/parser.py " + " ".join(a for a in sys.argv[1:] if a != "--skip-training")
+        commands = f"Commands: `{trained}` (training and measuring), then `{cmd}` (measuring again)"
     body = (
         f"Measured {date.today().isoformat()} on this machine ({os.cpu_count()} cores, torch {torch.__version__}), "
         f"gold tokenization, test split, no POS tags. Training budget {args.minutes:g} min per model (wall clock, "
@@ -202,7 +216,7 @@ def main() -> None:
         f"Parse speed: reading, parsing and writing the test file (CoNLL-U in and out) with the model loaded, "
         f"{args.threads} threads, alone on the machine, best of 3. The process column is a whole `unnparse parse` run "
         f"(Python and torch start-up and model loading included), whose peak RSS is reported.\n\n"
-        f"Command: `{cmd}`\n\n" + table(rows)
+        f"{commands}\n\n" + table(rows)
     )
     write_section("parser", "Parser accuracy and speed", body)
     print(body)

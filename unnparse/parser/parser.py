@@ -179,7 +179,8 @@ class Parser:
         results: list[ParsedSentence | None] = [None] * len(chunk)
         device = self.device
         lengths = [len(s) for s in chunk]
-        for idx in token_budget_batches(lengths, batch_tokens, shuffle=False):
+        # one bucket: sentences sorted by length, cut where the budget is reached (fewest, fullest batches)
+        for idx in token_budget_batches(lengths, batch_tokens, shuffle=False, n_buckets=1):
             batch = self.featurizer.batch([chunk[i] for i in idx], idx, gold=False)
             if device.type == "cuda":
                 batch = batch.pin_memory()
