@@ -80,7 +80,7 @@ class Featurizer:
         return "".join("0" if ch.isdigit() else ch for ch in form.lower())
 
     def _sentence_features(self, s: Sentence, gold: bool) -> tuple[list[str], list[int], list[int], list[int]]:
-        """(forms, word ids, heads, relation ids) of one sentence, cached while the sentence is alive."""
+        """(forms, word ids, heads, relation ids) of one sentence; cached for gold (training) sentences."""
         hit = self._cache.get(id(s))
         if hit is not None and hit[0] is s and (not gold or hit[1][2]):
             return hit[1]
@@ -94,9 +94,10 @@ class Featurizer:
             heads = list(s.heads)
             rel_ids = [self.rels.index(r) for r in s.deprels]
         feats = (forms, word_ids, heads, rel_ids)
-        if len(self._cache) > 500_000:
-            self._cache.clear()
-        self._cache[id(s)] = (s, feats)
+        if gold:  # training data comes back every epoch; text being parsed streams past once (keep memory flat)
+            if len(self._cache) > 500_000:
+                self._cache.clear()
+            self._cache[id(s)] = (s, feats)
         return feats
 
     def _char_ids(self, form: str) -> list[int]:
