@@ -145,3 +145,13 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path):
     assert [r["dev"] for r in again.history] == [r["dev"] for r in full.history]
     for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
+
+
+def test_python_api_parses_strings_and_token_lists():
+    from unnparse.parser import Parser as PublicParser
+
+    parser = PublicParser.build(_small_config(1), _sentences(5, 1))
+    out = parser.parse(["The dog saw a cat. A man reads", "the book."])
+    assert [s.sent_id for s in out] == ["1", "2", "3"]  # the second string does not continue the first
+    assert [len(s) for s in out] == [6, 3, 3]
+    assert parser.parse([["a", "dog"]])[0].words == ["a", "dog"]

@@ -1,1 +1,25 @@
-"""Dependency parsing: data, models, training and evaluation."""
+"""Dependency parsing: data, models, training and evaluation.
+
+The entry point for Python users is :class:`Parser`::
+
+    from unnparse.parser import Parser
+
+    parser = Parser.load("models/UD_English-Sample")
+    for sentence in parser.parse(["The cat sat on the mat."]):
+        print(sentence.to_conllu())
+"""
+
+from unnparse.parser.conllu_data import CoNLLUError, Sentence, read_conllu, write_conllu
+from unnparse.parser.metrics import AttachmentScores, score_sentences
+from unnparse.parser.parser import ParsedSentence, Parser
+
+__all__ = [
+    "AttachmentScores",
+    "CoNLLUError",
+    "ParsedSentence",
+    "Parser",
+    "Sentence",
+    "read_conllu",
+    "score_sentences",
+    "write_conllu",
+]

@@ -206,8 +206,8 @@ class Parser:
             sentences = sentences_from_text(inputs, source="<text>")
         elif inputs and not isinstance(inputs[0], str):
             sentences = [Sentence.from_words(list(words), source="<tokens>") for words in inputs]
-        else:
-            sentences = [s for text in inputs for s in sentences_from_text(str(text), source="<text>")]
+        else:  # each string is a paragraph of its own: sentences never run across strings, ids run on
+            sentences = sentences_from_text("\n\n".join(str(text) for text in inputs), source="<text>")
         return [p.sentence for p in self.predict(sentences, batch_tokens=batch_tokens)]
 
     def parse_tokenized_lines(self, lines: Iterable[str]) -> Iterator[Sentence]:
