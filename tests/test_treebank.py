@@ -116,7 +116,7 @@ def test_unknown_treebank_offline_one_line_error(tmp_path: Path, no_network: lis
     assert message == (
         f"treebank UD_Foo not found in {tmp_path} and could not be downloaded "
         "(no network: [Errno -3] Temporary failure in name resolution); "
-        f"put its .conllu files in {tmp_path / 'UD_Foo'} or pass --train/--dev/--test"
+        f"put its .conllu files in {tmp_path / 'UD_Foo'} or name the files (train: --train/--dev; evaluate: --input)"
     )
     assert no_network == ["https://api.github.com/repos/UniversalDependencies/UD_Foo/contents"]
     assert os.listdir(tmp_path) == []  # nothing left behind

@@ -121,7 +121,7 @@ def _one_line(text: Any) -> str:
 def _not_found(name: str, root: Path, why: str) -> TreebankNotFoundError:
     return TreebankNotFoundError(
         f"treebank {name} not found in {root} and could not be downloaded ({_one_line(why)}); "
-        f"put its .conllu files in {root / name} or pass --train/--dev/--test"
+        f"put its .conllu files in {root / name} or name the files (train: --train/--dev; evaluate: --input)"
     )
 
 
