@@ -121,7 +121,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
     threads = args.threads or os.cpu_count()
     lines = [
         f"Run on {date.today().isoformat()} with torch {torch.__version__}, {threads} CPU thread(s), "
-        f"{os.cpu_count()} cores on the machine (shared with other jobs while it ran). Command:",
+        f"{os.cpu_count()} cores on the machine (load average {os.getloadavg()[0]:.2f} at the end). Command:",
         "",
         "```",
         f"OMP_NUM_THREADS={threads} .venv/bin/python bench/mnist.py " + shlex.join(sys.argv[1:]),

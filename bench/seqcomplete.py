@@ -97,7 +97,8 @@ def report(rows: list[dict], args: argparse.Namespace, gen: list[str], summary: 
     threads = args.threads or os.cpu_count()
     lines = [
         f"Run on {date.today().isoformat()} with torch {torch.__version__}, {threads} CPU thread(s) on device "
-        f"`{args.device}`, {os.cpu_count()} cores on the machine (shared with other jobs while it ran). Command:",
+        f"`{args.device}`, {os.cpu_count()} cores on the machine "
+        f"(load average {os.getloadavg()[0]:.2f} at the end). Command:",
         "",
         "```",
         f"OMP_NUM_THREADS={threads} .venv/bin/python bench/seqcomplete.py " + shlex.join(sys.argv[1:]),
