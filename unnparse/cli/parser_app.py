@@ -133,7 +133,6 @@ def train(
     out_dir = output or Path("models") / (treebank or Path(files_train[0]).stem.replace("-ud-train", ""))
     train_sents = [s for f in files_train for s in read_conllu(f, allow_empty=False)]
     dev_sents = read_conllu(file_dev, allow_empty=False) if file_dev else []
-    rows = [("train", str(f), 0, 0) for f in files_train]
     per_file: dict[str, list[int]] = {}
     for s in train_sents:
         per_file.setdefault(s.source, [0, 0])
