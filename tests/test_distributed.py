@@ -15,6 +15,7 @@ from tests.parser_fixtures import conllu_text
 from unnparse.parser.conllu_data import read_conllu
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser
+from unnparse.structures import arc_marginals, max_spanning_tree
 
 
 def _worker(rank: int, world: int, tmp: str) -> None:
@@ -51,6 +52,12 @@ def _worker(rank: int, world: int, tmp: str) -> None:
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
 def test_two_process_gloo_training(tmp_path):
+    # compile the numba kernels (decoding, exact fallback and its complex-step backward) here, once, so that the two
+    # workers load them from the on-disk cache instead of compiling into it at the same time
+    scores = (torch.randn(2, 6, 6, dtype=torch.float64) * 100).requires_grad_(True)
+    lengths = torch.tensor([5, 3])
+    (arc_marginals(scores, lengths)[1] * torch.randn(2, 6, 6, dtype=torch.float64)).sum().backward()
+    max_spanning_tree(scores.detach(), lengths)
     mp.spawn(_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     # in the epoch, the ranks saw disjoint shards that together cover every sentence exactly once
