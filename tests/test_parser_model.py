@@ -155,3 +155,38 @@ def test_python_api_parses_strings_and_token_lists():
     assert [s.sent_id for s in out] == ["1", "2", "3"]  # the second string does not continue the first
     assert [len(s) for s in out] == [6, 3, 3]
     assert parser.parse([["a", "dog"]])[0].words == ["a", "dog"]
+
+
+def test_upos_tagger_learns_and_fills_only_missing_tags(tmp_path):
+    parser, _, train, dev = _trained(tmp_path, k=1, epochs=6)
+    assert parser.featurizer.upos is not None and "NOUN" in parser.featurizer.upos
+    # text input has no tags: every word gets a predicted UPOS, and the toy grammar's tags are learnt
+    gold = {w: t for s in train for w, t in zip(s.words, s.upos, strict=True)}
+    tagged = parser.parse([[w for w in s.words] for s in dev])
+    predicted = [(w, t) for s in tagged for w, t in zip(s.words, s.upos, strict=True)]
+    assert all(t != "_" for _, t in predicted)
+    assert sum(gold.get(w) == t for w, t in predicted) / len(predicted) > 0.9
+    # CoNLL-U input keeps its own tags, even wrong ones
+    conllu = "1\tdog\tdog\tX\t_\t_\t_\t_\t_\t_\n2\tbarks\tbark\t_\t_\t_\t_\t_\t_\t_\n\n"
+    wrong = read_conllu(io.StringIO(conllu), name="w", require_heads=False)
+    out = next(iter(parser.predict(wrong))).sentence
+    assert out.upos[0] == "X" and out.upos[1] != "_"
+    # the tagger is part of the saved model
+    loaded = Parser.load(tmp_path / "model")
+    assert [s.upos for s in loaded.parse([["the", "dog", "saw", "a", "cat"]])] == [
+        s.upos for s in parser.parse([["the", "dog", "saw", "a", "cat"]])
+    ]
+
+
+def test_upos_loss_zero_builds_no_tagger_and_untagged_training_data_is_fine():
+    no_tagger = Parser.build(
+        default_config(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1, upos_loss=0.0), _sentences(5, 1)
+    )
+    assert no_tagger.model.tagger is None and no_tagger.config["vocab"]["upos"] is None
+    assert no_tagger.parse([["a", "dog"]])[0].upos == ["_", "_"]
+    untagged = read_conllu(io.StringIO("1\tdog\t_\t_\t_\t_\t0\troot\t_\t_\n\n"), name="u")
+    parser = Parser.build(_small_config(1), untagged)
+    assert parser.model.tagger is None  # nothing to learn from
+    batch = parser.featurizer.batch(untagged, [0], gold=True)
+    loss, _, _ = parser.model.loss(parser.model(batch), batch)
+    assert torch.isfinite(loss)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-__all__ = ["USER_ERRORS", "err_console", "fail", "user_errors"]
+__all__ = ["USER_ERRORS", "err_console", "fail", "user_errors", "without_option"]
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -66,3 +66,16 @@ def user_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out

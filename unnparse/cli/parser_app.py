@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from unnparse.cli.common import err_console, fail, user_errors
+from unnparse.cli.common import err_console, fail, user_errors, without_option
 
 app = typer.Typer(
     name="unnparse",
@@ -90,6 +90,13 @@ def train(
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.33,
     lstm_hidden: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM size per direction.", min=1)] = 200,
     lstm_layers: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM layers.", min=1)] = 3,
+    upos_loss: Annotated[
+        float,
+        typer.Option(help="Weight of the auxiliary UPOS tagging loss (0: no tagger; tags are never an input).", min=0),
+    ] = 1.0,
+    rel_from_x: Annotated[
+        bool, typer.Option(help="The relation classifier also reads the encoder's word vectors, not only H and M.")
+    ] = True,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     lr: Annotated[float, typer.Option(help="Learning rate (UNN and scratch encoder).")] = 3e-3,
     encoder_lr: Annotated[float, typer.Option(help="Learning rate of a pretrained encoder.")] = 5e-5,
@@ -117,7 +124,7 @@ def train(
     from unnparse.parser.treebank import resolve_treebank
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(relaunch_with_torchrun(nproc, _without_option(sys.argv[1:], "--nproc")))
+        raise typer.Exit(relaunch_with_torchrun(nproc, without_option(sys.argv[1:], "--nproc")))
     if threads:
         torch.set_num_threads(threads)
     if treebank is None and not train_files:
@@ -159,6 +166,8 @@ def train(
         freeze_encoder=freeze_encoder,
         lstm_hidden=lstm_hidden,
         lstm_layers=lstm_layers,
+        upos_loss=upos_loss,
+        rel_from_x=rel_from_x,
     )
     config["treebank"] = treebank
     torch.manual_seed(seed)
@@ -272,19 +281,6 @@ def evaluate(
     table.add_row("sentences", f"{d['sentences']:,}")
     table.add_row("words", f"{d['words']:,}")
     out_console.print(table)
-
-
-def _without_option(argv: list[str], name: str) -> list[str]:
-    """``argv`` without ``name VALUE`` / ``name=VALUE``."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == name:
-            skip = True
-        elif not arg.startswith(name + "="):
-            out.append(arg)
-    return out
 
 
 def _resolve_model(model: Path | None) -> Path:

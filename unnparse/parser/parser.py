@@ -29,7 +29,7 @@ from unnparse.runtime import resolve_device
 
 __all__ = ["ParsedSentence", "Parser", "default_config", "resolve_device"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: unpacked BiLSTM weights, UPOS tagger, relation classifier reading X
 ENCODER_DIR = "encoder"
 
 
@@ -44,6 +44,8 @@ def default_config(
     freeze_encoder: bool = False,
     lstm_hidden: int = 200,
     lstm_layers: int = 3,
+    upos_loss: float = 1.0,
+    rel_from_x: bool = True,
 ) -> dict[str, Any]:
     """The model part of a parser config (everything that fixes the network's shape and behaviour)."""
     if encoder == "scratch":
@@ -70,6 +72,8 @@ def default_config(
             "rel_hidden": rel_hidden,
             "dropout": dropout,
             "single_root": True,
+            "upos_loss": upos_loss,
+            "rel_from_x": rel_from_x,
         },
     }
 
@@ -102,15 +106,20 @@ class Parser:
                 (Featurizer.normalize_word(w) for s in train for w in s.words), min_freq=enc["min_word_freq"]
             )
             chars = Vocab.build((ch for s in train for w in s.words for ch in w), specials=(PAD, UNK, ROOT_CHAR))
+        upos = None
+        if float(config["model"].get("upos_loss", 0.0)) > 0:
+            tags = [t for s in train for t in s.upos if t != "_"]
+            upos = Vocab.build(tags, specials=(UNK,)) if tags else None
         config = dict(config)
         config["vocab"] = {
             "rels": rels.to_json(),
             "words": None if words is None else words.to_json(),
             "chars": None if chars is None else chars.to_json(),
+            "upos": None if upos is None else upos.to_json(),
         }
         encoder = build_encoder(config, n_words=len(words or []), n_chars=len(chars or []))
-        model = ParserModel(encoder, len(rels), config["model"])
-        return cls(model, Featurizer(rels, words, chars), config)
+        model = ParserModel(encoder, len(rels), config["model"], n_upos=len(upos or []))
+        return cls(model, Featurizer(rels, words, chars, upos=upos), config)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Parser:
@@ -126,16 +135,17 @@ class Parser:
             rels = Vocab.from_json(vocab["rels"])
             words = None if vocab.get("words") is None else Vocab.from_json(vocab["words"])
             chars = None if vocab.get("chars") is None else Vocab.from_json(vocab["chars"])
+            upos = None if vocab.get("upos") is None else Vocab.from_json(vocab["upos"])
             saved = str(Path(path) / ENCODER_DIR) if config["encoder"]["type"] == "transformer" else None
             encoder = build_encoder(config, n_words=len(words or []), n_chars=len(chars or []), saved_dir=saved)
-            model = ParserModel(encoder, len(rels), config["model"])
+            model = ParserModel(encoder, len(rels), config["model"], n_upos=len(upos or []))
         except (KeyError, TypeError, ValueError) as err:
             raise ModelFileError(f"{Path(path) / 'config.json'}: incomplete parser config ({err!r})") from None
         load_weights(path, model)
         model.eval()
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         model.to(dev)
-        return cls(model, Featurizer(rels, words, chars), config)
+        return cls(model, Featurizer(rels, words, chars, upos=upos), config)
 
     def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (+ encoder config and tokenizer files) atomically."""
@@ -189,11 +199,14 @@ class Parser:
                 out = self.model(batch)
             heads, rels = self.model.decode(out, batch)
             heads_l, rels_l = heads.cpu().tolist(), rels.cpu().tolist()
+            tags = self.model.predict_upos(out, batch)
+            tags_l = None if tags is None or self.featurizer.upos is None else tags.cpu().tolist()
             marg = out.marginals.float().cpu() if marginals else None
             for row, i in enumerate(idx):
                 n = lengths[i]
                 labels = [self.featurizer.rels.itos[r] for r in rels_l[row][1 : n + 1]]
-                parsed = chunk[i].with_predictions(heads_l[row][1 : n + 1], labels)
+                upos = None if tags_l is None else [self.featurizer.upos.itos[t] for t in tags_l[row][1 : n + 1]]
+                parsed = chunk[i].with_predictions(heads_l[row][1 : n + 1], labels, upos=upos)
                 m = None if marg is None else _marginal_rows(marg[row], n)
                 results[i] = ParsedSentence(parsed, m)
         return [r for r in results if r is not None]
