@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from tests.parser_fixtures import write_treebank
 from unnparse.cli.parser_app import app
+from unnparse.parser.conllu_data import read_conllu
 
 runner = CliRunner()
 SMALL = [
@@ -122,6 +123,7 @@ def test_parse_formats(trained, fmt, text):
         rows = [r.split("\t") for r in block.splitlines() if not r.startswith("#")]
         assert all(len(r) == 10 for r in rows)
         assert sum(r[6] == "0" for r in rows) == 1
+        assert all(r[3] != "_" for r in rows)  # untagged input gets the model's UPOS
 
 
 def test_parse_json_tree_marginals_and_conllu_input(trained, tmp_path):
@@ -149,6 +151,8 @@ def test_parse_json_tree_marginals_and_conllu_input(trained, tmp_path):
     objs = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(objs) == 15
     n = len(objs[0]["words"])
+    gold_first = read_conllu(gold)[0]
+    assert [w["upos"] for w in objs[0]["words"]] == gold_first.upos  # tags of the input are kept
     assert len(objs[0]["marginals"]) == n and all(abs(sum(row) - 1) < 1e-3 for row in objs[0]["marginals"])
     tree = runner.invoke(
         app, ["parse", "--model", str(model), "--output-format", "tree", "--marginals"], input="The dog saw a cat.\n"
