@@ -31,7 +31,7 @@ class PaddedBiLSTM(nn.Module):
     real position, so it cannot reach them) and the backward one on each sequence reversed within its own length.
     Outputs at real positions are exactly those of a packed bidirectional LSTM; padding positions hold junk that
     callers mask. Unpacked LSTMs run as fused kernels (oneDNN on CPU, cuDNN on CUDA), which packed sequences do
-    not get on CPU: about 1.5x faster training here.
+    not get on CPU: about 1.4x more training words per second here.
     """
 
     def __init__(self, input_dim: int, hidden: int, *, layers: int, dropout: float) -> None:
