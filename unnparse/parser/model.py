@@ -163,15 +163,17 @@ class ParserModel(nn.Module):
         """[B, N+1] best UPOS id of each word (never 0, the unknown tag), or None without a tagger."""
         if out.upos_logits is None:
             return None
-        logits = out.upos_logits.clone()
-        logits[..., 0] = float("-inf")
-        return logits.argmax(-1).masked_fill(~batch.word_mask, 0)
+        return _best_known(out.upos_logits, batch.word_mask)
 
     @torch.no_grad()
     def decode(self, out: ParserOutput, batch: Batch) -> tuple[Tensor, Tensor]:
         """Single-root maximum spanning trees of the final scores, and the best label of each chosen arc."""
         heads = max_spanning_tree(out.scores.float(), batch.lengths, single_root=self.single_root)
-        logits = self.relation_logits(out, heads)
-        logits[..., 0] = float("-inf")  # index 0 is the unknown relation
-        rels = logits.argmax(-1).masked_fill(~batch.word_mask, 0)
-        return heads, rels
+        return heads, _best_known(self.relation_logits(out, heads), batch.word_mask)
+
+
+def _best_known(logits: Tensor, word_mask: Tensor) -> Tensor:
+    """[B, N+1] best label of each word, never index 0 (the unknown entry); 0 at ROOT and padding."""
+    logits = logits.clone()
+    logits[..., 0] = float("-inf")
+    return logits.argmax(-1).masked_fill(~word_mask, 0)
