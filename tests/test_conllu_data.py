@@ -135,6 +135,26 @@ def test_with_predictions_validates() -> None:
         s.with_predictions([0, 1, 1, 1], ["root", "a b", "x", "y"])
 
 
+def test_tag_columns_read_as_text_and_predictions_fill_only_empty_cells() -> None:
+    (s,) = read_conllu(io.StringIO(RICH))
+    assert s.column("xpos") == ["VBP", "RB", "VB", "RB"]
+    assert s.column("feats") == ["Mood=Ind|Tense=Pres", "_", "VerbForm=Inf", "_"]
+    with pytest.raises(ValueError, match="not a tag column"):
+        s.column("lemma")
+    tags = {
+        "upos": ["X", "X", "X", "X"],
+        "feats": ["Number=Sing", "Polarity=Neg", "Mood=Imp|VerbForm=Fin", "Degree=Pos"],
+    }
+    new = s.with_predictions(s.heads, s.deprels, tags=tags)
+    assert new.upos == s.upos  # every UPOS was annotated: kept
+    assert new.column("feats") == ["Mood=Ind|Tense=Pres", "Polarity=Neg", "VerbForm=Inf", "Degree=Pos"]
+    assert "2\tn't\tnot\tPART\tRB\tPolarity=Neg\t3\tadvmod\t3:advmod\t_" in new.to_conllu()
+    with pytest.raises(ValueError, match="4 words"):
+        s.with_predictions(s.heads, s.deprels, tags={"xpos": ["NN"]})
+    with pytest.raises(ValueError, match="not a tag column"):
+        s.with_predictions(s.heads, s.deprels, tags={"lemma": ["a", "b", "c", "d"]})
+
+
 def test_changed_metadata_regenerates_comments() -> None:
     (s,) = read_conllu(io.StringIO(RICH))
     s.tokens.metadata["sent_id"] = "new"

@@ -159,7 +159,8 @@ def test_python_api_parses_strings_and_token_lists():
 
 def test_upos_tagger_learns_and_fills_only_missing_tags(tmp_path):
     parser, _, train, dev = _trained(tmp_path, k=1, epochs=6)
-    assert parser.featurizer.upos is not None and "NOUN" in parser.featurizer.upos
+    assert "NOUN" in parser.featurizer.tags["upos"]
+    assert set(parser.featurizer.tags) == {"upos"}  # the fixtures have no XPOS or FEATS to learn
     # text input has no tags: every word gets a predicted UPOS, and the toy grammar's tags are learnt
     gold = {w: t for s in train for w, t in zip(s.words, s.upos, strict=True)}
     tagged = parser.parse([[w for w in s.words] for s in dev])
@@ -182,11 +183,68 @@ def test_upos_loss_zero_builds_no_tagger_and_untagged_training_data_is_fine():
     no_tagger = Parser.build(
         default_config(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1, upos_loss=0.0), _sentences(5, 1)
     )
-    assert no_tagger.model.tagger is None and no_tagger.config["vocab"]["upos"] is None
+    assert not no_tagger.model.taggers and no_tagger.config["vocab"]["upos"] is None
     assert no_tagger.parse([["a", "dog"]])[0].upos == ["_", "_"]
     untagged = read_conllu(io.StringIO("1\tdog\t_\t_\t_\t_\t0\troot\t_\t_\n\n"), name="u")
     parser = Parser.build(_small_config(1), untagged)
-    assert parser.model.tagger is None  # nothing to learn from
+    assert not parser.model.taggers  # nothing to learn from
     batch = parser.featurizer.batch(untagged, [0], gold=True)
     loss, _, _ = parser.model.loss(parser.model(batch), batch)
     assert torch.isfinite(loss)
+
+
+def _with_morphology(sentences):
+    """The fixtures with XPOS (UPOS + a suffix) and FEATS (Number=Plur on words ending in s) filled in."""
+    out = []
+    for s in sentences:
+        tags = {
+            "xpos": [f"{u}-x" for u in s.upos],
+            "feats": ["Number=Plur" if w.endswith("s") else "Number=Sing" for w in s.words],
+        }
+        copy = s.copy()
+        for tok in copy.word_tokens:
+            tok["xpos"], tok["feats"] = "_", None
+        out.append(copy.with_predictions(s.heads, s.deprels, tags=tags))
+    return out
+
+
+def test_xpos_and_feats_taggers_learn_fill_missing_columns_and_survive_save_load(tmp_path):
+    torch.manual_seed(0)
+    train, dev = _with_morphology(_sentences(80, 1)), _with_morphology(_sentences(10, 2))
+    assert train[0].column("feats")[0].startswith("Number=")
+    config = default_config(hidden=32, rel_hidden=16, lstm_hidden=32, lstm_layers=1, xpos_loss=1.0, feats_loss=0.5)
+    parser = Parser.build(config, train)
+    assert set(parser.featurizer.tags) == {"upos", "xpos", "feats"}
+    assert set(parser.model.taggers) == {"upos", "xpos", "feats"}
+    opts = TrainOptions(epochs=6, lr=1e-2, batch_tokens=300, patience=100, seed=0)
+    train_parser(parser, train, dev, opts, tmp_path / "model", progress=False)
+    tagged = parser.parse([s.words for s in dev])
+    for name in ("xpos", "feats"):
+        gold = [t for s in dev for t in s.column(name)]
+        predicted = [t for s in tagged for t in s.column(name)]
+        assert "_" not in predicted
+        assert sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold) > 0.9, name
+    # predicted FEATS are real feature structures in the CoNLL-U output
+    assert tagged[0].word_tokens[0]["feats"] in ({"Number": "Sing"}, {"Number": "Plur"})
+    loaded = Parser.load(tmp_path / "model")
+    again = loaded.parse([s.words for s in dev])
+    assert [s.column("feats") for s in again] == [s.column("feats") for s in tagged]
+    assert [s.column("xpos") for s in again] == [s.column("xpos") for s in tagged]
+
+
+def test_tag_losses_weigh_the_tagging_terms():
+    torch.manual_seed(0)
+    train = _with_morphology(_sentences(8, 3))
+    base = dict(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1, upos_loss=0.0)
+    parser = Parser.build(default_config(**base, feats_loss=1.0), train)
+    parser.model.eval()
+    batch = parser.featurizer.batch(train, list(range(len(train))), gold=True)
+    out = parser.model(batch)
+    with_feats, arc, rel = parser.model.loss(out, batch)
+    parser.model.tag_weights["feats"] = 0.0
+    without, _, _ = parser.model.loss(out, batch)
+    mask = batch.word_mask
+    assert batch.tags is not None
+    expected = torch.nn.functional.cross_entropy(out.tag_logits["feats"][mask], batch.tags["feats"][mask])
+    torch.testing.assert_close(with_feats - without, expected)
+    torch.testing.assert_close(without.double(), (arc + rel).double())

@@ -1,4 +1,5 @@
-"""The scratch encoder's unpacked BiLSTM equals PyTorch's packed bidirectional LSTM at every real position."""
+"""The scratch encoder's unpacked BiLSTM equals PyTorch's packed bidirectional LSTM at every real position; the
+character BiLSTM gives each form the final states of a bidirectional LSTM run on that form alone."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from unnparse.parser.encoders import PaddedBiLSTM
+from unnparse.parser.encoders import CharBiLSTM, PaddedBiLSTM, ScratchEncoder
 
 
 def test_reversal_index_flips_inside_each_length_only():
@@ -38,3 +39,43 @@ def test_padded_bilstm_equals_packed_bidirectional_lstm(layers):
     (g_ref,) = torch.autograd.grad((want * mask).sum(), x)
     torch.testing.assert_close(g_ours, g_ref)
     assert float(g_ours[1, 4:].abs().sum()) == 0.0
+
+
+def test_char_bilstm_gives_final_states_of_each_form_alone():
+    torch.manual_seed(0)
+    char_dim, hidden = 5, 4
+    chars = torch.tensor([[0, 0, 0, 0], [3, 0, 0, 0], [4, 5, 6, 7], [8, 9, 0, 0]])
+    emb = torch.randn(10, char_dim, dtype=torch.float64)
+    ours = CharBiLSTM(char_dim, hidden).double()
+    got = ours(emb[chars], chars)
+    assert got.shape == (4, 2 * hidden)
+    fwd, bwd = ours.lstm.forward_layers[0], ours.lstm.backward_layers[0]
+    for u in range(1, 4):
+        form = emb[chars[u][chars[u] != 0]].unsqueeze(0)  # [1, L, dim], no padding at all
+        _, (h_fwd, _) = fwd(form)
+        _, (h_bwd, _) = bwd(form.flip(1))
+        torch.testing.assert_close(got[u], torch.cat([h_fwd[0, 0], h_bwd[0, 0]]))
+
+
+@pytest.mark.parametrize("char_encoder", ["cnn", "lstm"])
+def test_scratch_encoder_output_ignores_padding(char_encoder):
+    torch.manual_seed(0)
+    enc = ScratchEncoder(20, 12, word_dim=6, char_dim=5, char_filters=8, hidden=7, layers=2, char_encoder=char_encoder)
+    enc.eval()
+    chars = torch.tensor([[0, 0, 0], [2, 0, 0], [3, 4, 5], [6, 7, 0]])
+    words = torch.tensor([[1, 3, 4, 5]])
+    index = torch.tensor([[1, 2, 3, 2]])
+    alone = enc(words, chars, index, torch.tensor([3]))
+    padded = enc(
+        torch.tensor([[1, 3, 4, 5, 0, 0], [1, 6, 0, 0, 0, 0]]),
+        chars,
+        torch.tensor([[1, 2, 3, 2, 0, 0], [1, 3, 0, 0, 0, 0]]),
+        torch.tensor([3, 1]),
+    )
+    assert alone.shape[-1] == 14
+    torch.testing.assert_close(padded[0, :4], alone[0])
+
+
+def test_scratch_encoder_rejects_unknown_char_encoder():
+    with pytest.raises(ValueError, match="char_encoder"):
+        ScratchEncoder(10, 10, char_encoder="gru")

@@ -50,6 +50,11 @@ class Pooling(str, Enum):
     mean = "mean"
 
 
+class CharEncoder(str, Enum):
+    cnn = "cnn"
+    lstm = "lstm"
+
+
 DataDir = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option("--data-dir", help="Folder holding UD treebank folders (default: $UNNPARSE_DATA, else ./data)."),
@@ -90,10 +95,19 @@ def train(
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.33,
     lstm_hidden: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM size per direction.", min=1)] = 200,
     lstm_layers: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM layers.", min=1)] = 3,
+    char_encoder: Annotated[
+        CharEncoder, typer.Option(help="Scratch encoder: word vectors from characters by a CNN or a BiLSTM.")
+    ] = CharEncoder.cnn,
     upos_loss: Annotated[
         float,
         typer.Option(help="Weight of the auxiliary UPOS tagging loss (0: no tagger; tags are never an input).", min=0),
     ] = 1.0,
+    xpos_loss: Annotated[
+        float, typer.Option(help="Weight of the auxiliary XPOS tagging loss (0: no XPOS tagger).", min=0)
+    ] = 0.0,
+    feats_loss: Annotated[
+        float, typer.Option(help="Weight of the auxiliary FEATS tagging loss (0: no FEATS tagger).", min=0)
+    ] = 0.0,
     rel_from_x: Annotated[
         bool, typer.Option(help="The relation classifier also reads the encoder's word vectors, not only H and M.")
     ] = True,
@@ -166,7 +180,10 @@ def train(
         freeze_encoder=freeze_encoder,
         lstm_hidden=lstm_hidden,
         lstm_layers=lstm_layers,
+        char_encoder=char_encoder.value,
         upos_loss=upos_loss,
+        xpos_loss=xpos_loss,
+        feats_loss=feats_loss,
         rel_from_x=rel_from_x,
     )
     config["treebank"] = treebank

@@ -16,7 +16,7 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +33,7 @@ __all__ = [
     "MultipleRootsWarning",
     "NoSentencesError",
     "Sentence",
+    "TAG_COLUMNS",
     "iter_conllu",
     "read_conllu",
     "write_conllu",
@@ -40,6 +41,8 @@ __all__ = [
 
 #: The ten CoNLL-U columns, as named by the ``conllu`` package.
 FIELDS: tuple[str, ...] = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
+#: The word-level annotation a parser can learn to predict (auxiliary tagging tasks).
+TAG_COLUMNS: tuple[str, ...] = ("upos", "xpos", "feats")
 
 #: What the readers and writers accept: a path or an open text/binary stream.
 PathOrStream = str | os.PathLike | IO[str] | IO[bytes]
@@ -227,7 +230,18 @@ class Sentence:
     @property
     def upos(self) -> list[str]:
         """UPOS of each syntactic word (``"_"`` where unannotated)."""
-        return [tok.get("upos") or "_" for tok in self.tokens if _is_word(tok)]
+        return self.column("upos")
+
+    def column(self, name: str) -> list[str]:
+        """The ``upos``, ``xpos`` or ``feats`` column of each syntactic word as text (``"_"`` where unannotated)."""
+        if name not in TAG_COLUMNS:
+            raise ValueError(f"not a tag column: {name!r} (one of {', '.join(TAG_COLUMNS)})")
+        values = []
+        for tok in self.tokens:
+            if _is_word(tok):
+                value = tok.get(name)
+                values.append(_dict_to_str(value) if isinstance(value, dict) else str(value or "_"))
+        return values
 
     @property
     def sent_id(self) -> str | None:
@@ -256,19 +270,21 @@ class Sentence:
         return Sentence(tokens, source=self.source, line=self.line, comments=list(self.comments))
 
     def with_predictions(
-        self, heads: Sequence[int], deprels: Sequence[str], *, upos: Sequence[str] | None = None
+        self, heads: Sequence[int], deprels: Sequence[str], *, tags: Mapping[str, Sequence[str]] | None = None
     ) -> Sentence:
         """Copy of this sentence whose words' HEAD and DEPREL are replaced.
 
-        ``upos`` (predicted tags) fills the UPOS column only where it is empty (``_``): annotation that the input
-        has is never overwritten. Everything else (comments, multiword tokens, empty nodes, DEPS, MISC, ...) is kept.
+        ``tags`` (predicted UPOS, XPOS or FEATS, by column name) fill their column only where it is empty (``_``):
+        annotation that the input has is never overwritten. Everything else (comments, multiword tokens, empty
+        nodes, DEPS, MISC, ...) is kept.
 
         Raises:
             ValueError: wrong number of heads/deprels, a head outside ``0..len(self)``, or
                 an empty / whitespace-containing deprel.
         """
         n_words = len(self)
-        if len(heads) != n_words or len(deprels) != n_words or (upos is not None and len(upos) != n_words):
+        tags = dict(tags or {})
+        if len(heads) != n_words or len(deprels) != n_words or any(len(v) != n_words for v in tags.values()):
             raise ValueError(
                 f"sentence {self.sent_id or '?'} ({self.source}:{self.line}) has {n_words} words, "
                 f"got {len(heads)} heads and {len(deprels)} deprels"
@@ -282,10 +298,12 @@ class Sentence:
                 raise ValueError(f"invalid deprel {rel!r} for word {tok['id']}")
             tok["head"] = head
             tok["deprel"] = str(rel)
-        if upos is not None:
-            for tok, tag in zip(new.word_tokens, upos, strict=True):
-                if tok.get("upos") in (None, "_", ""):
-                    tok["upos"] = str(tag)
+        for name, values in tags.items():
+            if name not in TAG_COLUMNS:
+                raise ValueError(f"not a tag column: {name!r} (one of {', '.join(TAG_COLUMNS)})")
+            for tok, tag in zip(new.word_tokens, values, strict=True):
+                if tok.get(name) in (None, "_", ""):
+                    tok[name] = _parse_dict_field(str(tag)) if name == "feats" else str(tag)
         return new
 
     @classmethod

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EncoderLoadError", "PaddedBiLSTM", "ScratchEncoder", "TransformerEncoder", "build_encoder"]
+__all__ = ["CharBiLSTM", "EncoderLoadError", "PaddedBiLSTM", "ScratchEncoder", "TransformerEncoder", "build_encoder"]
 
 
 class EncoderLoadError(Exception):
@@ -65,8 +65,29 @@ class PaddedBiLSTM(nn.Module):
         return x
 
 
+class CharBiLSTM(nn.Module):
+    """Word vectors from characters: a one-layer BiLSTM over each form, the final state of each direction.
+
+    Input ``chars`` [U, C] (right-padded with 0, at least one character per row but row 0, the padding row);
+    output [U, 2·hidden]. Final states keep where a character stands (prefix, suffix), which max-pooled
+    convolutions lose.
+    """
+
+    def __init__(self, char_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.lstm = PaddedBiLSTM(char_dim, hidden, layers=1, dropout=0.0)
+        self.hidden = hidden
+
+    def forward(self, embedded: Tensor, chars: Tensor) -> Tensor:
+        lengths = (chars != 0).sum(1).clamp_min(1)
+        out = self.lstm(embedded, lengths)  # [U, C, 2h]
+        last = out[torch.arange(out.shape[0], device=out.device), lengths - 1, : self.hidden]
+        first = out[:, 0, self.hidden :]  # the backward direction has read the whole form at position 0
+        return torch.cat([last, first], dim=-1)
+
+
 class ScratchEncoder(nn.Module):
-    """Word and character-CNN embeddings followed by a multi-layer BiLSTM.
+    """Word and character embeddings (character CNN or BiLSTM) followed by a multi-layer BiLSTM.
 
     Input: ``words`` [B, N+1] (index 0 of each row is the ROOT token), ``chars`` [U, C] (characters of each
     distinct form of the batch), ``char_index`` [B, N+1] (which row of ``chars``), ``lengths`` [B].
@@ -85,11 +106,17 @@ class ScratchEncoder(nn.Module):
         layers: int = 3,
         dropout: float = 0.33,
         word_dropout: float = 0.2,
+        char_encoder: str = "cnn",
     ) -> None:
         super().__init__()
+        if char_encoder not in ("cnn", "lstm"):
+            raise ValueError(f"char_encoder must be 'cnn' or 'lstm', not {char_encoder!r}")
         self.word_embed = nn.Embedding(n_words, word_dim, padding_idx=0)
         self.char_embed = nn.Embedding(n_chars, char_dim, padding_idx=0)
-        self.char_conv = nn.Conv1d(char_dim, char_filters, kernel_size=3, padding=1)
+        # ``char_filters`` is the size of a form's character vector: CNN filters, or twice the BiLSTM state
+        self.char_conv = nn.Conv1d(char_dim, char_filters, kernel_size=3, padding=1) if char_encoder == "cnn" else None
+        self.char_lstm = CharBiLSTM(char_dim, char_filters // 2) if char_encoder == "lstm" else None
+        char_filters = 2 * (char_filters // 2) if char_encoder == "lstm" else char_filters
         self.lstm = PaddedBiLSTM(word_dim + char_filters, hidden, layers=layers, dropout=dropout)
         self.input_dropout = nn.Dropout(dropout)
         self.word_dropout = word_dropout
@@ -101,9 +128,12 @@ class ScratchEncoder(nn.Module):
             drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words > 2)
             words = words.masked_fill(drop, 1)  # UNK
         w = self.word_embed(words)
-        c = self.char_embed(chars).transpose(1, 2)  # [U, dim, C]
-        c = torch.relu(self.char_conv(c))
-        c = c.masked_fill((chars == 0).unsqueeze(1), 0.0).amax(dim=2)  # [U, filters]
+        if self.char_lstm is not None:
+            c = self.char_lstm(self.char_embed(chars), chars)  # [U, filters]
+        else:
+            assert self.char_conv is not None
+            c = torch.relu(self.char_conv(self.char_embed(chars).transpose(1, 2)))  # [U, filters, C]
+            c = c.masked_fill((chars == 0).unsqueeze(1), 0.0).amax(dim=2)  # [U, filters]
         c = c[char_index]  # [B, N+1, filters]
         x = self.input_dropout(torch.cat([w, c], dim=-1))
         return self.lstm(x, lengths + 1)
@@ -283,6 +313,7 @@ def build_encoder(config: dict[str, Any], *, n_words: int, n_chars: int, saved_d
             layers=enc["layers"],
             dropout=enc["dropout"],
             word_dropout=enc["word_dropout"],
+            char_encoder=enc.get("char_encoder", "cnn"),
         )
     if saved_dir is not None:
         return TransformerEncoder.from_saved(saved_dir, pooling=enc["pooling"], freeze=enc["freeze"])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from unnparse.parser.conllu_data import Sentence
+from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
 from unnparse.parser.vocab import ROOT, UNK, Vocab
 
 __all__ = ["Batch", "Featurizer"]
@@ -28,7 +29,7 @@ class Batch:
     char_index: Tensor | None = None  # [B, N+1] row of ``chars`` for each position (0 = padding)
     heads: Tensor | None = None  # [B, N+1] gold heads (0 at ROOT and padding)
     rels: Tensor | None = None  # [B, N+1] gold relation ids
-    upos: Tensor | None = None  # [B, N+1] gold UPOS ids (0 = unannotated; only with a UPOS vocabulary)
+    tags: dict[str, Tensor] | None = None  # column -> [B, N+1] gold tag ids (0 = unannotated or unseen)
 
     @property
     def max_words(self) -> int:
@@ -49,22 +50,25 @@ class Batch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """A copy with every tensor on ``device``."""
-        values = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            values[f.name] = v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v
-        return Batch(**values)
+        return self._map(lambda v: v.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> Batch:
         """A copy with every tensor in pinned host memory (faster, asynchronous copies to a GPU)."""
-        values = {}
+        return self._map(lambda v: v.pin_memory())
+
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> Batch:
+        values: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            values[f.name] = v.pin_memory() if isinstance(v, Tensor) else v
+            if isinstance(v, Tensor):
+                v = fn(v)
+            elif isinstance(v, dict):
+                v = {key: fn(t) for key, t in v.items()}
+            values[f.name] = v
         return Batch(**values)
 
 
-_Features = tuple[list[str], list[int], list[int], list[int], list[int]]
+_Features = tuple[list[str], list[int], list[int], list[int], dict[str, list[int]]]
 
 
 class Featurizer:
@@ -76,10 +80,14 @@ class Featurizer:
         words: Vocab | None = None,
         chars: Vocab | None = None,
         *,
-        upos: Vocab | None = None,
+        tags: Mapping[str, Vocab] | None = None,
         max_word_chars: int = 20,
     ) -> None:
-        self.rels, self.words, self.chars, self.upos = rels, words, chars, upos
+        self.rels, self.words, self.chars = rels, words, chars
+        self.tags: dict[str, Vocab] = dict(tags or {})  # tag column (upos, xpos, feats) -> its vocabulary
+        unknown = set(self.tags) - set(TAG_COLUMNS)
+        if unknown:
+            raise ValueError(f"not tag columns: {sorted(unknown)}")
         self.max_word_chars = max_word_chars
         self._cache: dict[int, tuple[Sentence, _Features]] = {}
         self._char_cache: dict[str, list[int]] = {}
@@ -90,7 +98,7 @@ class Featurizer:
         return "".join("0" if ch.isdigit() else ch for ch in form.lower())
 
     def _sentence_features(self, s: Sentence, gold: bool) -> _Features:
-        """(forms, word ids, heads, relation ids, UPOS ids) of one sentence; cached for gold (training) sentences."""
+        """(forms, word ids, heads, relation ids, tag ids by column) of one sentence; cached for gold sentences."""
         hit = self._cache.get(id(s))
         if hit is not None and hit[0] is s and (not gold or hit[1][2]):
             return hit[1]
@@ -98,15 +106,15 @@ class Featurizer:
         word_ids = [self.words.index(self.normalize_word(w)) for w in forms] if self.words is not None else []
         heads: list[int] = []
         rel_ids: list[int] = []
-        upos_ids: list[int] = []
+        tag_ids: dict[str, list[int]] = {}
         if gold:
             if s.heads is None or s.deprels is None:
                 raise ValueError(f"{s.source}:{s.line}: sentence has no gold HEAD/DEPREL")
             heads = list(s.heads)
             rel_ids = [self.rels.index(r) for r in s.deprels]
-            if self.upos is not None:  # "_" and tags unseen in training map to 0: no tagging loss there
-                upos_ids = [self.upos.stoi.get(t, 0) for t in s.upos]
-        feats = (forms, word_ids, heads, rel_ids, upos_ids)
+            for name, vocab in self.tags.items():  # "_" and tags unseen in training map to 0: no tagging loss
+                tag_ids[name] = [vocab.stoi.get(t, 0) for t in s.column(name)]
+        feats = (forms, word_ids, heads, rel_ids, tag_ids)
         if gold:  # training data comes back every epoch; text being parsed streams past once (keep memory flat)
             if len(self._cache) > 500_000:
                 self._cache.clear()
@@ -152,9 +160,11 @@ class Featurizer:
                 heads[b, 1 : len(h) + 1] = torch.tensor(h, dtype=torch.long)
                 rels[b, 1 : len(r) + 1] = torch.tensor(r, dtype=torch.long)
             batch.heads, batch.rels = heads, rels
-            if self.upos is not None:
-                upos = torch.zeros(B, N + 1, dtype=torch.long)
-                for b, (*_, t) in enumerate(feats):
-                    upos[b, 1 : len(t) + 1] = torch.tensor(t, dtype=torch.long)
-                batch.upos = upos
+            if self.tags:
+                batch.tags = {}
+                for name in self.tags:
+                    ids = torch.zeros(B, N + 1, dtype=torch.long)
+                    for b, f in enumerate(feats):
+                        ids[b, 1 : len(f[0]) + 1] = torch.tensor(f[4][name], dtype=torch.long)
+                    batch.tags[name] = ids
         return batch

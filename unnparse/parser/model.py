@@ -9,7 +9,7 @@ that gives Y provides (footnote 3). Beyond the paper, a biaffine classifier on t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -43,7 +43,7 @@ class ParserOutput:
     marginals: Tensor  # [B, N+1, N+1] final Y
     heads_repr: Tensor  # [B, N+1, d] final H
     mods_repr: Tensor  # [B, N+1, d] final M
-    upos_logits: Tensor | None = None  # [B, N+1, n_upos] auxiliary UPOS tagger on X (when the model has one)
+    tag_logits: dict[str, Tensor] = field(default_factory=dict)  # column -> [B, N+1, n_tags]: taggers on X
     x: Tensor | None = None  # [B, N+1, dim] the encoder output X (after dropout)
 
 
@@ -68,7 +68,9 @@ def build_parser_unn(input_dim: int, hidden: int, *, dropout: float = 0.0, singl
 class ParserModel(nn.Module):
     """Encoder + UNN + relation classifier. ``config`` is the ``model`` part of a parser's config.json."""
 
-    def __init__(self, encoder: nn.Module, n_rels: int, config: dict[str, Any], *, n_upos: int = 0) -> None:
+    def __init__(
+        self, encoder: nn.Module, n_rels: int, config: dict[str, Any], *, tag_sizes: dict[str, int] | None = None
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.iterations = int(config["unn_iter"])
@@ -87,10 +89,11 @@ class ParserModel(nn.Module):
         self.rel_dep = nn.Linear(rel_in, rel_hidden)
         self.rel_weight = nn.Parameter(torch.zeros(n_rels, rel_hidden + 1, rel_hidden + 1))
         self.rel_dropout = nn.Dropout(dropout)
-        # auxiliary task: predicting UPOS from X shapes the encoder towards syntax (and fills UPOS when parsing
-        # untagged text); no tags are ever an input
-        self.upos_weight = float(config.get("upos_loss", 0.0))
-        self.tagger = nn.Linear(encoder.output_dim, n_upos) if n_upos > 0 else None
+        # auxiliary tasks: predicting UPOS / XPOS / FEATS from X shapes the encoder towards syntax and morphology
+        # (and fills those columns when parsing untagged text); no tags are ever an input
+        sizes = {name: n for name, n in (tag_sizes or {}).items() if n > 0}
+        self.tag_weights = {name: float(config.get(f"{name}_loss", 0.0)) for name in sizes}
+        self.taggers = nn.ModuleDict({name: nn.Linear(encoder.output_dim, n) for name, n in sizes.items()})
 
     # ------------------------------------------------------------------ forward
     def encode(self, batch: Batch) -> Tensor:
@@ -106,7 +109,7 @@ class ParserModel(nn.Module):
         """Run the encoder and K sweeps of H, M, Y."""
         k = self.iterations if iterations is None else iterations
         x = self.x_dropout(self.encode(batch)).float()  # the UNN and the tree structures run in float32/64
-        upos_logits = None if self.tagger is None else self.tagger(x)
+        tag_logits = {name: tagger(x) for name, tagger in self.taggers.items()}
         B, n1, _ = x.shape
         d = self.unn.biases["H"].shape[0]
         context = {"lengths": batch.lengths, "token_mask": batch.token_mask.unsqueeze(-1)}
@@ -120,7 +123,7 @@ class ParserModel(nn.Module):
             marginals=out.states["Y"],
             heads_repr=out.states["H"],
             mods_repr=out.states["M"],
-            upos_logits=upos_logits,
+            tag_logits=tag_logits,
             x=x,
         )
 
@@ -153,17 +156,18 @@ class ParserModel(nn.Module):
         logits = self.relation_logits(out, batch.heads)
         rel = F.cross_entropy(logits[mask].float(), batch.rels[mask], reduction="sum") / n_words
         total = arc.to(rel.dtype) + rel
-        if out.upos_logits is not None and batch.upos is not None and self.upos_weight > 0:
-            tag = F.cross_entropy(out.upos_logits[mask].float(), batch.upos[mask], ignore_index=0, reduction="sum")
-            total = total + self.upos_weight * tag / n_words
+        for name, logits in out.tag_logits.items():
+            weight = self.tag_weights.get(name, 0.0)
+            if weight > 0 and batch.tags is not None and name in batch.tags:
+                gold_tags = batch.tags[name][mask]
+                tag = F.cross_entropy(logits[mask].float(), gold_tags, ignore_index=0, reduction="sum")
+                total = total + weight * tag / n_words
         return total, arc.detach(), rel.detach()
 
     @torch.no_grad()
-    def predict_upos(self, out: ParserOutput, batch: Batch) -> Tensor | None:
-        """[B, N+1] best UPOS id of each word (never 0, the unknown tag), or None without a tagger."""
-        if out.upos_logits is None:
-            return None
-        return _best_known(out.upos_logits, batch.word_mask)
+    def predict_tags(self, out: ParserOutput, batch: Batch) -> dict[str, Tensor]:
+        """Column -> [B, N+1] best tag id of each word (never 0, the unknown tag), for each tagger of the model."""
+        return {name: _best_known(logits, batch.word_mask) for name, logits in out.tag_logits.items()}
 
     @torch.no_grad()
     def decode(self, out: ParserOutput, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -12,15 +12,25 @@ __all__ = ["draw_tree", "to_json_line"]
 
 
 def to_json_line(sentence: Sentence, marginals: Sequence[Sequence[float]] | None = None) -> str:
-    """One JSON object (one line): sent_id, text, words with UPOS/head/deprel, and optionally the arc marginals."""
+    """One JSON object (one line): sent_id, text, words with UPOS/XPOS/FEATS/head/deprel, optionally the marginals."""
     heads = sentence.heads or [0] * len(sentence)
     rels = sentence.deprels or ["_"] * len(sentence)
     obj = {
         "sent_id": sentence.sent_id,
         "text": sentence.text,
         "words": [
-            {"id": i + 1, "form": f, "upos": u, "head": h, "deprel": r}
-            for i, (f, u, h, r) in enumerate(zip(sentence.words, sentence.upos, heads, rels, strict=True))
+            {"id": i + 1, "form": f, "upos": u, "xpos": x, "feats": t, "head": h, "deprel": r}
+            for i, (f, u, x, t, h, r) in enumerate(
+                zip(
+                    sentence.words,
+                    sentence.upos,
+                    sentence.column("xpos"),
+                    sentence.column("feats"),
+                    heads,
+                    rels,
+                    strict=True,
+                )
+            )
         ],
     }
     if marginals is not None:

@@ -19,7 +19,7 @@ from torch import Tensor
 import unnparse
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
 from unnparse.parser.batching import token_budget_batches
-from unnparse.parser.conllu_data import Sentence
+from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
 from unnparse.parser.encoders import TransformerEncoder, build_encoder
 from unnparse.parser.features import ROOT_CHAR, Featurizer
 from unnparse.parser.model import ParserModel
@@ -44,7 +44,10 @@ def default_config(
     freeze_encoder: bool = False,
     lstm_hidden: int = 200,
     lstm_layers: int = 3,
+    char_encoder: str = "cnn",
     upos_loss: float = 1.0,
+    xpos_loss: float = 0.0,
+    feats_loss: float = 0.0,
     rel_from_x: bool = True,
 ) -> dict[str, Any]:
     """The model part of a parser config (everything that fixes the network's shape and behaviour)."""
@@ -59,6 +62,7 @@ def default_config(
             "dropout": dropout,
             "word_dropout": 0.2,
             "min_word_freq": 2,
+            "char_encoder": char_encoder,
         }
     else:
         enc = {"type": "transformer", "name": encoder, "pooling": pooling, "freeze": freeze_encoder}
@@ -73,6 +77,8 @@ def default_config(
             "dropout": dropout,
             "single_root": True,
             "upos_loss": upos_loss,
+            "xpos_loss": xpos_loss,
+            "feats_loss": feats_loss,
             "rel_from_x": rel_from_x,
         },
     }
@@ -106,20 +112,22 @@ class Parser:
                 (Featurizer.normalize_word(w) for s in train for w in s.words), min_freq=enc["min_word_freq"]
             )
             chars = Vocab.build((ch for s in train for w in s.words for ch in w), specials=(PAD, UNK, ROOT_CHAR))
-        upos = None
-        if float(config["model"].get("upos_loss", 0.0)) > 0:
-            tags = [t for s in train for t in s.upos if t != "_"]
-            upos = Vocab.build(tags, specials=(UNK,)) if tags else None
+        tags: dict[str, Vocab] = {}
+        for name in TAG_COLUMNS:  # a tagger for each column with a loss weight that the training data annotates
+            if float(config["model"].get(f"{name}_loss", 0.0)) > 0:
+                values = [t for s in train for t in s.column(name) if t != "_"]
+                if values:
+                    tags[name] = Vocab.build(values, specials=(UNK,))
         config = dict(config)
         config["vocab"] = {
             "rels": rels.to_json(),
             "words": None if words is None else words.to_json(),
             "chars": None if chars is None else chars.to_json(),
-            "upos": None if upos is None else upos.to_json(),
+            **{name: tags[name].to_json() if name in tags else None for name in TAG_COLUMNS},
         }
         encoder = build_encoder(config, n_words=len(words or []), n_chars=len(chars or []))
-        model = ParserModel(encoder, len(rels), config["model"], n_upos=len(upos or []))
-        return cls(model, Featurizer(rels, words, chars, upos=upos), config)
+        model = ParserModel(encoder, len(rels), config["model"], tag_sizes={k: len(v) for k, v in tags.items()})
+        return cls(model, Featurizer(rels, words, chars, tags=tags), config)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Parser:
@@ -135,17 +143,17 @@ class Parser:
             rels = Vocab.from_json(vocab["rels"])
             words = None if vocab.get("words") is None else Vocab.from_json(vocab["words"])
             chars = None if vocab.get("chars") is None else Vocab.from_json(vocab["chars"])
-            upos = None if vocab.get("upos") is None else Vocab.from_json(vocab["upos"])
+            tags = {name: Vocab.from_json(vocab[name]) for name in TAG_COLUMNS if vocab.get(name) is not None}
             saved = str(Path(path) / ENCODER_DIR) if config["encoder"]["type"] == "transformer" else None
             encoder = build_encoder(config, n_words=len(words or []), n_chars=len(chars or []), saved_dir=saved)
-            model = ParserModel(encoder, len(rels), config["model"], n_upos=len(upos or []))
+            model = ParserModel(encoder, len(rels), config["model"], tag_sizes={k: len(v) for k, v in tags.items()})
         except (KeyError, TypeError, ValueError) as err:
             raise ModelFileError(f"{Path(path) / 'config.json'}: incomplete parser config ({err!r})") from None
         load_weights(path, model)
         model.eval()
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         model.to(dev)
-        return cls(model, Featurizer(rels, words, chars, upos=upos), config)
+        return cls(model, Featurizer(rels, words, chars, tags=tags), config)
 
     def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (+ encoder config and tokenizer files) atomically."""
@@ -199,14 +207,16 @@ class Parser:
                 out = self.model(batch)
             heads, rels = self.model.decode(out, batch)
             heads_l, rels_l = heads.cpu().tolist(), rels.cpu().tolist()
-            tags = self.model.predict_upos(out, batch)
-            tags_l = None if tags is None or self.featurizer.upos is None else tags.cpu().tolist()
+            tags_l = {name: ids.cpu().tolist() for name, ids in self.model.predict_tags(out, batch).items()}
             marg = out.marginals.float().cpu() if marginals else None
             for row, i in enumerate(idx):
                 n = lengths[i]
                 labels = [self.featurizer.rels.itos[r] for r in rels_l[row][1 : n + 1]]
-                upos = None if tags_l is None else [self.featurizer.upos.itos[t] for t in tags_l[row][1 : n + 1]]
-                parsed = chunk[i].with_predictions(heads_l[row][1 : n + 1], labels, upos=upos)
+                tags = {
+                    name: [self.featurizer.tags[name].itos[t] for t in ids[row][1 : n + 1]]
+                    for name, ids in tags_l.items()
+                }
+                parsed = chunk[i].with_predictions(heads_l[row][1 : n + 1], labels, tags=tags)
                 m = None if marg is None else _marginal_rows(marg[row], n)
                 results[i] = ParsedSentence(parsed, m)
         return [r for r in results if r is not None]
