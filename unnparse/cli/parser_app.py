@@ -119,6 +119,14 @@ def train(
     patience: Annotated[int, typer.Option(help="Stop after this many epochs without dev improvement.", min=1)] = 10,
     max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this much training time.")] = None,  # noqa: UP045
     clip: Annotated[float, typer.Option(help="Gradient norm clipping.")] = 5.0,
+    ema: Annotated[
+        float,
+        typer.Option(
+            help="Decay of a moving average of the weights that is evaluated and saved (e.g. 0.999; 0: off).",
+            min=0.0,
+            max=0.99999,
+        ),
+    ] = 0.0,
     seed: Annotated[int, typer.Option()] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.")] = None,  # noqa: UP045
@@ -206,6 +214,7 @@ def train(
         max_minutes=max_minutes,
         clip=clip,
         accumulate=accumulate,
+        ema=ema,
     )
 
     def report(record: dict) -> None:

@@ -29,7 +29,7 @@ from unnparse.parser.encoders import TransformerEncoder
 from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
 
-__all__ = ["TrainOptions", "TrainResult", "evaluate_parser", "train_parser"]
+__all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "train_parser"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS_LOG = "metrics.json"
@@ -51,6 +51,7 @@ class TrainOptions:
     max_minutes: float | None = None  # stop after this much training time (checked between epochs)
     accumulate: int = 1
     eval_batch_tokens: int = 6000
+    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0: off)
 
 
 @dataclass
@@ -79,6 +80,49 @@ def evaluate_parser(parser: Parser, gold: Sequence[Sentence], *, batch_tokens: i
     """Parse the gold sentences' words and score the result against them."""
     predicted = [p.sentence for p in parser.predict(gold, batch_tokens=batch_tokens)]
     return score_sentences(gold, predicted)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's trainable weights (Polyak averaging).
+
+    ``update`` after every optimizer step; ``swapped_in`` puts the averages into the model for evaluation and
+    saving and restores the live weights afterwards. Early on the decay is ``min(decay, (1 + t) / (10 + t))``, so the
+    average does not start out dominated by the random initialization.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema decay must be in (0, 1), not {decay}")
+        self.decay = decay
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.average = [p.detach().clone() for p in self.params]
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - decay)
+        self.updates += 1
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        """Within the block, the model holds the averaged weights."""
+        live = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, live)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self.average, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_(self.average, list(state["average"]))
+        self.updates = int(state["updates"])
 
 
 def _seed_everything(seed: int) -> None:
@@ -131,6 +175,7 @@ def train_parser(
         return max(0.0, (plan["total"] - step) / max(1, plan["total"] - warmup_steps))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    average = WeightAverage(model, opts.ema) if opts.ema > 0 else None
     history: list[dict[str, Any]] = []
     best: dict[str, float] = {}
     best_epoch, start_epoch, bad_epochs = 0, 1, 0
@@ -143,6 +188,8 @@ def train_parser(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if average is not None and "ema" in state:
+            average.load_state_dict(state["ema"])
         meta = json.loads(state["meta"])
         history, best, best_epoch = meta["history"], meta["best"], meta["best_epoch"]
         start_epoch, bad_epochs, elapsed_before = meta["epoch"] + 1, meta["bad_epochs"], meta["elapsed"]
@@ -194,6 +241,8 @@ def train_parser(
                         optimizer.step()
                         scheduler.step()
                         optimizer.zero_grad(set_to_none=True)
+                        if average is not None:
+                            average.update()
                     words += n_w
                     sums += torch.stack([loss.detach().double(), arc.double(), rel.double()]) * n_w  # no host sync
                     n_updates += 1
@@ -213,20 +262,22 @@ def train_parser(
         }
         improved = False
         if is_main:
-            if dev:
-                t1 = time.perf_counter()
-                scores = evaluate_parser(parser, dev, batch_tokens=opts.eval_batch_tokens)
-                record["dev"] = scores.as_dict()
-                record["eval_seconds"] = round(time.perf_counter() - t1, 2)
-                key = (scores.las, scores.uas)
-                improved = not best or key > (best["las"], best["uas"])
-            else:
-                improved = True
-            if improved:
-                best, best_epoch, bad_epochs = dict(record.get("dev", {})), epoch, 0
-                parser.save(out_dir, extra={"training": asdict(opts), "best_epoch": epoch, "dev": best})
-            else:
-                bad_epochs += 1
+            # evaluate and save the averaged weights (when averaging); training goes on with the live ones
+            with average.swapped_in() if average is not None else contextlib.nullcontext():
+                if dev:
+                    t1 = time.perf_counter()
+                    scores = evaluate_parser(parser, dev, batch_tokens=opts.eval_batch_tokens)
+                    record["dev"] = scores.as_dict()
+                    record["eval_seconds"] = round(time.perf_counter() - t1, 2)
+                    key = (scores.las, scores.uas)
+                    improved = not best or key > (best["las"], best["uas"])
+                else:
+                    improved = True
+                if improved:
+                    best, best_epoch, bad_epochs = dict(record.get("dev", {})), epoch, 0
+                    parser.save(out_dir, extra={"training": asdict(opts), "best_epoch": epoch, "dev": best})
+                else:
+                    bad_epochs += 1
             history.append(record)
             atomic_write_text(out_dir / METRICS_LOG, json.dumps(history, indent=2) + "\n")
             meta = {
@@ -245,6 +296,7 @@ def train_parser(
                         "scheduler": scheduler.state_dict(),
                         "rng": torch.get_rng_state(),
                         "meta": json.dumps(meta),
+                        **({"ema": average.state_dict()} if average is not None else {}),
                     },
                     fh,
                 )
