@@ -355,3 +355,11 @@ def test_unn_umbrella_lists_every_model():
     assert result.exit_code == 0
     for cmd in ("train", "evaluate", "parse", "merge-shards", "mnist", "seqcomplete"):
         assert cmd in result.stdout
+
+
+def test_tag_layer_beyond_the_bilstm_is_one_line(trained):
+    root, _ = trained
+    args = ["train", "--treebank", "UD_Toy-Test", "--data-dir", str(root / "data"), "--output", str(root / "x")]
+    result = runner.invoke(app, [*args, *SMALL, "--tag-layer", "2"])
+    _one_line_error(result, "--tag-layer 2")
+    assert not (root / "x").exists()

@@ -282,3 +282,19 @@ def test_tag_losses_weigh_the_tagging_terms():
     expected = torch.nn.functional.cross_entropy(out.tag_logits["feats"][mask], batch.tags["feats"][mask])
     torch.testing.assert_close(with_feats - without, expected)
     torch.testing.assert_close(without.double(), (arc + rel).double())
+
+
+def test_tag_layer_feeds_the_taggers_an_earlier_bilstm_layer():
+    torch.manual_seed(0)
+    train = _sentences(6, 3)
+    base = dict(hidden=16, rel_hidden=8, lstm_hidden=8, lstm_layers=2)
+    parser = Parser.build(default_config(**base, tag_layer=1), train)
+    model = parser.model.eval()
+    batch = parser.featurizer.batch(train, list(range(len(train))), gold=True)
+    out = model(batch)
+    enc = model.encoder
+    first = enc.layer_outputs(batch.words, batch.chars, batch.char_index, batch.lengths)[0]
+    torch.testing.assert_close(out.tag_logits["upos"], model.taggers["upos"](first))
+    torch.testing.assert_close(out.x, enc(batch.words, batch.chars, batch.char_index, batch.lengths))
+    with pytest.raises(ValueError, match="tag_layer 3"):
+        Parser.build(default_config(**base, tag_layer=3), train)

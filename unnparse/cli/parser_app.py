@@ -108,6 +108,13 @@ def train(
     feats_loss: Annotated[
         float, typer.Option(help="Weight of the auxiliary FEATS tagging loss (0: no FEATS tagger).", min=0)
     ] = 0.0,
+    tag_layer: Annotated[
+        int,
+        typer.Option(
+            help="Scratch encoder: the BiLSTM layer whose output the taggers read (0: the last, the parser's X).",
+            min=0,
+        ),
+    ] = 0,
     rel_from_x: Annotated[
         bool, typer.Option(help="The relation classifier also reads the encoder's word vectors, not only H and M.")
     ] = True,
@@ -151,6 +158,8 @@ def train(
         torch.set_num_threads(threads)
     if treebank is None and not train_files:
         fail("give --treebank NAME or --train FILE (and --dev FILE)")
+    if tag_layer and (encoder != "scratch" or tag_layer > lstm_layers):
+        fail(f"--tag-layer {tag_layer} needs --encoder scratch with at least {tag_layer} --lstm-layers")
     files_train: list[Path] = list(train_files or [])
     file_dev = dev_file
     if treebank is not None:
@@ -193,6 +202,7 @@ def train(
         xpos_loss=xpos_loss,
         feats_loss=feats_loss,
         rel_from_x=rel_from_x,
+        tag_layer=tag_layer,
     )
     config["treebank"] = treebank
     torch.manual_seed(seed)

@@ -53,6 +53,11 @@ class PaddedBiLSTM(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """``x`` [B, T, input_dim] right-padded, ``lengths`` [B] → [B, T, 2·hidden]."""
+        return self.layer_outputs(x, lengths)[-1]
+
+    def layer_outputs(self, x: Tensor, lengths: Tensor) -> list[Tensor]:
+        """The output of every layer, first to last, each [B, T, 2·hidden]."""
+        outputs = []
         index = self.reversal_index(lengths.to(x.device), x.shape[1]).unsqueeze(-1)
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
             if i > 0:
@@ -62,7 +67,8 @@ class PaddedBiLSTM(nn.Module):
             back, _ = bwd(flipped)
             back = back.gather(1, index.expand(-1, -1, back.shape[-1]))
             x = torch.cat([ahead, back], dim=-1)
-        return x
+            outputs.append(x)
+        return outputs
 
 
 class CharBiLSTM(nn.Module):
@@ -124,6 +130,10 @@ class ScratchEncoder(nn.Module):
 
     def forward(self, words: Tensor, chars: Tensor, char_index: Tensor, lengths: Tensor) -> Tensor:
         """``chars`` [U, C] holds each distinct form once; ``char_index`` [B, N+1] points into it."""
+        return self.layer_outputs(words, chars, char_index, lengths)[-1]
+
+    def layer_outputs(self, words: Tensor, chars: Tensor, char_index: Tensor, lengths: Tensor) -> list[Tensor]:
+        """The output of every BiLSTM layer (the last is X), each [B, N+1, 2·hidden]."""
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words > 2)
             words = words.masked_fill(drop, 1)  # UNK
@@ -136,7 +146,7 @@ class ScratchEncoder(nn.Module):
             c = c.masked_fill((chars == 0).unsqueeze(1), 0.0).amax(dim=2)  # [U, filters]
         c = c[char_index]  # [B, N+1, filters]
         x = self.input_dropout(torch.cat([w, c], dim=-1))
-        return self.lstm(x, lengths + 1)
+        return self.lstm.layer_outputs(x, lengths + 1)
 
 
 class TransformerEncoder(nn.Module):

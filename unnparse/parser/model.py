@@ -92,24 +92,35 @@ class ParserModel(nn.Module):
         # auxiliary tasks: predicting UPOS / XPOS / FEATS from X shapes the encoder towards syntax and morphology
         # (and fills those columns when parsing untagged text); no tags are ever an input
         sizes = {name: n for name, n in (tag_sizes or {}).items() if n > 0}
+        # 0: taggers read X; L >= 1: they read the L-th layer of the scratch encoder's BiLSTM, so that the layers
+        # above can build on what the lower ones learnt to tag
+        self.tag_layer = int(config.get("tag_layer", 0))
+        if self.tag_layer and not (
+            isinstance(encoder, ScratchEncoder) and self.tag_layer <= len(encoder.lstm.forward_layers)
+        ):
+            raise ValueError(f"tag_layer {self.tag_layer} needs a scratch encoder with at least that many layers")
         self.tag_weights = {name: float(config.get(f"{name}_loss", 0.0)) for name in sizes}
         self.taggers = nn.ModuleDict({name: nn.Linear(encoder.output_dim, n) for name, n in sizes.items()})
 
     # ------------------------------------------------------------------ forward
-    def encode(self, batch: Batch) -> Tensor:
-        """X: [B, N+1, dim]."""
+    def encode(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """X: [B, N+1, dim], and what the taggers read: X, or with ``tag_layer`` L an earlier BiLSTM layer."""
         if isinstance(self.encoder, ScratchEncoder):
             assert batch.words is not None and batch.chars is not None and batch.char_index is not None
-            return self.encoder(batch.words, batch.chars, batch.char_index, batch.lengths)
+            layers = self.encoder.layer_outputs(batch.words, batch.chars, batch.char_index, batch.lengths)
+            return layers[-1], layers[self.tag_layer - 1] if self.tag_layer else layers[-1]
         if isinstance(self.encoder, TransformerEncoder):
-            return self.encoder(batch.forms, batch.max_words)
+            x = self.encoder(batch.forms, batch.max_words)
+            return x, x
         raise TypeError(f"unsupported encoder {type(self.encoder).__name__}")
 
     def forward(self, batch: Batch, iterations: int | None = None) -> ParserOutput:
         """Run the encoder and K sweeps of H, M, Y."""
         k = self.iterations if iterations is None else iterations
-        x = self.x_dropout(self.encode(batch)).float()  # the UNN and the tree structures run in float32/64
-        tag_logits = {name: tagger(x) for name, tagger in self.taggers.items()}
+        x, tag_input = self.encode(batch)
+        x = self.x_dropout(x).float()  # the UNN and the tree structures run in float32/64
+        tag_input = self.x_dropout(tag_input).float() if self.tag_layer else x
+        tag_logits = {name: tagger(tag_input) for name, tagger in self.taggers.items()}
         B, n1, _ = x.shape
         d = self.unn.biases["H"].shape[0]
         context = {"lengths": batch.lengths, "token_mask": batch.token_mask.unsqueeze(-1)}
