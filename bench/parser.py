@@ -199,6 +199,12 @@ def main() -> None:
         help="with --skip-training: the command(s) that trained the models, for the report (repeatable)",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "bench")
+    ap.add_argument(
+        "--section",
+        default="parser",
+        help="BENCHMARKS.md section to write (another name adds a section, e.g. for a second grid)",
+    )
+    ap.add_argument("--title", default="Parser accuracy and speed", help="heading of that section")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: the benchmark needs the UD treebanks in ../shared/ud")
@@ -258,7 +264,7 @@ def main() -> None:
         f"(Python and torch start-up and model loading included), whose peak RSS is reported.\n\n"
         f"{commands}\n\n" + table(rows)
     )
-    write_section("parser", "Parser accuracy and speed", body)
+    write_section(args.section, args.title, body)
     print(body)
 
 
