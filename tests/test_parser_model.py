@@ -298,3 +298,18 @@ def test_tag_layer_feeds_the_taggers_an_earlier_bilstm_layer():
     torch.testing.assert_close(out.x, enc(batch.words, batch.chars, batch.char_index, batch.lengths))
     with pytest.raises(ValueError, match="tag_layer 3"):
         Parser.build(default_config(**base, tag_layer=3), train)
+
+
+def test_model_files_with_the_earlier_single_tagger_name_still_load(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    train = _sentences(6, 3)
+    parser = Parser.build(_small_config(1), train)
+    parser.save(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    tensors = load_file(weights)
+    save_file({k.replace("taggers.upos.", "tagger."): v for k, v in tensors.items()}, weights)
+    assert "tagger.weight" in load_file(weights)
+    loaded = Parser.load(tmp_path / "m")
+    torch.testing.assert_close(loaded.model.taggers["upos"].weight, parser.model.taggers["upos"].weight)

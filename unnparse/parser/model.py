@@ -101,6 +101,7 @@ class ParserModel(nn.Module):
             raise ValueError(f"tag_layer {self.tag_layer} needs a scratch encoder with at least that many layers")
         self.tag_weights = {name: float(config.get(f"{name}_loss", 0.0)) for name in sizes}
         self.taggers = nn.ModuleDict({name: nn.Linear(encoder.output_dim, n) for name, n in sizes.items()})
+        self._register_load_state_dict_pre_hook(_rename_single_tagger)
 
     # ------------------------------------------------------------------ forward
     def encode(self, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -185,6 +186,14 @@ class ParserModel(nn.Module):
         """Single-root maximum spanning trees of the final scores, and the best label of each chosen arc."""
         heads = max_spanning_tree(out.scores.float(), batch.lengths, single_root=self.single_root)
         return heads, _best_known(self.relation_logits(out, heads), batch.word_mask)
+
+
+def _rename_single_tagger(state_dict: dict[str, Tensor], prefix: str, *_: Any) -> None:
+    """Models saved before XPOS/FEATS taggers existed name their UPOS tagger ``tagger``: load it as ``taggers.upos``."""
+    for part in ("weight", "bias"):
+        old = f"{prefix}tagger.{part}"
+        if old in state_dict:
+            state_dict[f"{prefix}taggers.upos.{part}"] = state_dict.pop(old)
 
 
 def _best_known(logits: Tensor, word_mask: Tensor) -> Tensor:
