@@ -39,6 +39,9 @@ __all__ = [
     "write_conllu",
 ]
 
+_dict_get = dict.get
+_MISSING = object()
+
 #: The ten CoNLL-U columns, as named by the ``conllu`` package.
 FIELDS: tuple[str, ...] = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 #: The word-level annotation a parser can learn to predict (auxiliary tagging tasks).
@@ -117,6 +120,8 @@ def _deps_to_str(value: list[tuple[str, Any]]) -> str:
 
 
 def _field_to_str(value: Any) -> str:
+    if value.__class__ is str:  # most cells: the fast path first
+        return value
     if value is None:
         return "_"
     if isinstance(value, dict):
@@ -128,8 +133,14 @@ def _field_to_str(value: Any) -> str:
     return str(value)
 
 
+def _token_get(token: Token, key: str) -> Any:
+    """``token.get(key)`` without ``conllu``'s per-call alias lookup, unless the key is missing (``upostag`` …)."""
+    value = _dict_get(token, key, _MISSING)
+    return token.get(key) if value is _MISSING else value
+
+
 def _token_to_line(token: Token) -> str:
-    return "\t".join(_field_to_str(token.get(name)) for name in FIELDS)
+    return "\t".join([_field_to_str(_token_get(token, name)) for name in FIELDS])
 
 
 def _parse_dict_field(value: str) -> dict[str, str | None] | str | None:
@@ -161,7 +172,7 @@ def _metadata_from_comments(comments: Sequence[str]) -> Metadata:
 
 
 def _is_word(token: Token) -> bool:
-    return isinstance(token.get("id"), int)
+    return _dict_get(token, "id").__class__ is int
 
 
 def _copy_token(token: Token) -> Token:

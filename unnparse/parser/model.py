@@ -104,8 +104,12 @@ class ParserModel(nn.Module):
         self._register_load_state_dict_pre_hook(_rename_single_tagger)
 
     # ------------------------------------------------------------------ forward
-    def encode(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """X: [B, N+1, dim], and what the taggers read: X, or with ``tag_layer`` L an earlier BiLSTM layer."""
+    def encode(self, batch: Batch) -> Tensor:
+        """X: [B, N+1, dim]."""
+        return self._encode(batch)[0]
+
+    def _encode(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """X, and what the taggers read: X, or with ``tag_layer`` L the L-th BiLSTM layer's output."""
         if isinstance(self.encoder, ScratchEncoder):
             assert batch.words is not None and batch.chars is not None and batch.char_index is not None
             layers = self.encoder.layer_outputs(batch.words, batch.chars, batch.char_index, batch.lengths)
@@ -118,7 +122,7 @@ class ParserModel(nn.Module):
     def forward(self, batch: Batch, iterations: int | None = None) -> ParserOutput:
         """Run the encoder and K sweeps of H, M, Y."""
         k = self.iterations if iterations is None else iterations
-        x, tag_input = self.encode(batch)
+        x, tag_input = self._encode(batch)
         x = self.x_dropout(x).float()  # the UNN and the tree structures run in float32/64
         tag_input = self.x_dropout(tag_input).float() if self.tag_layer else x
         tag_logits = {name: tagger(tag_input) for name, tagger in self.taggers.items()}
