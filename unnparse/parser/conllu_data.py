@@ -171,6 +171,11 @@ def _metadata_from_comments(comments: Sequence[str]) -> Metadata:
     return metadata
 
 
+def _check_tag_column(name: str) -> None:
+    if name not in TAG_COLUMNS:
+        raise ValueError(f"not a tag column: {name!r} (one of {', '.join(TAG_COLUMNS)})")
+
+
 def _is_word(token: Token) -> bool:
     return _dict_get(token, "id").__class__ is int
 
@@ -245,8 +250,7 @@ class Sentence:
 
     def column(self, name: str) -> list[str]:
         """The ``upos``, ``xpos`` or ``feats`` column of each syntactic word as text (``"_"`` where unannotated)."""
-        if name not in TAG_COLUMNS:
-            raise ValueError(f"not a tag column: {name!r} (one of {', '.join(TAG_COLUMNS)})")
+        _check_tag_column(name)
         values = []
         for tok in self.tokens:
             if _is_word(tok):
@@ -310,8 +314,7 @@ class Sentence:
             tok["head"] = head
             tok["deprel"] = str(rel)
         for name, values in tags.items():
-            if name not in TAG_COLUMNS:
-                raise ValueError(f"not a tag column: {name!r} (one of {', '.join(TAG_COLUMNS)})")
+            _check_tag_column(name)
             for tok, tag in zip(new.word_tokens, values, strict=True):
                 if tok.get(name) in (None, "_", ""):
                     tok[name] = _parse_dict_field(str(tag)) if name == "feats" else str(tag)
