@@ -63,6 +63,9 @@ def model_dir(out_root: Path, treebank: str, encoder: str, k: int) -> Path:
     return out_root / f"{treebank}-{Path(encoder).name}-k{k}"
 
 
+PRECISION = "auto"  # --precision of every train / evaluate / parse run (set from the command line)
+
+
 def train_one(treebank: str, encoder: str, k: int, minutes: float, out_root: Path, threads: int) -> float:
     """Train one model under the time budget; returns wall-clock minutes."""
     model = model_dir(out_root, treebank, encoder, k)
@@ -92,6 +95,8 @@ def train_one(treebank: str, encoder: str, k: int, minutes: float, out_root: Pat
         "--threads",
         str(threads),
         "--no-progress",
+        "--precision",
+        PRECISION,
     ]
     if encoder != "scratch":
         train_cmd += ["--lr", "1e-3", "--encoder-lr", "5e-5", "--batch-tokens", "1500"]
@@ -108,11 +113,15 @@ def measure_one(treebank: str, encoder: str, k: int, train_minutes: float, out_r
     metrics = json.loads((model / "metrics.json").read_text())
     epoch_seconds = sum(r["train_seconds"] for r in metrics) / len(metrics)
     test_file = next((SHARED / treebank).glob("*-ud-test.conllu"))
-    ev = run([exe, "evaluate", "--model", str(model), "--input", str(test_file), "--json", "--device", "cpu"], env=env)
+    ev = run(
+        [exe, "evaluate", "--model", str(model), "--input", str(test_file), "--json", "--device", "cpu"]
+        + ["--precision", PRECISION],
+        env=env,
+    )
     scores = json.loads(ev.stdout)
     # peak RSS and wall time of a whole `unnparse parse` process (start-up and model loading included)
     parse_cmd = [exe, "parse", "--model", str(model), "--input-format", "conllu", "--input", str(test_file)]
-    parse_cmd += ["--output", str(out_root / "parsed.conllu"), "--device", "cpu"]
+    parse_cmd += ["--output", str(out_root / "parsed.conllu"), "--device", "cpu", "--precision", PRECISION]
     t0 = time.perf_counter()
     probe = run([sys.executable, "-c", RSS_PROBE, *parse_cmd], env=env)
     process_seconds = time.perf_counter() - t0
@@ -147,7 +156,7 @@ def parse_seconds(model: Path, test_file: Path, out: Path, threads: int, repeats
     from unnparse.parser.parser import Parser
 
     torch.set_num_threads(threads)
-    parser = Parser.load(model)
+    parser = Parser.load(model, precision=PRECISION)
     list(parser.predict(read_conllu(test_file)[:8]))  # warm-up: compiled kernels, allocator
     times = []
     for _ in range(repeats):
@@ -198,6 +207,9 @@ def main() -> None:
         default=[],
         help="with --skip-training: the command(s) that trained the models, for the report (repeatable)",
     )
+    ap.add_argument(
+        "--precision", default="auto", choices=["auto", "float32", "bfloat16"], help="of training and parsing"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "bench")
     ap.add_argument(
         "--section",
@@ -206,6 +218,8 @@ def main() -> None:
     )
     ap.add_argument("--title", default="Parser accuracy and speed", help="heading of that section")
     args = ap.parse_args()
+    global PRECISION
+    PRECISION = args.precision
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: the benchmark needs the UD treebanks in ../shared/ud")
     configs = [] if args.minilm_only else [(tb, "scratch", k) for tb in args.treebanks for k in args.k]
@@ -251,7 +265,8 @@ def main() -> None:
         commands = f"Commands: {trained} (training), then `{cmd}` (measuring the trained models)"
     body = (
         f"Measured {date.today().isoformat()} on this machine ({os.cpu_count()} cores, torch {torch.__version__}), "
-        f"gold tokenization, test split, no POS tags. Training budget {args.minutes:g} min per scratch model (wall "
+        f"gold tokenization, test split, no POS tags, precision {args.precision} (training and parsing; auto is "
+        f"float32 on the CPU). Training budget {args.minutes:g} min per scratch model (wall "
         f"clock, dev evaluation included; best dev epoch kept), {args.jobs} training process(es) side by side with "
         f"{args.train_threads} thread(s) each"
         + (

@@ -336,3 +336,21 @@ def test_atomic_writers(tmp_path: Path) -> None:
             1 / 0  # noqa: B018
     assert target.read_text() == "a\nb"
     assert sorted(os.listdir(target.parent)) == ["f.txt"]
+
+
+def test_fast_id_and_head_reading_agrees_with_conllu():
+    from conllu.exceptions import ParseException
+    from conllu.parser import parse_id_value, parse_int_value
+
+    from unnparse.parser.conllu_data import _parse_id, _parse_int
+
+    def outcome(func, value):
+        try:
+            return func(value)
+        except ParseException:
+            return "error"
+
+    values = ["0", "1", "12", "01", "00", "-1", "-0", "1-2", "2-1", "1.1", "0.1", "1.0", "_", "", "١", "²", "1a", " 1"]
+    for value in values + ["+1", "10-12", "3.12", "7", "99999"]:
+        assert outcome(_parse_id, value) == outcome(parse_id_value, value), value
+        assert outcome(_parse_int, value) == outcome(parse_int_value, value), value

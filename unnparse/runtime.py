@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractContextManager
+
 import torch
 from rich.console import Console
 from rich.progress import (
@@ -13,7 +16,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["resolve_device", "set_threads", "training_progress"]
+__all__ = [
+    "PRECISIONS",
+    "autocast",
+    "cpu_has_native_bf16",
+    "precision_name",
+    "precision_warning",
+    "resolve_device",
+    "resolve_precision",
+    "set_threads",
+    "training_progress",
+]
+
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -30,6 +45,55 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but CUDA is not available on this machine")
     return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AMX tiles or AVX512-BF16)."""
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        check = getattr(cpu, probe, None)
+        if check is not None and check():
+            return True
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for the encoder on ``device``, or ``None`` for plain float32.
+
+    ``auto`` is bfloat16 on CUDA and float32 on the CPU, where results then do not depend on how sentences are
+    batched; ``float32`` and ``bfloat16`` are taken as given. bfloat16 on a CPU is fast where the CPU multiplies
+    bfloat16 matrices in hardware (:func:`cpu_has_native_bf16`) and slow elsewhere. The UNN iterations and the tree
+    structures always run in float32/float64 whatever the precision.
+
+    Raises:
+        ValueError: an unknown precision name.
+    """
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {name!r}; use {', '.join(PRECISIONS)}")
+    if name == "float32":
+        return None
+    if name == "bfloat16":
+        return torch.bfloat16
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def precision_warning(name: str, device: torch.device) -> str | None:
+    """A line to show when ``name`` asks for bfloat16 on a CPU that has no native bfloat16 (it runs, slowly)."""
+    if name == "bfloat16" and device.type == "cpu" and not cpu_has_native_bf16():
+        return "this CPU has no native bfloat16 (AMX or AVX512-BF16): --precision bfloat16 will be slower than float32"
+    return None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``float32`` for ``None`` (no autocast), else the dtype's name (``bfloat16``)."""
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[object]:
+    """Mixed precision on ``device`` with ``dtype``, or nothing for ``None``."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def set_threads(threads: int) -> None:

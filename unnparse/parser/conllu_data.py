@@ -120,8 +120,10 @@ def _deps_to_str(value: list[tuple[str, Any]]) -> str:
 
 
 def _field_to_str(value: Any) -> str:
-    if value.__class__ is str:  # most cells: the fast path first
+    if value.__class__ is str:  # most cells: the fast paths first
         return value
+    if value.__class__ is int:  # ID and HEAD of a word
+        return str(value)
     if value is None:
         return "_"
     if isinstance(value, dict):
@@ -156,7 +158,24 @@ def _parse_dict_field(value: str) -> dict[str, str | None] | str | None:
     return parsed
 
 
+def _is_plain_number(value: str) -> bool:
+    """``0`` or ASCII digits without a leading zero: what ``conllu`` reads as a plain integer ID or HEAD."""
+    return value.isascii() and value.isdigit() and (value[0] != "0" or value == "0")
+
+
+def _parse_id(value: str) -> Any:
+    """``conllu.parser.parse_id_value`` with a fast path for the common case, a word's integer ID."""
+    return int(value) if _is_plain_number(value) else parse_id_value(value)
+
+
+def _parse_int(value: str) -> int | None:
+    """``conllu.parser.parse_int_value`` with a fast path for a non-negative HEAD."""
+    return int(value) if _is_plain_number(value) else parse_int_value(value)
+
+
 def _parse_deps_field(value: str) -> Any:
+    if value == "_":  # the common case, without the pattern match
+        return None
     parsed = parse_paired_list_value(value)
     if isinstance(parsed, list) and _deps_to_str(parsed) != value:
         return value
@@ -183,7 +202,7 @@ def _is_word(token: Token) -> bool:
 def _copy_token(token: Token) -> Token:
     return Token(
         {
-            key: dict(val) if isinstance(val, dict) else list(val) if isinstance(val, list) else val
+            key: (dict(val) if isinstance(val, dict) else list(val)) if isinstance(val, (dict, list)) else val
             for key, val in token.items()
         }
     )
@@ -468,7 +487,7 @@ def _parse_block(block: list[tuple[int, str]], name: str, require_heads: bool) -
             if col == "":
                 raise CoNLLUError(name, lineno, f"empty {col_name.upper()} column (use '_' for no value)")
         try:
-            tok_id = parse_id_value(cols[0])
+            tok_id = _parse_id(cols[0])
         except ParseException:
             if re.fullmatch(r"[0-9]+-[0-9]+", cols[0]):
                 raise CoNLLUError(name, lineno, f"malformed multiword token range {cols[0]!r}") from None
@@ -504,7 +523,7 @@ def _parse_block(block: list[tuple[int, str]], name: str, require_heads: bool) -
                 raise CoNLLUError(name, lineno, f"empty node {cols[0]} out of place (after word {last_word})")
             last_empty = (major, minor)
         try:
-            head = parse_int_value(cols[6])
+            head = _parse_int(cols[6])
         except ParseException:
             raise CoNLLUError(name, lineno, f"HEAD must be an integer or '_', not {cols[6]!r}") from None
         if isinstance(tok_id, int) and head is None and require_heads:

@@ -25,7 +25,7 @@ from unnparse.parser.features import ROOT_CHAR, Featurizer
 from unnparse.parser.model import ParserModel
 from unnparse.parser.text_input import sentences_from_text, sentences_from_tokenized
 from unnparse.parser.vocab import PAD, UNK, Vocab
-from unnparse.runtime import resolve_device
+from unnparse.runtime import PRECISIONS, autocast, resolve_device, resolve_precision
 
 __all__ = ["ParsedSentence", "Parser", "default_config", "resolve_device"]
 
@@ -95,12 +95,32 @@ class ParsedSentence:
 
 
 class Parser:
-    """A trained (or freshly built) dependency parser: network, vocabularies and config."""
+    """A trained (or freshly built) dependency parser: network, vocabularies and config.
 
-    def __init__(self, model: ParserModel, featurizer: Featurizer, config: dict[str, Any]) -> None:
+    ``precision`` (``auto``, ``float32`` or ``bfloat16``) is the arithmetic of the encoder when parsing: ``auto``
+    is bfloat16 on CUDA and float32 on the CPU (see :func:`unnparse.runtime.resolve_precision`); ``bfloat16`` on a
+    CPU with native bfloat16 (AMX) parses about twice as fast. The UNN iterations and the tree structures always run
+    in float32.
+    """
+
+    def __init__(
+        self, model: ParserModel, featurizer: Featurizer, config: dict[str, Any], *, precision: str = "auto"
+    ) -> None:
         self.model = model
         self.featurizer = featurizer
         self.config = config
+        self.precision = precision
+
+    @property
+    def precision(self) -> str:
+        """``auto``, ``float32`` or ``bfloat16``: the encoder's arithmetic when parsing."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, name: str) -> None:
+        if name not in PRECISIONS:
+            raise ValueError(f"unknown precision {name!r}; use {', '.join(PRECISIONS)}")
+        self._precision = name
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -132,8 +152,10 @@ class Parser:
         return cls(model, Featurizer(rels, words, chars, tags=tags), config)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Parser:
-        """Load a model directory written by :meth:`save` (no training data needed)."""
+    def load(
+        cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", *, precision: str = "auto"
+    ) -> Parser:
+        """Load a model directory written by :meth:`save` (no training data needed); ``precision`` as in the class."""
         config = load_config(path, kind="parser")
         try:
             if config.get("format_version") != FORMAT_VERSION:
@@ -155,7 +177,7 @@ class Parser:
         model.eval()
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         model.to(dev)
-        return cls(model, Featurizer(rels, words, chars, tags=tags), config)
+        return cls(model, Featurizer(rels, words, chars, tags=tags), config, precision=precision)
 
     def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (+ encoder config and tokenizer files) atomically."""
@@ -198,6 +220,7 @@ class Parser:
     def _predict_chunk(self, chunk: list[Sentence], batch_tokens: int, marginals: bool) -> list[ParsedSentence]:
         results: list[ParsedSentence | None] = [None] * len(chunk)
         device = self.device
+        dtype = resolve_precision(self.precision, device)
         lengths = [len(s) for s in chunk]
         # one bucket: sentences sorted by length, cut where the budget is reached (fewest, fullest batches)
         for idx in token_budget_batches(lengths, batch_tokens, shuffle=False, n_buckets=1):
@@ -205,9 +228,9 @@ class Parser:
             if device.type == "cuda":
                 batch = batch.pin_memory()
             batch = batch.to(device, non_blocking=True)
-            with _autocast(device):
+            with autocast(device, dtype):  # the UNN and the trees inside run in float32 regardless
                 out = self.model(batch)
-            heads, rels = self.model.decode(out, batch)
+                heads, rels = self.model.decode(out, batch)
             heads_l, rels_l = heads.cpu().tolist(), rels.cpu().tolist()
             tags_l = {name: ids.cpu().tolist() for name, ids in self.model.predict_tags(out, batch).items()}
             marg = out.marginals.float().cpu() if marginals else None
@@ -244,11 +267,3 @@ class Parser:
 def _marginal_rows(marg: Tensor, n: int) -> list[list[float]]:
     """Rows = dependents 1..n, columns = heads 0..n: P(head → dependent)."""
     return [[round(float(v), 4) for v in marg[: n + 1, d]] for d in range(1, n + 1)]
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    import contextlib
-
-    return contextlib.nullcontext()

@@ -28,6 +28,7 @@ from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.encoders import TransformerEncoder
 from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
+from unnparse.runtime import autocast, precision_name, resolve_precision
 
 __all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "train_parser"]
 
@@ -52,6 +53,7 @@ class TrainOptions:
     accumulate: int = 1
     eval_batch_tokens: int = 6000
     ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0: off)
+    precision: str = "auto"  # encoder arithmetic: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16
 
 
 @dataclass
@@ -196,7 +198,9 @@ def train_parser(
         torch.set_rng_state(state["rng"])
         if is_main:
             console.print(f"resuming from {ckpt_path} after epoch {meta['epoch']}")
-    use_amp = device.type == "cuda"
+    amp_dtype = resolve_precision(opts.precision, device)
+    parser.precision = opts.precision  # dev evaluation in the same arithmetic
+    saved_options = {**asdict(opts), "precision": precision_name(amp_dtype)}  # what was used, not "auto"
     t_start = time.perf_counter() - elapsed_before
     for epoch in range(start_epoch, opts.epochs + 1):
         model.train()
@@ -232,9 +236,9 @@ def train_parser(
                     if device.type == "cuda":
                         batch = batch.pin_memory()
                     batch = batch.to(device, non_blocking=True)
-                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    with autocast(device, amp_dtype):  # the UNN and the trees inside run in float32 regardless
                         out = forward(batch)
-                    loss, arc, rel = model.loss(out, batch)
+                        loss, arc, rel = model.loss(out, batch)
                     (loss / opts.accumulate).backward()
                     if (i + 1) % opts.accumulate == 0 or i + 1 == len(batches):
                         torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
@@ -275,7 +279,7 @@ def train_parser(
                     improved = True
                 if improved:
                     best, best_epoch, bad_epochs = dict(record.get("dev", {})), epoch, 0
-                    parser.save(out_dir, extra={"training": asdict(opts), "best_epoch": epoch, "dev": best})
+                    parser.save(out_dir, extra={"training": saved_options, "best_epoch": epoch, "dev": best})
                 else:
                     bad_epochs += 1
             history.append(record)
