@@ -25,7 +25,15 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from unnparse.parser.encoders import EncoderLoadError
     from unnparse.parser.treebank import TreebankError
 
-    return (CoNLLUError, ModelFileError, EncoderLoadError, TreebankError, FileNotFoundError, UnicodeDecodeError)
+    return (
+        CoNLLUError,
+        ModelFileError,
+        EncoderLoadError,
+        TreebankError,
+        FileNotFoundError,
+        FileExistsError,
+        UnicodeDecodeError,
+    )
 
 
 USER_ERRORS = _user_error_types

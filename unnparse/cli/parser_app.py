@@ -365,8 +365,11 @@ def _resolve_model(model: Path | None) -> Path:
         for cfg in root.glob("*/config.json"):
             weights = cfg.parent / "model.safetensors"
             try:
-                if json.loads(cfg.read_text(encoding="utf-8")).get("kind") == "parser" and weights.is_file():
+                kind = json.loads(cfg.read_text(encoding="utf-8")).get("kind")
+                if kind == "parser" and weights.is_file():
                     candidates.append((weights.stat().st_mtime, cfg.parent))
+                elif kind == "parser-ensemble":
+                    candidates.append((cfg.stat().st_mtime, cfg.parent))
             except (OSError, ValueError):
                 continue
     if not candidates:
@@ -458,6 +461,24 @@ def parse(
     finally:
         if input_file:
             raw.close()
+
+
+@app.command()
+@user_errors
+def ensemble(
+    models: Annotated[list[Path], typer.Argument(help="Two or more parser model directories (same treebank).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New directory for the ensemble.")],
+) -> None:
+    """Combine parsers trained on the same treebank into one model that parses with all of them.
+
+    The ensemble decodes the best tree of the members' mean arc scores and takes the most probable label on
+    average; use it like any model (--model DIR). Train the members side by side, e.g. with --threads 1 and
+    different --seed or --char-encoder.
+    """
+    from unnparse.parser.ensemble import combine_parsers
+
+    out = combine_parsers(models, output)
+    err_console.print(f"ensemble of {len(models)} parsers written to {out}")
 
 
 @app.command("merge-shards")

@@ -323,8 +323,11 @@ class Sentence:
                 f"sentence {self.sent_id or '?'} ({self.source}:{self.line}) has {n_words} words, "
                 f"got {len(heads)} heads and {len(deprels)} deprels"
             )
+        for name in tags:
+            _check_tag_column(name)
         new = self.copy()
-        for tok, head, rel in zip(new.word_tokens, heads, deprels, strict=True):
+        words = new.word_tokens
+        for i, (tok, head, rel) in enumerate(zip(words, heads, deprels, strict=True)):
             head = int(head)
             if not 0 <= head <= n_words:
                 raise ValueError(f"head {head} out of range 0..{n_words} for word {tok['id']}")
@@ -332,11 +335,10 @@ class Sentence:
                 raise ValueError(f"invalid deprel {rel!r} for word {tok['id']}")
             tok["head"] = head
             tok["deprel"] = str(rel)
-        for name, values in tags.items():
-            _check_tag_column(name)
-            for tok, tag in zip(new.word_tokens, values, strict=True):
-                if tok.get(name) in (None, "_", ""):
-                    tok[name] = _parse_dict_field(str(tag)) if name == "feats" else str(tag)
+            for name, values in tags.items():
+                if _token_get(tok, name) in (None, "_", ""):
+                    tag = str(values[i])
+                    tok[name] = _parse_dict_field(tag) if name == "feats" else tag
         return new
 
     @classmethod

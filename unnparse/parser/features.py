@@ -135,36 +135,26 @@ class Featurizer:
         feats = [self._sentence_features(s, gold) for s in sentences]
         forms = [f[0] for f in feats]
         lengths = torch.tensor([len(f) for f in forms], dtype=torch.long)
-        B, N = len(forms), int(lengths.max()) if forms else 0
+        N = int(lengths.max()) if forms else 0
         batch = Batch(indices=list(indices), forms=forms, lengths=lengths)
         if self.words is not None and self.chars is not None:
-            words = torch.zeros(B, N + 1, dtype=torch.long)
-            words[:, 0] = self.words.index(ROOT)
+            root = self.words.index(ROOT)
             # characters once per distinct form of the batch: row 0 padding, row 1 the ROOT pseudo-word
             unique: dict[str, int] = {}
-            char_index = torch.zeros(B, N + 1, dtype=torch.long)
-            char_index[:, 0] = 1
-            for b, (f, word_ids, *_) in enumerate(feats):
-                words[b, 1 : len(f) + 1] = torch.tensor(word_ids, dtype=torch.long)
-                char_index[b, 1 : len(f) + 1] = torch.tensor([unique.setdefault(w, len(unique) + 2) for w in f])
-            rows = [[self.chars.index(ROOT_CHAR)]] + [self._char_ids(w) for w in unique]
-            C = max(len(r) for r in rows)
-            chars = torch.zeros(len(rows) + 1, C, dtype=torch.long)
-            for i, r in enumerate(rows, start=1):
-                chars[i, : len(r)] = torch.tensor(r)
-            batch.words, batch.chars, batch.char_index = words, chars, char_index
+            char_rows = [[1, *(unique.setdefault(w, len(unique) + 2) for w in f[0])] for f in feats]
+            batch.words = _padded([[root, *f[1]] for f in feats], N + 1)
+            batch.char_index = _padded(char_rows, N + 1)
+            rows = [[0], [self.chars.index(ROOT_CHAR)], *(self._char_ids(w) for w in unique)]
+            batch.chars = _padded(rows, max(len(r) for r in rows))
         if gold:
-            heads = torch.zeros(B, N + 1, dtype=torch.long)
-            rels = torch.zeros(B, N + 1, dtype=torch.long)
-            for b, (_, _, h, r, _) in enumerate(feats):
-                heads[b, 1 : len(h) + 1] = torch.tensor(h, dtype=torch.long)
-                rels[b, 1 : len(r) + 1] = torch.tensor(r, dtype=torch.long)
-            batch.heads, batch.rels = heads, rels
+            batch.heads = _padded([[0, *f[2]] for f in feats], N + 1)
+            batch.rels = _padded([[0, *f[3]] for f in feats], N + 1)
             if self.tags:
-                batch.tags = {}
-                for name in self.tags:
-                    ids = torch.zeros(B, N + 1, dtype=torch.long)
-                    for b, f in enumerate(feats):
-                        ids[b, 1 : len(f[0]) + 1] = torch.tensor(f[4][name], dtype=torch.long)
-                    batch.tags[name] = ids
+                batch.tags = {name: _padded([[0, *f[4][name]] for f in feats], N + 1) for name in self.tags}
         return batch
+
+
+def _padded(rows: Sequence[Sequence[int]], width: int) -> Tensor:
+    """[len(rows), width] long tensor of the rows, right-padded with 0 (one tensor built, not one per row)."""
+    padded = [[*r, *([0] * (width - len(r)))] for r in rows]
+    return torch.tensor(padded, dtype=torch.long).view(len(rows), width)

@@ -31,7 +31,7 @@ from unnparse.parser.encoders import ScratchEncoder, TransformerEncoder
 from unnparse.parser.features import Batch
 from unnparse.structures import max_spanning_tree
 
-__all__ = ["ParserModel", "ParserOutput", "build_parser_unn"]
+__all__ = ["ParserModel", "ParserOutput", "best_known_label", "build_parser_unn"]
 
 
 @dataclass
@@ -183,13 +183,13 @@ class ParserModel(nn.Module):
     @torch.no_grad()
     def predict_tags(self, out: ParserOutput, batch: Batch) -> dict[str, Tensor]:
         """Column -> [B, N+1] best tag id of each word (never 0, the unknown tag), for each tagger of the model."""
-        return {name: _best_known(logits, batch.word_mask) for name, logits in out.tag_logits.items()}
+        return {name: best_known_label(logits, batch.word_mask) for name, logits in out.tag_logits.items()}
 
     @torch.no_grad()
     def decode(self, out: ParserOutput, batch: Batch) -> tuple[Tensor, Tensor]:
         """Single-root maximum spanning trees of the final scores, and the best label of each chosen arc."""
         heads = max_spanning_tree(out.scores.float(), batch.lengths, single_root=self.single_root)
-        return heads, _best_known(self.relation_logits(out, heads), batch.word_mask)
+        return heads, best_known_label(self.relation_logits(out, heads), batch.word_mask)
 
 
 def _rename_single_tagger(state_dict: dict[str, Tensor], prefix: str, *_: Any) -> None:
@@ -200,7 +200,7 @@ def _rename_single_tagger(state_dict: dict[str, Tensor], prefix: str, *_: Any) -
             state_dict[f"{prefix}taggers.upos.{part}"] = state_dict.pop(old)
 
 
-def _best_known(logits: Tensor, word_mask: Tensor) -> Tensor:
+def best_known_label(logits: Tensor, word_mask: Tensor) -> Tensor:
     """[B, N+1] best label of each word, never index 0 (the unknown entry); 0 at ROOT and padding."""
     logits = logits.clone()
     logits[..., 0] = float("-inf")

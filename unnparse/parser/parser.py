@@ -21,13 +21,13 @@ from unnparse.model_files import ModelFileError, load_config, load_weights, save
 from unnparse.parser.batching import token_budget_batches
 from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
 from unnparse.parser.encoders import TransformerEncoder, build_encoder
-from unnparse.parser.features import ROOT_CHAR, Featurizer
+from unnparse.parser.features import ROOT_CHAR, Batch, Featurizer
 from unnparse.parser.model import ParserModel
 from unnparse.parser.text_input import sentences_from_text, sentences_from_tokenized
 from unnparse.parser.vocab import PAD, UNK, Vocab
 from unnparse.runtime import PRECISIONS, autocast, resolve_device, resolve_precision
 
-__all__ = ["ParsedSentence", "Parser", "default_config", "resolve_device"]
+__all__ = ["BatchPrediction", "ParsedSentence", "Parser", "default_config", "resolve_device"]
 
 FORMAT_VERSION = 2  # 2: unpacked BiLSTM weights, UPOS tagger, relation classifier reading X
 ENCODER_DIR = "encoder"
@@ -84,6 +84,17 @@ def default_config(
             "tag_layer": tag_layer,
         },
     }
+
+
+@dataclass
+class BatchPrediction:
+    """What a parser predicts for one batch: ``heads`` and ``rels`` [B, N+1] (ids), ``tags`` by column [B, N+1],
+    and the arc marginals [B, N+1, N+1] when asked for."""
+
+    heads: Tensor
+    rels: Tensor
+    tags: dict[str, Tensor]
+    marginals: Tensor | None = None
 
 
 @dataclass
@@ -155,7 +166,15 @@ class Parser:
     def load(
         cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", *, precision: str = "auto"
     ) -> Parser:
-        """Load a model directory written by :meth:`save` (no training data needed); ``precision`` as in the class."""
+        """Load a model directory written by :meth:`save` (no training data needed); ``precision`` as in the class.
+
+        A directory written by :func:`unnparse.parser.ensemble.combine_parsers` loads as a
+        :class:`~unnparse.parser.ensemble.ParserEnsemble`, which parses like one parser.
+        """
+        from unnparse.parser.ensemble import ENSEMBLE_KIND, ParserEnsemble
+
+        if load_config(path).get("kind") == ENSEMBLE_KIND:
+            return ParserEnsemble.load(path, device, precision=precision)
         config = load_config(path, kind="parser")
         try:
             if config.get("format_version") != FORMAT_VERSION:
@@ -222,21 +241,17 @@ class Parser:
         device = self.device
         dtype = resolve_precision(self.precision, device)
         lengths = [len(s) for s in chunk]
+        rel_names = self.featurizer.rels.itos
         # one bucket: sentences sorted by length, cut where the budget is reached (fewest, fullest batches)
         for idx in token_budget_batches(lengths, batch_tokens, shuffle=False, n_buckets=1):
-            batch = self.featurizer.batch([chunk[i] for i in idx], idx, gold=False)
-            if device.type == "cuda":
-                batch = batch.pin_memory()
-            batch = batch.to(device, non_blocking=True)
             with autocast(device, dtype):  # the UNN and the trees inside run in float32 regardless
-                out = self.model(batch)
-                heads, rels = self.model.decode(out, batch)
-            heads_l, rels_l = heads.cpu().tolist(), rels.cpu().tolist()
-            tags_l = {name: ids.cpu().tolist() for name, ids in self.model.predict_tags(out, batch).items()}
-            marg = out.marginals.float().cpu() if marginals else None
+                pred = self._predict_batch([chunk[i] for i in idx], idx, marginals)
+            heads_l, rels_l = pred.heads.cpu().tolist(), pred.rels.cpu().tolist()
+            tags_l = {name: ids.cpu().tolist() for name, ids in pred.tags.items()}
+            marg = pred.marginals.float().cpu() if pred.marginals is not None else None
             for row, i in enumerate(idx):
                 n = lengths[i]
-                labels = [self.featurizer.rels.itos[r] for r in rels_l[row][1 : n + 1]]
+                labels = [rel_names[r] for r in rels_l[row][1 : n + 1]]
                 tags = {
                     name: [self.featurizer.tags[name].itos[t] for t in ids[row][1 : n + 1]]
                     for name, ids in tags_l.items()
@@ -245,6 +260,21 @@ class Parser:
                 m = None if marg is None else _marginal_rows(marg[row], n)
                 results[i] = ParsedSentence(parsed, m)
         return [r for r in results if r is not None]
+
+    def _device_batch(self, featurizer: Featurizer, sentences: Sequence[Sentence], idx: Sequence[int]) -> Batch:
+        """The unannotated batch of ``sentences`` on the parser's device."""
+        device = self.device
+        batch = featurizer.batch(sentences, idx, gold=False)
+        if device.type == "cuda":
+            batch = batch.pin_memory()
+        return batch.to(device, non_blocking=True)
+
+    def _predict_batch(self, sentences: Sequence[Sentence], idx: Sequence[int], marginals: bool) -> BatchPrediction:
+        """Heads, labels, tags (and arc marginals when asked) of one batch of sentences."""
+        batch = self._device_batch(self.featurizer, sentences, idx)
+        out = self.model(batch)
+        heads, rels = self.model.decode(out, batch)
+        return BatchPrediction(heads, rels, self.model.predict_tags(out, batch), out.marginals if marginals else None)
 
     def parse(
         self, inputs: str | Sequence[str] | Sequence[Sequence[str]], *, batch_tokens: int = 4000
