@@ -256,7 +256,7 @@ def test_unknown_treebank_offline(tmp_path, monkeypatch):
 def test_help_lists_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for cmd in ("train", "evaluate", "parse"):
+    for cmd in ("train", "evaluate", "parse", "ensemble", "merge-shards"):
         assert cmd in result.stdout
 
 
@@ -353,7 +353,7 @@ def test_unn_umbrella_lists_every_model():
 
     result = runner.invoke(unn_app, ["--help"])
     assert result.exit_code == 0
-    for cmd in ("train", "evaluate", "parse", "merge-shards", "mnist", "seqcomplete"):
+    for cmd in ("train", "evaluate", "parse", "merge-shards", "ensemble", "mnist", "seqcomplete"):
         assert cmd in result.stdout
 
 

@@ -76,7 +76,8 @@ PrecisionOption = Annotated[
     Precision,
     typer.Option(
         help="Encoder arithmetic. auto: bfloat16 on CUDA, float32 on CPU. bfloat16 on a CPU with native bfloat16 "
-        "(AMX, AVX512-BF16) is about twice as fast. The UNN iterations and tree structures always run in float32."
+        "(AMX, AVX512-BF16) parses faster at the same accuracy. The UNN iterations and tree structures always run in "
+        "float32."
     ),
 ]
 

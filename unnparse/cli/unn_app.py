@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from unnparse.cli.mnist_cli import app as mnist_app
-from unnparse.cli.parser_app import evaluate, merge_shards_command, parse, train
+from unnparse.cli.parser_app import ensemble, evaluate, merge_shards_command, parse, train
 from unnparse.cli.seqcomplete_cli import app as seqcomplete_app
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.command(name="train", help="Train a dependency parser (same as `unnparse tra
 app.command(name="evaluate", help="Score a dependency parser (same as `unnparse evaluate`).")(evaluate)
 app.command(name="parse", help="Parse text with a trained parser (same as `unnparse parse`).")(parse)
 app.command(name="merge-shards", help="Merge `parse --shard` outputs in input order.")(merge_shards_command)
+app.command(name="ensemble", help="Combine parsers into one model (same as `unnparse ensemble`).")(ensemble)
 app.add_typer(mnist_app, name="mnist", help="Convolutional UNN on MNIST: train, evaluate, prototypes.")
 app.add_typer(seqcomplete_app, name="seqcomplete", help="Undirected self-attention: fill masked sequence items.")
 
