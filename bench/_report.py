@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from datetime import date
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -21,3 +24,16 @@ def write_section(name: str, title: str, body: str, path: Path = BENCHMARKS) -> 
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def measured_on(*notes: str) -> str:
+    """``Measured DATE on this machine (N cores, torch VERSION[, notes])`` for a report's first line."""
+    import torch
+
+    details = ", ".join([f"{os.cpu_count()} cores", f"torch {torch.__version__}", *notes])
+    return f"Measured {date.today().isoformat()} on this machine ({details})"
+
+
+def command_line() -> str:
+    """The command that ran the current benchmark script, as the report quotes it."""
+    return f".venv/bin/python bench/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])

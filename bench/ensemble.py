@@ -19,14 +19,13 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._report import write_section  # noqa: E402
+from bench._report import command_line, measured_on, write_section  # noqa: E402
 from bench.parse_speed import time_unnparse  # noqa: E402
 from unnparse.parser.parser import Parser  # noqa: E402
 
@@ -90,14 +89,13 @@ def main() -> None:
                 f"{s['exact_match']:.2f} | {s['sentences'] / seconds:,.0f} |"
             )
             print(rows[-1], flush=True)
-    cmd = ".venv/bin/python bench/ensemble.py " + " ".join(sys.argv[1:])
     body = (
-        f"Measured {date.today().isoformat()} on this machine ({os.cpu_count()} cores, torch {torch.__version__}), "
-        f"gold tokenization, test split, no POS tags. Per treebank, two scratch K=1 members trained side by side for "
+        f"{measured_on()}, gold tokenization, test split, no POS tags. Per treebank, two scratch K=1 members "
+        f"trained side by side for "
         f"{args.minutes:g} minutes of wall clock with one thread each (together the CPU's whole training budget): "
         f"character CNN and character BiLSTM, both `--seed 1`; then `unnparse ensemble` (the best tree of the mean "
         f"arc scores, the label of highest mean probability). Parse speed: read, parse and write the test file in "
-        f"float32 with the model loaded, {args.threads} threads, best of 3.\n\nCommand: `{cmd}`\n\n"
+        f"float32 with the model loaded, {args.threads} threads, best of 3.\n\nCommand: `{command_line()}`\n\n"
         "| treebank | model | epochs (best) | UAS | LAS | mod-list | exact | parse sent/s |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )

@@ -19,14 +19,13 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._report import write_section  # noqa: E402
+from bench._report import command_line, measured_on, write_section  # noqa: E402
 from unnparse.io_utils import atomic_output  # noqa: E402
 from unnparse.parser.conllu_data import iter_conllu, read_conllu  # noqa: E402
 from unnparse.parser.metrics import score_sentences  # noqa: E402
@@ -105,14 +104,13 @@ def main() -> None:
                 f"{len(gold) / median:,.0f} | {words / best:,.0f} | {base / best:.2f} |"
             )
     out.unlink(missing_ok=True)
-    cmd = ".venv/bin/python bench/parse_speed.py " + " ".join(sys.argv[1:])
+    native = "yes" if cpu_has_native_bf16() else "no"
     body = (
-        f"Measured {date.today().isoformat()} on this machine ({os.cpu_count()} cores, torch {torch.__version__}, "
-        f"native bfloat16: {'yes' if cpu_has_native_bf16() else 'no'}), nothing else running. Each system reads the "
+        f"{measured_on(f'native bfloat16: {native}')}, nothing else running. Each system reads the "
         f"test file's CoNLL-U (gold tokenization), parses it and writes CoNLL-U, with its model loaded; unnparse with "
         f"{args.threads} threads, UDPipe 1 single-threaded (it has no parallel parser) with the gold tags of its "
         f"input as features. {args.rounds} interleaved rounds, each the best of 3 timings. Speed-up: against unnparse "
-        f"float32 in the same run.\n\nCommand: `{cmd}`\n\n"
+        f"float32 in the same run.\n\nCommand: `{command_line()}`\n\n"
         "| treebank | system | UAS / LAS | sent/s (best round) | sent/s (median round) | words/s (best) | "
         "speed-up |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )

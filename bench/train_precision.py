@@ -12,18 +12,16 @@ section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._report import write_section  # noqa: E402
+from bench._report import command_line, measured_on, write_section  # noqa: E402
 from unnparse.parser.batching import token_budget_batches  # noqa: E402
 from unnparse.parser.conllu_data import read_conllu  # noqa: E402
 from unnparse.parser.parser import Parser, default_config  # noqa: E402
@@ -67,17 +65,19 @@ def main() -> None:
             f"| {name} | {words / t[0]:,.0f} | {words / steady:,.0f} | {times['float32'][0] / t[0]:.2f} | "
             f"{statistics.median(times['float32'][1:] or times['float32']) / steady:.2f} |"
         )
-    cmd = ".venv/bin/python bench/train_precision.py " + " ".join(sys.argv[1:])
     body = (
-        f"Measured {date.today().isoformat()} on this machine ({os.cpu_count()} cores, torch {torch.__version__}, "
-        f"native bfloat16: {'yes' if cpu_has_native_bf16() else 'no'}), nothing else running: training steps of "
+        f"{measured_on(f'native bfloat16: {_yes(cpu_has_native_bf16())}')}, nothing else running: training steps of "
         f"a fresh default scratch parser on the first {len(batches)} batches of {args.treebank} ({words:,} words), "
-        f"{args.threads} threads, {args.passes} passes per precision, alternating.\n\nCommand: `{cmd}`\n\n"
+        f"{args.threads} threads, {args.passes} passes per precision, alternating.\n\nCommand: `{command_line()}`\n\n"
         "| precision | words/s, first pass | words/s, later passes (median) | speed-up, first | speed-up, later |\n"
         "|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     write_section("train-precision", "Training speed on the CPU: float32 and bfloat16", body)
     print(body)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 if __name__ == "__main__":
