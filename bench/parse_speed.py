@@ -1,9 +1,9 @@
 """Parse speed on the CPU: float32 against bfloat16, and UDPipe 1 as the peer, all measured in the same run.
 
 For each treebank: the scratch model ``MODELS/TREEBANK-scratch-k1`` parses the test file (read CoNLL-U, parse,
-write CoNLL-U; model loaded, after a warm-up) in float32 and in bfloat16, and UDPipe 1 (``UDPIPE_MODELS/
-TREEBANK.udpipe``, run by ``bench/udpipe1.py`` under ``--udpipe-python``) processes the same file. The three are
-interleaved for ``--rounds`` rounds; each round takes the best of 3 timings; the table gives the best round and
+write CoNLL-U; model loaded, after a warm-up) in float32 and in bfloat16 (so does ``ENSEMBLES/TREEBANK-ensemble``
+when ``--ensembles`` is given), and UDPipe 1 (``UDPIPE_MODELS/TREEBANK.udpipe``, run by ``bench/udpipe1.py`` under
+``--udpipe-python``) processes the same file. The systems are interleaved for ``--rounds`` rounds; each round takes the best of 3 timings; the table gives the best round and
 the median round. Also the accuracy of each on that file. Writes the ``parse-speed`` section of BENCHMARKS.md.
 
     .venv/bin/python bench/parse_speed.py --models models/bench-k1 --udpipe-python /tmp/udpipe1/bin/python \\
@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--treebanks", nargs="+", default=["UD_English-ParTUT"])
     ap.add_argument("--udpipe-python", help="a Python with ufal.udpipe (omit to skip UDPipe 1)")
     ap.add_argument("--udpipe-models", type=Path, help="folder holding TREEBANK.udpipe models")
+    ap.add_argument("--ensembles", type=Path, help="folder holding TREEBANK-ensemble directories (bench/ensemble.py)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--section", default="parse-speed")
@@ -76,6 +77,10 @@ def main() -> None:
             "unnparse float32": Parser.load(model, precision="float32"),
             "unnparse bfloat16": Parser.load(model, precision="bfloat16"),
         }
+        ensemble = args.ensembles / f"{tb}-ensemble" if args.ensembles else None
+        if ensemble is not None and ensemble.is_dir():
+            systems["unnparse ensemble of 2, float32"] = Parser.load(ensemble, precision="float32")
+            systems["unnparse ensemble of 2, bfloat16"] = Parser.load(ensemble, precision="bfloat16")
         udpipe_model = args.udpipe_models / f"{tb}.udpipe" if args.udpipe_models else None
         if args.udpipe_python and udpipe_model is not None and udpipe_model.is_file():
             systems["UDPipe 1 (gold tags)"] = udpipe_model
