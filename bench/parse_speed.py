@@ -3,8 +3,9 @@
 For each treebank: the scratch model ``MODELS/TREEBANK-scratch-k1`` parses the test file (read CoNLL-U, parse,
 write CoNLL-U; model loaded, after a warm-up) in float32 and in bfloat16 (so does ``ENSEMBLES/TREEBANK-ensemble``
 when ``--ensembles`` is given), and UDPipe 1 (``UDPIPE_MODELS/TREEBANK.udpipe``, run by ``bench/udpipe1.py`` under
-``--udpipe-python``) processes the same file. The systems are interleaved for ``--rounds`` rounds; each round takes the best of 3 timings; the table gives the best round and
-the median round. Also the accuracy of each on that file. Writes the ``parse-speed`` section of BENCHMARKS.md.
+``--udpipe-python``) processes the same file. The systems are interleaved for ``--rounds`` rounds; each round
+takes the best of 3 timings; the table gives the best round and the median round. Also the accuracy of each on that
+file. Writes the ``parse-speed`` section of BENCHMARKS.md.
 
     .venv/bin/python bench/parse_speed.py --models models/bench-k1 --udpipe-python /tmp/udpipe1/bin/python \\
         --udpipe-models models/udpipe1 --treebanks UD_English-ParTUT --rounds 5

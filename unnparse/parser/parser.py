@@ -110,7 +110,7 @@ class Parser:
 
     ``precision`` (``auto``, ``float32`` or ``bfloat16``) is the arithmetic of the encoder when parsing: ``auto``
     is bfloat16 on CUDA and float32 on the CPU (see :func:`unnparse.runtime.resolve_precision`); ``bfloat16`` on a
-    CPU with native bfloat16 (AMX) parses faster (1.2-1.3x end to end on the benchmark treebanks). The UNN
+    CPU with native bfloat16 (AMX) parses faster (1.2-1.4x end to end on the benchmark treebanks). The UNN
     iterations and the tree structures always run in float32.
     """
 
