@@ -151,21 +151,14 @@ def recorded_minutes(model: Path) -> float:
 
 def parse_seconds(model: Path, test_file: Path, out: Path, threads: int, repeats: int = 3) -> float:
     """Best time to read, parse and write the test file with the model already loaded (after a warm-up)."""
-    from unnparse.io_utils import atomic_output
-    from unnparse.parser.conllu_data import iter_conllu, read_conllu
+    from bench.parse_speed import time_unnparse
+    from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import Parser
 
     torch.set_num_threads(threads)
     parser = Parser.load(model, precision=PRECISION)
     list(parser.predict(read_conllu(test_file)[:8]))  # warm-up: compiled kernels, allocator
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        with atomic_output(out, "w") as fh:
-            for parsed in parser.predict(iter_conllu(test_file, require_heads=False)):
-                fh.write(parsed.sentence.to_conllu())
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return time_unnparse(parser, test_file, out, repeats)
 
 
 def table(rows: list[dict]) -> str:

@@ -19,7 +19,15 @@ from safetensors.torch import save as save_safetensors
 
 from unnparse.io_utils import atomic_write_bytes, atomic_write_text
 
-__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "ModelFileError", "load_config", "load_weights", "save_model"]
+__all__ = [
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
+    "ModelFileError",
+    "load_config",
+    "load_weights",
+    "save_config",
+    "save_model",
+]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -35,8 +43,15 @@ def save_model(directory: str | os.PathLike[str], config: dict[str, Any], state_
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     atomic_write_bytes(out / WEIGHTS_FILE, save_safetensors(tensors))
-    atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    save_config(out, config)
     return out
+
+
+def save_config(directory: str | os.PathLike[str], config: dict[str, Any]) -> None:
+    """Write ``config`` as ``directory/config.json`` (sorted keys, UTF-8), atomically."""
+    atomic_write_text(
+        Path(directory) / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    )
 
 
 def load_config(directory: str | os.PathLike[str], *, kind: str | None = None) -> dict[str, Any]:

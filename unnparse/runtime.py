@@ -19,6 +19,7 @@ from rich.progress import (
 __all__ = [
     "PRECISIONS",
     "autocast",
+    "check_precision",
     "cpu_has_native_bf16",
     "precision_name",
     "precision_warning",
@@ -57,6 +58,17 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def check_precision(name: str) -> str:
+    """``name`` if it is one of :data:`PRECISIONS`.
+
+    Raises:
+        ValueError: an unknown precision name.
+    """
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {name!r}; use {', '.join(PRECISIONS)}")
+    return name
+
+
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for the encoder on ``device``, or ``None`` for plain float32.
 
@@ -68,9 +80,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     Raises:
         ValueError: an unknown precision name.
     """
-    if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {name!r}; use {', '.join(PRECISIONS)}")
-    if name == "float32":
+    if check_precision(name) == "float32":
         return None
     if name == "bfloat16":
         return torch.bfloat16

@@ -202,7 +202,7 @@ def _is_word(token: Token) -> bool:
 def _copy_token(token: Token) -> Token:
     return Token(
         {
-            key: (dict(val) if isinstance(val, dict) else list(val)) if isinstance(val, (dict, list)) else val
+            key: dict(val) if isinstance(val, dict) else list(val) if isinstance(val, list) else val
             for key, val in token.items()
         }
     )

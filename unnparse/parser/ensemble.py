@@ -13,7 +13,6 @@ one forward pass per member.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -25,8 +24,7 @@ import torch
 from torch import Tensor
 
 import unnparse
-from unnparse.io_utils import atomic_write_text
-from unnparse.model_files import CONFIG_FILE, ModelFileError, load_config
+from unnparse.model_files import CONFIG_FILE, ModelFileError, load_config, save_config
 from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.model import best_known_label
 from unnparse.parser.parser import BatchPrediction, Parser
@@ -86,14 +84,14 @@ class ParserEnsemble(Parser):
             member.save(out / name)
         config = {**self.config, **(extra or {}), "kind": ENSEMBLE_KIND, "format_version": ENSEMBLE_FORMAT}
         config.update(members=names, unnparse_version=unnparse.__version__)
-        atomic_write_text(out / CONFIG_FILE, _json(config))
+        save_config(out, config)
         self.config = config
         return out
 
     def _predict_batch(self, sentences: Sequence[Sentence], idx: Sequence[int], marginals: bool) -> BatchPrediction:
         outputs = []
         for member in self.members:
-            batch = self._device_batch(member.featurizer, sentences, idx)
+            batch = member.featurizer.batch(sentences, idx, gold=False).to_device(self.device)
             outputs.append((member.model, batch, member.model(batch)))
         model, batch, _ = outputs[0]
         scores = torch.stack([out.scores.float() for _, _, out in outputs]).mean(0)
@@ -124,10 +122,6 @@ def _check_compatible(members: Sequence[Parser]) -> None:
                 raise ValueError(f"member {i} has no {name.upper()} tagger with member 1's tags")
 
 
-def _json(config: dict[str, Any]) -> str:
-    return json.dumps(config, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-
-
 def combine_parsers(
     models: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, device: str = "cpu"
 ) -> Path:
@@ -147,9 +141,10 @@ def combine_parsers(
         raise ValueError("an ensemble needs at least two models")
     members = []
     for path in models:
-        if load_config(path).get("kind") == ENSEMBLE_KIND:
+        member = Parser.load(path, device)
+        if isinstance(member, ParserEnsemble):
             raise ModelFileError(f"{Path(path) / CONFIG_FILE}: is an ensemble already; combine its members instead")
-        members.append(Parser.load(path, device))
+        members.append(member)
     try:
         ensemble = ParserEnsemble(members, {"treebank": members[0].config.get("treebank")})
     except ValueError as err:

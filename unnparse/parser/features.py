@@ -52,6 +52,12 @@ class Batch:
         """A copy with every tensor on ``device``."""
         return self._map(lambda v: v.to(device, non_blocking=non_blocking))
 
+    def to_device(self, device: torch.device) -> Batch:
+        """This batch on ``device``: a pinned, asynchronous copy to CUDA; the batch itself on the CPU."""
+        if device.type == "cuda":
+            return self.pin_memory().to(device, non_blocking=True)
+        return self.to(device)
+
     def pin_memory(self) -> Batch:
         """A copy with every tensor in pinned host memory (faster, asynchronous copies to a GPU)."""
         return self._map(lambda v: v.pin_memory())

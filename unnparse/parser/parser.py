@@ -21,11 +21,11 @@ from unnparse.model_files import ModelFileError, load_config, load_weights, save
 from unnparse.parser.batching import token_budget_batches
 from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
 from unnparse.parser.encoders import TransformerEncoder, build_encoder
-from unnparse.parser.features import ROOT_CHAR, Batch, Featurizer
+from unnparse.parser.features import ROOT_CHAR, Featurizer
 from unnparse.parser.model import ParserModel
 from unnparse.parser.text_input import sentences_from_text, sentences_from_tokenized
 from unnparse.parser.vocab import PAD, UNK, Vocab
-from unnparse.runtime import PRECISIONS, autocast, resolve_device, resolve_precision
+from unnparse.runtime import autocast, check_precision, resolve_device, resolve_precision
 
 __all__ = ["BatchPrediction", "ParsedSentence", "Parser", "default_config", "resolve_device"]
 
@@ -129,9 +129,7 @@ class Parser:
 
     @precision.setter
     def precision(self, name: str) -> None:
-        if name not in PRECISIONS:
-            raise ValueError(f"unknown precision {name!r}; use {', '.join(PRECISIONS)}")
-        self._precision = name
+        self._precision = check_precision(name)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -261,17 +259,9 @@ class Parser:
                 results[i] = ParsedSentence(parsed, m)
         return [r for r in results if r is not None]
 
-    def _device_batch(self, featurizer: Featurizer, sentences: Sequence[Sentence], idx: Sequence[int]) -> Batch:
-        """The unannotated batch of ``sentences`` on the parser's device."""
-        device = self.device
-        batch = featurizer.batch(sentences, idx, gold=False)
-        if device.type == "cuda":
-            batch = batch.pin_memory()
-        return batch.to(device, non_blocking=True)
-
     def _predict_batch(self, sentences: Sequence[Sentence], idx: Sequence[int], marginals: bool) -> BatchPrediction:
         """Heads, labels, tags (and arc marginals when asked) of one batch of sentences."""
-        batch = self._device_batch(self.featurizer, sentences, idx)
+        batch = self.featurizer.batch(sentences, idx, gold=False).to_device(self.device)
         out = self.model(batch)
         heads, rels = self.model.decode(out, batch)
         return BatchPrediction(heads, rels, self.model.predict_tags(out, batch), out.marginals if marginals else None)

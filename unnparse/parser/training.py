@@ -233,9 +233,7 @@ def train_parser(
                         on_batch(list(idx))
                     batch = parser.featurizer.batch([train[j] for j in idx], idx, gold=True)
                     n_w = int(batch.lengths.sum())
-                    if device.type == "cuda":
-                        batch = batch.pin_memory()
-                    batch = batch.to(device, non_blocking=True)
+                    batch = batch.to_device(device)
                     with autocast(device, amp_dtype):  # the UNN and the trees inside run in float32 regardless
                         out = forward(batch)
                         loss, arc, rel = model.loss(out, batch)
