@@ -2,12 +2,13 @@
 
 For each treebank, two scratch K=1 parsers train at the same time for ``--minutes`` of wall clock with one thread
 each (the 2-core CPU's whole budget): one with the character CNN (``--seed 1``), one with the character BiLSTM
-(``--seed 1``). ``unnparse ensemble`` combines them. Reports each member and the ensemble on the test split (gold
+(``--seed 1``), both with the extra options that ``--member-options`` gives for the treebank (e.g. a 2-layer BiLSTM
+for a small treebank). ``unnparse ensemble`` combines them. Reports each member and the ensemble on the test split (gold
 tokenization, no POS tags) and the parse speed of a member and of the ensemble (read, parse and write the test file
 with the model loaded, best of 3, ``--threads`` threads, alone on the machine). Writes the ``parser-ensemble``
 section of BENCHMARKS.md.
 
-    .venv/bin/python bench/ensemble.py --minutes 15
+    .venv/bin/python bench/ensemble.py --minutes 15 --member-options "UD_Telugu-MTG=--lstm-layers 2"
     .venv/bin/python bench/ensemble.py --minutes 15 --skip-training   # re-measure the models in --out
 """
 
@@ -41,12 +42,23 @@ def run(cmd: list[str]) -> str:
     return subprocess.run(cmd, check=True, text=True, capture_output=True, env=env).stdout
 
 
-def train_member(treebank: str, name: str, minutes: float, out: Path) -> None:
+def train_member(treebank: str, name: str, minutes: float, out: Path, options: list[str]) -> None:
     run(
         [EXE, "train", "--treebank", treebank, "--data-dir", str(SHARED), "--output", str(out / f"{treebank}-{name}")]
         + ["--epochs", "100000", "--max-minutes", str(minutes), "--patience", "100000", "--device", "cpu"]
-        + ["--threads", "1", "--no-progress", *MEMBERS[name]]
+        + ["--threads", "1", "--no-progress", *MEMBERS[name], *options]
     )
+
+
+def member_options(specs: list[str]) -> dict[str, list[str]]:
+    """``TREEBANK=OPTIONS`` strings -> extra training options of both members for that treebank."""
+    out = {}
+    for spec in specs:
+        treebank, sep, options = spec.partition("=")
+        if not sep:
+            sys.exit(f"--member-options {spec!r}: expected TREEBANK=OPTIONS")
+        out[treebank] = options.split()
+    return out
 
 
 def scores(model: Path, test: Path) -> dict:
@@ -61,7 +73,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="threads when measuring parse speed")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "bench-ensemble")
     ap.add_argument("--skip-training", action="store_true", help="only combine and measure the models in --out")
+    ap.add_argument(
+        "--member-options",
+        nargs="*",
+        default=[],
+        metavar="TREEBANK=OPTIONS",
+        help="extra `unnparse train` options of both members of a treebank, e.g. 'UD_Telugu-MTG=--lstm-layers 2'",
+    )
     args = ap.parse_args()
+    extra = member_options(args.member_options)
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: the benchmark needs the UD treebanks in ../shared/ud")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +89,8 @@ def main() -> None:
     for tb in args.treebanks:
         if not args.skip_training:
             with ThreadPoolExecutor(max_workers=2) as pool:
-                list(pool.map(lambda name, tb=tb: train_member(tb, name, args.minutes, args.out), MEMBERS))
+                opts = extra.get(tb, [])
+                list(pool.map(lambda name, tb=tb, o=opts: train_member(tb, name, args.minutes, args.out, o), MEMBERS))
         ensemble = args.out / f"{tb}-ensemble"
         if not ensemble.exists():
             run([EXE, "ensemble", *(str(args.out / f"{tb}-{m}") for m in MEMBERS), "--output", str(ensemble)])
@@ -80,24 +101,27 @@ def main() -> None:
             parser = Parser.load(model, precision="float32")
             time_unnparse(parser, test, args.out / "parsed.conllu", repeats=1)  # warm-up
             seconds = time_unnparse(parser, test, args.out / "parsed.conllu")
-            epochs = ""
+            epochs, layers = "", ""
             if label != "ensemble":
                 history = json.loads((model / "metrics.json").read_text())
-                epochs = f"{len(history)} ({json.loads((model / 'config.json').read_text())['best_epoch']})"
+                config = json.loads((model / "config.json").read_text())
+                epochs, layers = f"{len(history)} ({config['best_epoch']})", str(config["encoder"]["layers"])
             rows.append(
-                f"| {tb} | {label} | {epochs} | {s['uas']:.2f} | {s['las']:.2f} | {s['modifier_list_accuracy']:.2f} | "
-                f"{s['exact_match']:.2f} | {s['sentences'] / seconds:,.0f} |"
+                f"| {tb} | {label} | {layers} | {epochs} | {s['uas']:.2f} | {s['las']:.2f} | "
+                f"{s['modifier_list_accuracy']:.2f} | {s['exact_match']:.2f} | {s['sentences'] / seconds:,.0f} |"
             )
             print(rows[-1], flush=True)
     body = (
         f"{measured_on()}, gold tokenization, test split, no POS tags. Per treebank, two scratch K=1 members "
         f"trained side by side for "
         f"{args.minutes:g} minutes of wall clock with one thread each (together the CPU's whole training budget): "
-        f"character CNN and character BiLSTM, both `--seed 1`; then `unnparse ensemble` (the best tree of the mean "
+        f"character CNN and character BiLSTM, both `--seed 1`, with a BiLSTM of the layers given in the table "
+        f"(the default 3, or 2 where `--member-options` says `--lstm-layers 2`); then `unnparse ensemble` (the best "
+        f"tree of the mean "
         f"arc scores, the label of highest mean probability). Parse speed: read, parse and write the test file in "
         f"float32 with the model loaded, {args.threads} threads, best of 3.\n\nCommand: `{command_line()}`\n\n"
-        "| treebank | model | epochs (best) | UAS | LAS | mod-list | exact | parse sent/s |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| treebank | model | BiLSTM layers | epochs (best) | UAS | LAS | mod-list | exact | parse sent/s |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     write_section("parser-ensemble", "Parser ensembles: two members trained side by side", body)
     print(body)

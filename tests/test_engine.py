@@ -443,6 +443,36 @@ def test_dropout_mask_is_reused_across_sweeps():
     assert (out.states["H"] > 0).all()
 
 
+@pytest.mark.parametrize("sweeps", [1, 3])
+def test_skipping_the_last_activation_changes_nothing_else(sweeps):
+    unn = _parser_unn()
+    _randomize(unn, 7)
+    x, ctx = _parser_inputs((5, 4, 2))
+    B, n, _ = x.shape
+    states, pre = _zeros(unn, {"H": (B, n, 5), "M": (B, n, 5), "Y": (B, n, n)}, ctx, mode="uniform")
+    schedule = FixedOrder(["H", "M", "Y"])
+    full = unn.infer({"X": x, **states}, schedule, sweeps, context=ctx, preactivations=pre)
+    calls = []
+    reg = unn.variables["Y"].regularizer
+    original = reg.log_partition_and_marginals
+    reg.log_partition_and_marginals = lambda z, c=None: calls.append(1) or original(z, c)
+    try:
+        short = unn.infer({"X": x, **states}, schedule, sweeps, context=ctx, preactivations=pre, activate_last=False)
+    finally:
+        del reg.log_partition_and_marginals
+    assert len(calls) == sweeps - 1  # the last matrix-tree computation is the one left out
+    torch.testing.assert_close(short.preactivations["Y"], full.preactivations["Y"], rtol=0, atol=0)
+    for name in ("H", "M"):
+        torch.testing.assert_close(short.states[name], full.states[name], rtol=0, atol=0)
+    # Y keeps its state from before the last update
+    before = states["Y"]
+    if sweeps > 1:
+        before = unn.infer({"X": x, **states}, schedule, sweeps - 1, context=ctx).states["Y"]
+    torch.testing.assert_close(short.states["Y"], before, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="trace"):
+        unn.infer({"X": x, **states}, schedule, 1, context=ctx, activate_last=False, trace=True)
+
+
 def test_errors_are_clear():
     unn = _smooth_unn()
     with pytest.raises(ValueError, match="missing"):

@@ -54,6 +54,23 @@ def test_k1_scores_equal_plain_biaffine_scorer():
     assert (out2.scores - out.scores).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_scores_only_forward_gives_the_same_scores_and_trees(k):
+    torch.manual_seed(0)
+    train = _sentences(12, 6)
+    parser = Parser.build(_small_config(k), train)
+    model = parser.model.eval()
+    batch = parser.featurizer.batch(train, list(range(len(train))), gold=True)
+    with torch.no_grad():
+        full, short = model(batch), model(batch, marginals=False)
+    assert short.marginals is None and short.log_partition is None
+    torch.testing.assert_close(short.scores, full.scores, rtol=0, atol=0)
+    assert torch.equal(model.decode(short, batch)[0], model.decode(full, batch)[0])
+    assert torch.equal(model.decode(short, batch)[1], model.decode(full, batch)[1])
+    with pytest.raises(ValueError, match="log-partition"):
+        model.loss(short, batch)
+
+
 def test_training_learns_the_toy_grammar(tmp_path):
     parser, result, train, dev = _trained(tmp_path, k=2, epochs=20)
     losses = [r["loss"] for r in result.history]

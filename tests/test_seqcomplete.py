@@ -131,6 +131,24 @@ def test_train_save_load_same_predictions(tmp_path):
     assert score.instances == len(data.split("test")) and 0 <= score.accuracy <= 100
 
 
+def test_learning_curve_by_updates_and_time_budget():
+    data = generate(TINY)
+    n_batches = -(-len(data.split("train")) // 32)
+    options = TrainOptions(epochs=2, lr=3e-3, batch_size=32, device="cpu", progress=False, eval_every=5)
+    result = train(SeqConfig(vocab=12, dim=8, unn_iter=1), data, options)
+    assert [c.updates for c in result.curve] == list(range(5, 2 * n_batches + 1, 5))
+    seconds = [c.seconds for c in result.curve]
+    assert seconds == sorted(seconds) and seconds[-1] <= sum(h.seconds for h in result.history) + 1e-6
+    final = evaluate(result.model, data, data.split("test")).accuracy
+    if (2 * n_batches) % 5 == 0:
+        assert result.curve[-1].test_accuracy == final
+    # a budget of zero minutes stops after the first update
+    stopped = train(
+        SeqConfig(vocab=12, dim=8), data, TrainOptions(epochs=3, device="cpu", progress=False, max_minutes=0)
+    )
+    assert len(stopped.history) == 1
+
+
 def _png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])

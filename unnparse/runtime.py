@@ -106,6 +106,12 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContext
     return torch.autocast(device.type, dtype=dtype)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a no-op on the CPU), before reading a clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def set_threads(threads: int) -> None:
     """Use ``threads`` CPU threads in torch (0 keeps torch's default)."""
     if threads > 0:

@@ -6,7 +6,7 @@ import json
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
@@ -83,6 +83,18 @@ def train_command(
     report_test: Annotated[
         bool, typer.Option("--report-test", help="print the test accuracy after every epoch (learning curve)")
     ] = False,
+    eval_every: Annotated[
+        int,
+        typer.Option(
+            "--eval-every",
+            min=0,
+            help="also print the test accuracy every N updates, with the seconds trained (0: off)",
+        ),
+    ] = 0,
+    max_minutes: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--max-minutes", min=0.0, help="stop after this much training time (evaluations not counted)"),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
 ) -> None:
     """Train on the train split (cross-entropy on masked positions; the last epoch is saved)."""
@@ -104,6 +116,8 @@ def train_command(
         seed=seed,
         device=device,
         eval_each_epoch=report_test,
+        eval_every=eval_every,
+        max_minutes=max_minutes,
         progress=progress,
     )
     try:

@@ -199,6 +199,7 @@ class UNN(nn.Module):
         generator: torch.Generator | None = None,
         trace: bool = False,
         trace_states: bool = False,
+        activate_last: bool = True,
     ) -> Inference:
         """Run ``sweeps`` sweeps of block coordinate descent from ``states``.
 
@@ -208,9 +209,14 @@ class UNN(nn.Module):
         ``generator`` when it lives on the states' device, else from the global generator.
         With ``trace``, the energy after every update is recorded (one energy evaluation per update); with
         ``trace_states``, the state after every update (no energy is computed unless ``trace`` is also set).
+        With ``activate_last=False`` the very last update of the run computes only its pre-activation (in
+        ``preactivations``) and leaves that variable's state as it was: nothing reads the new state, so callers that
+        need only the final scores (tree decoding) skip its activation, e.g. a matrix-tree computation.
         """
         if sweeps < 0:
             raise ValueError(f"sweeps must be >= 0, got {sweeps}")
+        if not activate_last and (trace or trace_states):
+            raise ValueError("activate_last=False leaves the last state behind its pre-activation: no trace of it")
         missing = set(self.variables) - set(states)
         if missing:
             raise ValueError(f"infer needs a state for every variable; missing {sorted(missing)}")
@@ -225,7 +231,11 @@ class UNN(nn.Module):
             energy0 = self._traced_energy(cur, context, pre) if trace else None
             result.trace.append(TraceStep(-1, "", energy0))
         for t in range(sweeps):
-            for name in schedule.sweep(t, generator):
+            order = schedule.sweep(t, generator)
+            for i, name in enumerate(order):
+                if not activate_last and t == sweeps - 1 and i == len(order) - 1:
+                    pre[name] = self.preactivation(name, cur, context)
+                    break
                 new, z, aux = self.update(name, cur, context)
                 var = self.variables[name]
                 if self.training and var.dropout > 0:

@@ -141,8 +141,9 @@ def train(
         for epoch in range(1, options.epochs + 1):
             task = progress.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, loss=0.0, speed=0.0)
             model.train()
-            start, data_seconds, total_loss, seen = time.perf_counter(), 0.0, 0.0, 0
-            for idx in batches(train_idx, options.batch_size, shuffle=True, generator=shuffle):
+            start, data_seconds, seen, shown = time.perf_counter(), 0.0, 0, 0.0
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read back only now and then: no sync
+            for step, idx in enumerate(batches(train_idx, options.batch_size, shuffle=True, generator=shuffle), 1):
                 t0 = time.perf_counter()
                 idx = idx.to(device)
                 raw, y = images[idx], labels[idx]
@@ -152,10 +153,13 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total_loss += float(loss.detach()) * len(idx)
+                loss_sum += loss.detach().double() * len(idx)
                 seen += len(idx)
+                if options.progress and (step % 20 == 0 or step == n_batches):
+                    shown = float(loss_sum) / seen
                 elapsed = time.perf_counter() - start
-                progress.update(task, advance=1, loss=total_loss / seen, speed=seen / max(elapsed, 1e-9))
+                progress.update(task, advance=1, loss=shown, speed=seen / max(elapsed, 1e-9))
+            total_loss = float(loss_sum)
             seconds = time.perf_counter() - start
             dev = accuracy(model, data.train_images[dev_idx], data.train_labels[dev_idx])
             stats = EpochStats(epoch, total_loss / max(seen, 1), dev, seconds, data_seconds, seen)

@@ -274,10 +274,9 @@ class TransformerEncoder(nn.Module):
             hidden = self.model(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
         B, dim = len(forms), hidden.shape[-1]
         out = hidden.new_zeros(B, n_max + 1, dim)
+        out[:, 0] = hidden[torch.tensor([first for first, *_ in plan], device=device), 0]  # ROOT: each first CLS
         win_idx, pos_idx, row_idx, col_idx = [], [], [], []
-        for b, (first_window, where, owner, _n_words) in enumerate(plan):
-            out_root = hidden[first_window, 0]
-            out[b, 0] = out_root
+        for b, (_first, where, owner, _n_words) in enumerate(plan):
             for (wi, pi), o in zip(where, owner, strict=True):
                 win_idx.append(wi)
                 pos_idx.append(pi)

@@ -92,7 +92,7 @@ class ParserEnsemble(Parser):
         outputs = []
         for member in self.members:
             batch = member.featurizer.batch(sentences, idx, gold=False).to_device(self.device)
-            outputs.append((member.model, batch, member.model(batch)))
+            outputs.append((member.model, batch, member.model(batch, marginals=False)))
         model, batch, _ = outputs[0]
         scores = torch.stack([out.scores.float() for _, _, out in outputs]).mean(0)
         heads = max_spanning_tree(scores, batch.lengths, single_root=model.single_root)

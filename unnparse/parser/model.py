@@ -39,8 +39,8 @@ class ParserOutput:
     """What one forward pass computes."""
 
     scores: Tensor  # [B, N+1, N+1] final arc scores (pre-activation of Y)
-    log_partition: Tensor  # [B]
-    marginals: Tensor  # [B, N+1, N+1] final Y
+    log_partition: Tensor | None  # [B]; None when the forward pass was asked for scores only
+    marginals: Tensor | None  # [B, N+1, N+1] final Y; None when the forward pass was asked for scores only
     heads_repr: Tensor  # [B, N+1, d] final H
     mods_repr: Tensor  # [B, N+1, d] final M
     tag_logits: dict[str, Tensor] = field(default_factory=dict)  # column -> [B, N+1, n_tags]: taggers on X
@@ -119,8 +119,12 @@ class ParserModel(nn.Module):
             return x, x
         raise TypeError(f"unsupported encoder {type(self.encoder).__name__}")
 
-    def forward(self, batch: Batch, iterations: int | None = None) -> ParserOutput:
-        """Run the encoder and K sweeps of H, M, Y."""
+    def forward(self, batch: Batch, iterations: int | None = None, *, marginals: bool = True) -> ParserOutput:
+        """Run the encoder and K sweeps of H, M, Y.
+
+        With ``marginals=False`` (decoding only) the last update of Y computes its scores but not the tree marginals
+        and log-partition, which nothing after it reads: one matrix-tree computation less, the same scores.
+        """
         k = self.iterations if iterations is None else iterations
         x, tag_input = self._encode(batch)
         x = self.x_dropout(x).float()  # the UNN and the tree structures run in float32/64
@@ -132,11 +136,11 @@ class ParserModel(nn.Module):
         zeros = x.new_zeros(B, n1, d)
         states = {"X": x, "H": zeros, "M": zeros, "Y": x.new_zeros(B, n1, n1)}
         with torch.autocast(device_type=x.device.type, enabled=False):
-            out = self.unn.infer(states, self.schedule, k, context=context)
+            out = self.unn.infer(states, self.schedule, k, context=context, activate_last=marginals)
         return ParserOutput(
             scores=out.preactivations["Y"],
-            log_partition=out.aux["Y"],
-            marginals=out.states["Y"],
+            log_partition=out.aux["Y"] if marginals else None,
+            marginals=out.states["Y"] if marginals else None,
             heads_repr=out.states["H"],
             mods_repr=out.states["M"],
             tag_logits=tag_logits,
@@ -168,6 +172,8 @@ class ParserModel(nn.Module):
         n_words = mask.sum().clamp_min(1)
         gold = out.scores.gather(1, batch.heads.unsqueeze(1)).squeeze(1)  # [B, N+1]: score of head(d) -> d
         gold_score = (gold.double() * mask).sum(-1)
+        if out.log_partition is None:
+            raise ValueError("the loss needs the log-partition: run the forward pass with marginals=True")
         arc = (out.log_partition.double() - gold_score).sum() / n_words
         logits = self.relation_logits(out, batch.heads)
         rel = F.cross_entropy(logits[mask].float(), batch.rels[mask], reduction="sum") / n_words

@@ -262,9 +262,9 @@ class Parser:
     def _predict_batch(self, sentences: Sequence[Sentence], idx: Sequence[int], marginals: bool) -> BatchPrediction:
         """Heads, labels, tags (and arc marginals when asked) of one batch of sentences."""
         batch = self.featurizer.batch(sentences, idx, gold=False).to_device(self.device)
-        out = self.model(batch)
+        out = self.model(batch, marginals=marginals)
         heads, rels = self.model.decode(out, batch)
-        return BatchPrediction(heads, rels, self.model.predict_tags(out, batch), out.marginals if marginals else None)
+        return BatchPrediction(heads, rels, self.model.predict_tags(out, batch), out.marginals)
 
     def parse(
         self, inputs: str | Sequence[str] | Sequence[Sequence[str]], *, batch_tokens: int = 4000

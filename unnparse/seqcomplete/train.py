@@ -13,11 +13,21 @@ from rich.console import Console
 from torch import Tensor
 
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
-from unnparse.runtime import resolve_device, training_progress
+from unnparse.runtime import resolve_device, synchronize, training_progress
 from unnparse.seqcomplete.data import Batch, SeqDataset, make_batch
 from unnparse.seqcomplete.model import MODEL_KIND, RANDOM_ITER_MAX, SeqCompletionUNN, SeqConfig
 
-__all__ = ["EpochStats", "Score", "TrainOptions", "evaluate", "load_model", "masked_loss", "save_trained", "train"]
+__all__ = [
+    "CurvePoint",
+    "EpochStats",
+    "Score",
+    "TrainOptions",
+    "evaluate",
+    "load_model",
+    "masked_loss",
+    "save_trained",
+    "train",
+]
 
 
 @dataclass
@@ -32,6 +42,10 @@ class TrainOptions:
     device: str = "auto"
     #: evaluate on the test split after every epoch (a learning curve; the last epoch is saved regardless)
     eval_each_epoch: bool = False
+    #: also evaluate every this many updates (0: never): test accuracy against updates and training seconds
+    eval_every: int = 0
+    #: stop after this much training time (evaluations not counted), checked after every update
+    max_minutes: float | None = None
     progress: bool = True
 
 
@@ -44,6 +58,15 @@ class EpochStats:
     train_accuracy: float
     seconds: float
     test_accuracy: float | None = None
+
+
+@dataclass
+class CurvePoint:
+    """Test accuracy (percent of masked tokens) after ``updates`` updates and ``seconds`` of training."""
+
+    updates: int
+    seconds: float
+    test_accuracy: float
 
 
 @dataclass
@@ -62,6 +85,7 @@ class TrainResult:
 
     model: SeqCompletionUNN
     history: list[EpochStats] = field(default_factory=list)
+    curve: list[CurvePoint] = field(default_factory=list)
 
 
 def masked_loss(model: SeqCompletionUNN, batch: Batch, **kwargs: Any) -> tuple[Tensor, Tensor, Tensor]:
@@ -101,11 +125,14 @@ def train(config: SeqConfig, data: SeqDataset, options: TrainOptions, *, console
     train_idx, test_idx = data.split("train"), data.split("test")
     n_batches = -(-len(train_idx) // options.batch_size)
     result = TrainResult(model)
+    updates, trained, out_of_time = 0, 0.0, False  # trained: seconds of training, evaluations left out
     with training_progress(enabled=options.progress, unit="seq", console=console) as progress:
         for epoch in range(1, options.epochs + 1):
             task = progress.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, loss=0.0, speed=0.0)
             model.train()
-            start, total_loss, correct, masked, seen = time.perf_counter(), 0.0, 0, 0, 0
+            start, seen, shown = time.perf_counter(), 0, 0.0
+            sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, masked; read back rarely
+            evaluating = 0.0  # seconds of this epoch spent in evaluations
             perm = train_idx[torch.randperm(len(train_idx), generator=shuffle)]
             for b in range(n_batches):
                 index = perm[b * options.batch_size : (b + 1) * options.batch_size]
@@ -119,11 +146,30 @@ def train(config: SeqConfig, data: SeqDataset, options: TrainOptions, *, console
                 if options.clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
                 optimizer.step()
-                total_loss += float(loss.detach()) * int(n_masked)
-                correct, masked, seen = correct + int(n_correct), masked + int(n_masked), seen + len(index)
-                speed = seen / max(time.perf_counter() - start, 1e-9)
-                progress.update(task, advance=1, loss=total_loss / max(masked, 1), speed=speed)
-            seconds = time.perf_counter() - start
+                sums += torch.stack([(loss.detach() * n_masked).double(), n_correct.double(), n_masked.double()])
+                seen += len(index)
+                updates += 1
+                if options.progress and ((b + 1) % 20 == 0 or b + 1 == n_batches):
+                    shown = float(sums[0] / sums[2].clamp_min(1))
+                now = time.perf_counter()
+                progress.update(task, advance=1, loss=shown, speed=seen / max(now - start - evaluating, 1e-9))
+                if options.eval_every and updates % options.eval_every == 0:
+                    synchronize(device)
+                    now = time.perf_counter()
+                    point = CurvePoint(updates, trained + now - start - evaluating, 0.0)
+                    point.test_accuracy = evaluate(model, data, test_idx).accuracy
+                    model.train()
+                    result.curve.append(point)
+                    progress.console.print(
+                        f"update {updates}: test acc {point.test_accuracy:.2f}% after {point.seconds:.1f} s of training"
+                    )
+                    evaluating += time.perf_counter() - now
+                if options.max_minutes is not None and trained + now - start - evaluating >= 60 * options.max_minutes:
+                    out_of_time = True
+                    break
+            total_loss, correct, masked = sums.tolist()
+            seconds = time.perf_counter() - start - evaluating
+            trained += seconds
             stats = EpochStats(epoch, total_loss / max(masked, 1), 100.0 * correct / max(masked, 1), seconds)
             line = f"epoch {epoch}: loss {stats.loss:.4f}  train acc {stats.train_accuracy:.2f}%"
             if options.eval_each_epoch:
@@ -131,6 +177,9 @@ def train(config: SeqConfig, data: SeqDataset, options: TrainOptions, *, console
                 line += f"  test acc {stats.test_accuracy:.2f}%"
             result.history.append(stats)
             progress.console.print(f"{line}  {seconds:.1f} s ({seen / seconds:.0f} seq/s)")
+            if out_of_time:
+                progress.console.print(f"stopped after {trained / 60:.1f} minutes of training (--max-minutes)")
+                break
     model.eval()
     return result
 
@@ -141,6 +190,7 @@ def save_trained(directory: str | os.PathLike[str], result: TrainResult, options
     config["training"] = {
         **{k: v for k, v in asdict(options).items() if k != "progress"},
         "history": [asdict(h) for h in result.history],
+        "curve": [asdict(c) for c in result.curve],
     }
     save_model(directory, config, result.model.state_dict())
 
