@@ -17,10 +17,11 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 export PYTHONUNBUFFERED=1
 if [ "${QUICK:-0}" = 1 ]; then
-    PARSER_ARGS=(--tiny --batches 3 --passes 1 --k 1 3 --no-write) MNIST_EPOCHS=1 SEQ_ARGS=(--vocab 16 --max-length 10)
+    PARSER_ARGS=(--tiny --batches 3 --passes 1 --k 1 3 --no-write) SEQ_ARGS=(--vocab 16 --max-length 10)
+    MNIST_ARGS=(--epochs 1 --train-limit 2000 --dev-size 1000)
     SEQ_MINUTES=0.1 SEQ_EVAL=50
 else
-    PARSER_ARGS=() MNIST_EPOCHS=4 SEQ_ARGS=() SEQ_MINUTES=2.6 SEQ_EVAL=1000
+    PARSER_ARGS=() MNIST_ARGS=(--epochs 4) SEQ_ARGS=() SEQ_MINUTES=2.6 SEQ_EVAL=1000
 fi
 if ls .gpu/whl/*.whl > /dev/null 2>&1; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl \
@@ -51,7 +52,7 @@ step gpu-parser 180 $PY bench/gpu_parser.py --device "$DEVICE" --tokenizer .gpu/
     --json "$OUT/gpu_parser.json" "${PARSER_ARGS[@]}"
 sed -n '/bench:gpu-parser:start/,/bench:gpu-parser:end/p' BENCHMARKS.md > "$OUT/gpu_parser.md"
 step mnist 60 $PY -m unnparse.cli.unn_app mnist train --data-dir .gpu/data/mnist --no-download --device "$DEVICE" \
-    --epochs "$MNIST_EPOCHS" --batch-size 512 --unn-iter 3 --gamma 0.1 --order fb --output /tmp/mnist-k3 --no-progress
+    "${MNIST_ARGS[@]}" --batch-size 512 --unn-iter 3 --gamma 0.1 --order fb --output /tmp/mnist-k3 --no-progress
 step seq-generate 45 $PY -m unnparse.cli.unn_app seqcomplete generate --output /tmp/seq.npz "${SEQ_ARGS[@]}"
 step seqcomplete 190 $PY -m unnparse.cli.unn_app seqcomplete train --data /tmp/seq.npz --unn-iter 1 --order fb \
     --device "$DEVICE" --epochs 100 --eval-every "$SEQ_EVAL" --max-minutes "$SEQ_MINUTES" --output /tmp/seq-k1 \
