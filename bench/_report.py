@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from datetime import date
 from pathlib import Path
@@ -36,4 +37,4 @@ def measured_on(*notes: str) -> str:
 
 def command_line() -> str:
     """The command that ran the current benchmark script, as the report quotes it."""
-    return f".venv/bin/python bench/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
+    return f".venv/bin/python bench/{Path(sys.argv[0]).name} " + shlex.join(sys.argv[1:])

@@ -5,7 +5,9 @@ write CoNLL-U; model loaded, after a warm-up) in float32 and in bfloat16 (so doe
 when ``--ensembles`` is given), and UDPipe 1 (``UDPIPE_MODELS/TREEBANK.udpipe``, run by ``bench/udpipe1.py`` under
 ``--udpipe-python``) processes the same file. The systems are interleaved for ``--rounds`` rounds; each round
 takes the best of 3 timings; the table gives the best round and the median round. Also the accuracy of each on that
-file. Writes the ``parse-speed`` section of BENCHMARKS.md.
+file. ``--final-marginals`` adds float32 parsing that also computes the tree marginals of the last update of Y (what
+parsing did before decoding stopped asking for them), to show what leaving them out saves. Writes the
+``parse-speed`` section of BENCHMARKS.md.
 
     .venv/bin/python bench/parse_speed.py --models models/bench-k1 --udpipe-python /tmp/udpipe1/bin/python \\
         --udpipe-models models/udpipe1 --treebanks UD_English-ParTUT --rounds 5
@@ -55,6 +57,19 @@ def time_udpipe(python: str, model: Path, test: Path, out: Path) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
 
 
+FINAL_MARGINALS_NOTE = (
+    " *Final marginals computed*: parsing as it was before the tree marginals of the last update of Y, which "
+    "decoding does not read, were left out (the same trees)."
+)
+
+
+def with_final_marginals(parser: Parser) -> Parser:
+    """The parser, made to compute the last update of Y in full (its tree marginals) although decoding ignores it."""
+    infer = parser.model.unn.infer
+    parser.model.unn.infer = lambda *a, **kw: infer(*a, **{**kw, "activate_last": True})  # type: ignore[method-assign]
+    return parser
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, default=ROOT / "models" / "bench-k1", help="folder of scratch K=1 models")
@@ -65,6 +80,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--section", default="parse-speed")
+    ap.add_argument(
+        "--final-marginals",
+        action="store_true",
+        help="also time float32 parsing that computes the tree marginals of the last update of Y, unused by decoding",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path("/tmp") / f"parse-speed-{os.getpid()}.conllu"
@@ -78,6 +98,8 @@ def main() -> None:
             "unnparse float32": Parser.load(model, precision="float32"),
             "unnparse bfloat16": Parser.load(model, precision="bfloat16"),
         }
+        if args.final_marginals:
+            systems["unnparse float32, final marginals computed"] = with_final_marginals(Parser.load(model))
         ensemble = args.ensembles / f"{tb}-ensemble" if args.ensembles else None
         if ensemble is not None and ensemble.is_dir():
             systems["unnparse ensemble of 2, float32"] = Parser.load(ensemble, precision="float32")
@@ -116,7 +138,8 @@ def main() -> None:
         f"test file's CoNLL-U (gold tokenization), parses it and writes CoNLL-U, with its model loaded; unnparse with "
         f"{args.threads} threads, UDPipe 1 single-threaded (it has no parallel parser) with the gold tags of its "
         f"input as features. {args.rounds} interleaved rounds, each the best of 3 timings. Speed-up: against unnparse "
-        f"float32 in the same run.\n\nCommand: `{command_line()}`\n\n"
+        f"float32 in the same run.{FINAL_MARGINALS_NOTE if args.final_marginals else ''}\n\n"
+        f"Command: `{command_line()}`\n\n"
         "| treebank | system | UAS / LAS | sent/s (best round) | sent/s (median round) | words/s (best) | "
         "speed-up |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
