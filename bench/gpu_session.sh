@@ -21,7 +21,7 @@ if [ "${QUICK:-0}" = 1 ]; then
     MNIST_ARGS=(--epochs 1 --train-limit 2000 --dev-size 1000)
     SEQ_MINUTES=0.1 SEQ_EVAL=50
 else
-    PARSER_ARGS=() MNIST_ARGS=(--epochs 4) SEQ_ARGS=() SEQ_MINUTES=2.6 SEQ_EVAL=1000
+    PARSER_ARGS=(--batches 30 --passes 2) MNIST_ARGS=(--epochs 4) SEQ_ARGS=() SEQ_MINUTES=2.6 SEQ_EVAL=1000
 fi
 if ls .gpu/whl/*.whl > /dev/null 2>&1; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl \
