@@ -113,12 +113,11 @@ def main() -> None:
             print(rows[-1], flush=True)
     body = (
         f"{measured_on()}, gold tokenization, test split, no POS tags. Per treebank, two scratch K=1 members "
-        f"trained side by side for "
-        f"{args.minutes:g} minutes of wall clock with one thread each (together the CPU's whole training budget): "
-        f"character CNN and character BiLSTM, both `--seed 1`, with the training options that `--member-options` "
-        f"gives for the treebank (in the command below; the word BiLSTM's layers are in the table); then `unnparse "
-        f"ensemble` (the best tree of the mean "
-        f"arc scores, the label of highest mean probability). Parse speed: read, parse and write the test file in "
+        f"trained side by side for {args.minutes:g} minutes of wall clock with one thread each (together the CPU's "
+        f"whole training budget): character CNN and character BiLSTM, both `--seed 1`, with the training options "
+        f"that `--member-options` gives for the treebank (in the command below; the word BiLSTM's layers are in the "
+        f"table); then `unnparse ensemble` (the best tree of the mean arc scores, the label of highest mean "
+        f"probability). Parse speed: read, parse and write the test file in "
         f"float32 with the model loaded, {args.threads} threads, best of 3.\n\nCommand: `{command_line()}`\n\n"
         "| treebank | model | BiLSTM layers | epochs (best) | UAS | LAS | mod-list | exact | parse sent/s |\n"
         "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"

@@ -47,7 +47,7 @@ from unnparse.parser.batching import token_budget_batches  # noqa: E402
 from unnparse.parser.conllu_data import Sentence, read_conllu  # noqa: E402
 from unnparse.parser.features import Batch  # noqa: E402
 from unnparse.parser.parser import Parser, default_config  # noqa: E402
-from unnparse.runtime import autocast, resolve_device, resolve_precision  # noqa: E402
+from unnparse.runtime import autocast, resolve_device, resolve_precision, synchronize  # noqa: E402
 from unnparse.structures import arc_marginals, max_spanning_tree  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"
@@ -87,20 +87,15 @@ def build_random_encoder(out: Path, train: Path, *, tokenizer: Path | None, voca
 
 
 # ----------------------------------------------------------------------------- timing
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def seconds(fn: Callable[[], object], device: torch.device, passes: int) -> float:
     """Best of ``passes`` timings of ``fn`` (after one warm-up call), the device synchronized around each."""
     fn()
     best = float("inf")
     for _ in range(passes):
-        sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         fn()
-        sync(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -163,15 +158,18 @@ def unnparse_parse_parts(parser: Parser, sentences: Sequence[Sentence], batch_to
     idx = token_budget_batches([len(s) for s in sentences], batch_tokens, shuffle=False, n_buckets=1)
     feats = parser.featurizer
 
+    def one_batch(b: list[int]) -> Batch:
+        return feats.batch([sentences[i] for i in b], b, gold=False).to_device(device)
+
     def batching() -> list[Batch]:
-        return [feats.batch([sentences[i] for i in b], b, gold=False).to_device(device) for b in idx]
+        return [one_batch(b) for b in idx]
 
     batches = batching()
 
     @torch.no_grad()
     def whole() -> None:
         for b in idx:
-            batch = feats.batch([sentences[i] for i in b], b, gold=False).to_device(device)
+            batch = one_batch(b)
             with autocast(device, dtype):
                 out = model(batch, marginals=False)
             heads, rels = model.decode(out, batch)

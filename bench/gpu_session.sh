@@ -45,8 +45,8 @@ step() {  # name seconds command...
     tail -n 3 "$OUT/$name.log"
 }
 
-step cuda-tests 75 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_structures.py tests/test_precision.py \
-    tests/test_engine.py
+step cuda-tests 75 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_structures.py \
+    tests/test_precision.py tests/test_engine.py
 step gpu-parser 180 $PY bench/gpu_parser.py --device "$DEVICE" --tokenizer .gpu/tokenizer \
     --train .gpu/data/en_partut-ud-train.conllu --test .gpu/data/en_partut-ud-test.conllu --supar \
     --json "$OUT/gpu_parser.json" "${PARSER_ARGS[@]}"

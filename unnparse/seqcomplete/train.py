@@ -152,11 +152,13 @@ def train(config: SeqConfig, data: SeqDataset, options: TrainOptions, *, console
                 if options.progress and ((b + 1) % 20 == 0 or b + 1 == n_batches):
                     shown = float(sums[0] / sums[2].clamp_min(1))
                 now = time.perf_counter()
-                progress.update(task, advance=1, loss=shown, speed=seen / max(now - start - evaluating, 1e-9))
+                epoch_seconds = now - start - evaluating  # of training in this epoch, evaluations left out
+                progress.update(task, advance=1, loss=shown, speed=seen / max(epoch_seconds, 1e-9))
                 if options.eval_every and updates % options.eval_every == 0:
                     synchronize(device)
                     now = time.perf_counter()
-                    point = CurvePoint(updates, trained + now - start - evaluating, 0.0)
+                    epoch_seconds = now - start - evaluating
+                    point = CurvePoint(updates, trained + epoch_seconds, 0.0)
                     point.test_accuracy = evaluate(model, data, test_idx).accuracy
                     model.train()
                     result.curve.append(point)
@@ -164,7 +166,7 @@ def train(config: SeqConfig, data: SeqDataset, options: TrainOptions, *, console
                         f"update {updates}: test acc {point.test_accuracy:.2f}% after {point.seconds:.1f} s of training"
                     )
                     evaluating += time.perf_counter() - now
-                if options.max_minutes is not None and trained + now - start - evaluating >= 60 * options.max_minutes:
+                if options.max_minutes is not None and trained + epoch_seconds >= 60 * options.max_minutes:
                     out_of_time = True
                     break
             total_loss, correct, masked = sums.tolist()
