@@ -26,6 +26,7 @@ from unnparse.io_utils import atomic_output, atomic_write_text
 from unnparse.parser.batching import shard_batches, token_budget_batches
 from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.encoders import TransformerEncoder
+from unnparse.parser.lr_plan import LearningRatePlan, epochs_that_fit
 from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
 from unnparse.runtime import autocast, precision_name, resolve_precision
@@ -49,7 +50,7 @@ class TrainOptions:
     weight_decay: float = 0.0
     patience: int = 10
     seed: int = 1
-    max_minutes: float | None = None  # stop after this much training time (checked between epochs)
+    max_minutes: float | None = None  # stop after this much time (training, evaluation and saving)
     accumulate: int = 1
     eval_batch_tokens: int = 6000
     ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0: off)
@@ -162,26 +163,23 @@ def train_parser(
     _seed_everything(opts.seed + rank)
     optimizer = torch.optim.AdamW(_param_groups(parser, opts), betas=(0.9, 0.9), weight_decay=opts.weight_decay)
     lengths = [len(s) for s in train]
-    steps_per_epoch = max(
-        1,
-        math.ceil(len(token_budget_batches(lengths, opts.batch_tokens, shuffle=False)) / world_size / opts.accumulate),
-    )
-    # linear decay to zero at the last update: of the last epoch, or, with a time budget, of the last epoch that
-    # fits in it (re-estimated after every epoch); warmup is a fraction of that, at most one epoch
-    plan = {"total": steps_per_epoch * opts.epochs}
-    warmup_steps = max(1, min(int(opts.warmup * plan["total"]), steps_per_epoch))
 
-    def schedule(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return max(0.0, (plan["total"] - step) / max(1, plan["total"] - warmup_steps))
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        batches = token_budget_batches(lengths, opts.batch_tokens, shuffle=True, seed=opts.seed * 1000 + epoch)
+        return shard_batches(batches, rank, world_size) if world_size > 1 else batches
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    steps_per_epoch = max(1, math.ceil(len(epoch_batches(1)) / opts.accumulate))
+    # warmup: a fraction of all updates, at most one epoch; then linear decay to zero at the end of the last epoch,
+    # or with a time budget where the budget ends (re-planned after every epoch, see lr_plan)
+    warmup_steps = max(1, min(int(opts.warmup * steps_per_epoch * opts.epochs), steps_per_epoch))
+    plan = LearningRatePlan(float(opts.epochs), warmup_steps, warmup_steps / steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: plan.factor(step))
     average = WeightAverage(model, opts.ema) if opts.ema > 0 else None
     history: list[dict[str, Any]] = []
     best: dict[str, float] = {}
     best_epoch, start_epoch, bad_epochs = 0, 1, 0
     elapsed_before = 0.0
+    epoch_costs: dict[str, list[float]] = {"train": [], "other": []}  # seconds of recent whole epochs
     ckpt_path = out_dir / CHECKPOINT
     if resume:
         if not ckpt_path.is_file():
@@ -195,6 +193,8 @@ def train_parser(
         meta = json.loads(state["meta"])
         history, best, best_epoch = meta["history"], meta["best"], meta["best_epoch"]
         start_epoch, bad_epochs, elapsed_before = meta["epoch"] + 1, meta["bad_epochs"], meta["elapsed"]
+        plan.epochs, plan.progress = meta.get("plan_epochs", plan.epochs), float(meta["epoch"])
+        epoch_costs = meta.get("epoch_costs", epoch_costs)
         torch.set_rng_state(state["rng"])
         if is_main:
             console.print(f"resuming from {ckpt_path} after epoch {meta['epoch']}")
@@ -204,9 +204,7 @@ def train_parser(
     t_start = time.perf_counter() - elapsed_before
     for epoch in range(start_epoch, opts.epochs + 1):
         model.train()
-        batches = token_budget_batches(lengths, opts.batch_tokens, shuffle=True, seed=opts.seed * 1000 + epoch)
-        if world_size > 1:
-            batches = shard_batches(batches, rank, world_size)
+        batches = epoch_batches(epoch)
         t0 = time.perf_counter()
         words = 0
         sums = torch.zeros(3, dtype=torch.float64, device=device)
@@ -241,6 +239,7 @@ def train_parser(
                     if (i + 1) % opts.accumulate == 0 or i + 1 == len(batches):
                         torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
                         optimizer.step()
+                        plan.advance(epoch, i + 1, len(batches))
                         scheduler.step()
                         optimizer.zero_grad(set_to_none=True)
                         if average is not None:
@@ -251,6 +250,8 @@ def train_parser(
                     if n_updates % 10 == 0 or n_updates == len(batches):
                         shown = float(sums[0]) / max(words, 1)
                         bar.update(task, completed=n_updates, loss=shown, wps=words / (time.perf_counter() - t0))
+                    if plan.finished and i + 1 < len(batches) and (i + 1) % opts.accumulate == 0:
+                        break  # a time budget ends inside this epoch (single process only: see lr_plan)
         train_seconds = time.perf_counter() - t0
         loss_sum, arc_sum, rel_sum = sums.tolist()
         record: dict[str, Any] = {
@@ -262,6 +263,8 @@ def train_parser(
             "words_per_second": round(words / max(train_seconds, 1e-9), 1),
             "lr": scheduler.get_last_lr()[0],
         }
+        if n_updates < len(batches):
+            record["fraction"] = round(n_updates / len(batches), 3)
         improved = False
         if is_main:
             # evaluate and save the averaged weights (when averaging); training goes on with the live ones
@@ -289,6 +292,8 @@ def train_parser(
                 "epoch": epoch,
                 "bad_epochs": bad_epochs,
                 "elapsed": time.perf_counter() - t_start,
+                "plan_epochs": plan.epochs,
+                "epoch_costs": epoch_costs,
             }
             with atomic_output(ckpt_path, "wb") as fh:
                 torch.save(
@@ -304,18 +309,20 @@ def train_parser(
                 )
             if on_epoch is not None:
                 on_epoch({**record, "best": improved})
-        stop = bad_epochs >= opts.patience
-        if opts.max_minutes is not None:
-            spent = time.perf_counter() - t_start
-            fit = int(opts.max_minutes * 60 / (spent / epoch))
-            plan["total"] = steps_per_epoch * max(epoch + 1, min(opts.epochs, fit))
-            if spent / 60 >= opts.max_minutes:
-                stop = True
+        if n_updates == len(batches):
+            epoch_costs["train"].append(train_seconds)
+            epoch_costs["other"].append(time.perf_counter() - t0 - train_seconds)
+        stop = bad_epochs >= opts.patience or plan.finished
+        if opts.max_minutes is not None and not stop:
+            left = opts.max_minutes * 60 - (time.perf_counter() - t_start)
+            more = epochs_that_fit(left, epoch_costs["train"], epoch_costs["other"], whole=world_size > 1)
+            plan.epochs = min(float(opts.epochs), epoch + more)
+            stop = more <= 0
         if world_size > 1:
             # every rank follows rank 0's decision and learning-rate plan (they must stay identical)
-            flag = torch.tensor([1.0 if stop else 0.0, float(plan["total"])], dtype=torch.float64, device=device)
+            flag = torch.tensor([1.0 if stop else 0.0, plan.epochs], dtype=torch.float64, device=device)
             torch.distributed.broadcast(flag, src=0)
-            stop, plan["total"] = bool(flag[0].item()), int(flag[1].item())
+            stop, plan.epochs = bool(flag[0].item()), float(flag[1].item())
         if stop:
             break
     return TrainResult(best_epoch=best_epoch, best_dev=best, history=history)
