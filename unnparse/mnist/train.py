@@ -23,7 +23,7 @@ from torch import Tensor
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
 from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
-from unnparse.runtime import resolve_device, training_progress
+from unnparse.runtime import adam, resolve_device, training_progress
 
 __all__ = [
     "EpochStats",
@@ -131,7 +131,7 @@ def train(
     images = data.train_images.to(device)
     labels = data.train_labels.to(device)
     model = MnistUNN(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    optimizer = adam(model.parameters(), lr=options.lr)
     shuffle = torch.Generator().manual_seed(options.seed + 1)
     y_init = torch.Generator().manual_seed(options.seed + 2)
     result = TrainResult(model=model)

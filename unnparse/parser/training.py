@@ -29,7 +29,7 @@ from unnparse.parser.encoders import TransformerEncoder
 from unnparse.parser.lr_plan import LearningRatePlan, epochs_that_fit
 from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
-from unnparse.runtime import autocast, precision_name, resolve_precision
+from unnparse.runtime import adam, autocast, precision_name, resolve_precision
 
 __all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "train_parser"]
 
@@ -161,7 +161,7 @@ def train_parser(
     forward = ddp_model if ddp_model is not None else model
     device = parser.device
     _seed_everything(opts.seed + rank)
-    optimizer = torch.optim.AdamW(_param_groups(parser, opts), betas=(0.9, 0.9), weight_decay=opts.weight_decay)
+    optimizer = adam(_param_groups(parser, opts), decoupled=True, betas=(0.9, 0.9), weight_decay=opts.weight_decay)
     lengths = [len(s) for s in train]
 
     def epoch_batches(epoch: int) -> list[list[int]]:

@@ -13,7 +13,7 @@ from rich.console import Console
 from torch import Tensor
 
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
-from unnparse.runtime import resolve_device, synchronize, training_progress
+from unnparse.runtime import adam, resolve_device, synchronize, training_progress
 from unnparse.seqcomplete.data import Batch, SeqDataset, make_batch
 from unnparse.seqcomplete.model import MODEL_KIND, RANDOM_ITER_MAX, SeqCompletionUNN, SeqConfig
 
@@ -119,7 +119,7 @@ def train(config: SeqConfig, data: SeqDataset, options: TrainOptions, *, console
     device = resolve_device(options.device)
     torch.manual_seed(options.seed)
     model = SeqCompletionUNN(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    optimizer = adam(model.parameters(), lr=options.lr)
     shuffle = torch.Generator().manual_seed(options.seed + 1)
     order = torch.Generator().manual_seed(options.seed + 2)
     train_idx, test_idx = data.split("train"), data.split("test")
