@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unnparse.runtime import adam
+from unnparse.runtime import adam, denormals_flushed
 
 
 @pytest.mark.parametrize("decoupled", [False, True])
@@ -42,3 +42,24 @@ def test_adam_falls_back_where_there_is_no_fused_kernel(monkeypatch):
     param.grad = torch.ones(3)
     opt.step()
     torch.testing.assert_close(param.detach(), torch.full((3,), 0.9))
+
+
+def test_denormals_are_flushed_inside_the_decorated_function_only():
+    denormal = torch.tensor([1e-39], dtype=torch.float32)  # below float32's smallest normal number
+    assert (denormal * 1.0).item() != 0.0
+
+    @denormals_flushed
+    def inside(scale: float) -> float:
+        return (denormal * scale).item()
+
+    @denormals_flushed
+    def failing() -> None:
+        raise KeyError("boom")
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    assert inside(1.0) == 0.0
+    assert (denormal * 1.0).item() != 0.0  # switched back off afterwards
+    with pytest.raises(KeyError):
+        failing()
+    assert (denormal * 1.0).item() != 0.0  # also after an exception

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 from rich.console import Console
@@ -20,6 +22,7 @@ from rich.progress import (
 __all__ = [
     "PRECISIONS",
     "adam",
+    "denormals_flushed",
     "autocast",
     "check_precision",
     "cpu_has_native_bf16",
@@ -32,6 +35,7 @@ __all__ = [
 ]
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -128,6 +132,27 @@ def adam(params: Any, *, decoupled: bool = False, **options: Any) -> torch.optim
         return cls(params, fused=True, **options)
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device, dtype or torch version
         return cls(params, **options)
+
+
+def denormals_flushed(func: F) -> F:
+    """Run ``func`` with denormal floats treated as zero on the CPU (flush-to-zero), then switch that back off.
+
+    Late in training, values below float32's smallest normal number (about 1.2e-38) appear in the gradients and
+    the optimizer's moments; the CPU computes with them tens of times slower than with normal numbers, and a
+    parser's training words per second fall by a third to a half over a run. Flushing them to zero changes no
+    result that matters (they are far below float32's resolution of any weight) and keeps the speed.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flushing = torch.set_flush_denormal(True)  # False where the CPU cannot (then nothing changed)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if flushing:
+                torch.set_flush_denormal(False)
+
+    return cast(F, wrapper)
 
 
 def set_threads(threads: int) -> None:

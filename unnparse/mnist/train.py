@@ -23,7 +23,7 @@ from torch import Tensor
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
 from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
-from unnparse.runtime import adam, resolve_device, training_progress
+from unnparse.runtime import adam, denormals_flushed, resolve_device, training_progress
 
 __all__ = [
     "EpochStats",
@@ -117,6 +117,7 @@ def prototype_predictions(model: MnistUNN) -> list[int]:
     return model(final).argmax(-1).tolist()
 
 
+@denormals_flushed
 def train(
     config: MnistConfig, data: MnistData, options: TrainOptions, *, console: Console | None = None
 ) -> TrainResult:

@@ -29,7 +29,7 @@ from unnparse.parser.encoders import TransformerEncoder
 from unnparse.parser.lr_plan import LearningRatePlan, epochs_that_fit
 from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
-from unnparse.runtime import adam, autocast, precision_name, resolve_precision
+from unnparse.runtime import adam, autocast, denormals_flushed, precision_name, resolve_precision
 
 __all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "train_parser"]
 
@@ -133,6 +133,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@denormals_flushed
 def train_parser(
     parser: Parser,
     train: Sequence[Sentence],

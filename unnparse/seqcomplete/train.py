@@ -13,7 +13,7 @@ from rich.console import Console
 from torch import Tensor
 
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
-from unnparse.runtime import adam, resolve_device, synchronize, training_progress
+from unnparse.runtime import adam, denormals_flushed, resolve_device, synchronize, training_progress
 from unnparse.seqcomplete.data import Batch, SeqDataset, make_batch
 from unnparse.seqcomplete.model import MODEL_KIND, RANDOM_ITER_MAX, SeqCompletionUNN, SeqConfig
 
@@ -113,6 +113,7 @@ def evaluate(model: SeqCompletionUNN, data: SeqDataset, index: Tensor, batch_siz
     return Score(100.0 * correct / max(total, 1), 100.0 * exact / max(n, 1), total, n)
 
 
+@denormals_flushed
 def train(config: SeqConfig, data: SeqDataset, options: TrainOptions, *, console: Console | None = None) -> TrainResult:
     """Train on the train split of ``data`` for ``options.epochs`` epochs; return the final model."""
     console = console or Console(stderr=True)
