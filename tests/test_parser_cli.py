@@ -348,6 +348,47 @@ def test_bad_shard_spec_is_one_line(trained):
     _one_line_error(result, "--shard")
 
 
+@pytest.mark.parametrize("fmt", ["conllu", "json"])
+def test_parsing_on_two_devices_equals_one_process(trained, tmp_path, fmt):
+    root, model = trained
+    gold = root / "data" / "UD_Toy-Test" / "toy-ud-test.conllu"  # 15 sentences
+    base = ["parse", "--model", str(model), "--input-format", "conllu", "--input", str(gold), "--output-format", fmt]
+    whole = tmp_path / "whole"
+    assert runner.invoke(app, [*base, "--device", "cpu", "--output", str(whole)]).exit_code == 0
+    both = tmp_path / "both"
+    result = runner.invoke(app, [*base, "--devices", "cpu,cpu", "--shard-block", "2", "--output", str(both)])
+    assert result.exit_code == 0, result.output
+    assert both.read_text() == whole.read_text()
+    assert "15 sentences parsed on 2 devices" in result.stderr
+    to_stdout = runner.invoke(app, [*base, "--devices", "cpu,cpu", "--shard-block", "4"])
+    assert to_stdout.exit_code == 0 and to_stdout.stdout == whole.read_text()
+
+
+def test_parsing_on_devices_reports_bad_use_and_failing_workers_in_one_line(trained, tmp_path):
+    _, model = trained
+    base = ["parse", "--model", str(model)]
+    _one_line_error(runner.invoke(app, [*base, "--devices", "cpu,cpu"], input="A dog.\n"), "--input FILE")
+    text = tmp_path / "in.txt"
+    text.write_text("A dog barks.\n")
+    with_input = [*base, "--input", str(text)]
+    _one_line_error(runner.invoke(app, [*with_input, "--devices", "cpu", "--shard", "0/2"]), "--shard")
+    _one_line_error(runner.invoke(app, [*with_input, "--devices", "tpu,cpu"]), "tpu")
+    _one_line_error(runner.invoke(app, [*with_input, "--devices", " , "]), "at least one device")
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("1\tA\t_\t_\t_\t_\t0\troot\t_\t_\n\n1\tdog\t_\n\n")
+    out = tmp_path / "out.conllu"
+    result = runner.invoke(
+        app, [*base, "--input", str(bad), "--input-format", "conllu", "--devices", "cpu,cpu", "-o", str(out)]
+    )
+    _one_line_error(result, "worker", f"{bad}:3")
+    assert not out.exists()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    result = runner.invoke(app, [*base, "--input", str(empty), "--devices", "cpu,cpu", "-o", str(out)])
+    _one_line_error(result, "empty input")
+    assert not out.exists()
+
+
 def test_unn_umbrella_lists_every_model():
     from unnparse.cli.unn_app import app as unn_app
 

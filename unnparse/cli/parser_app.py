@@ -408,8 +408,30 @@ def parse(
         typer.Option(help="Parse only shard I of N (e.g. 0/4), for several processes; see merge-shards."),
     ] = None,
     shard_block: Annotated[int, typer.Option(help="Sentences per block dealt to the shards.", min=1)] = 1000,
+    devices: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="Parse on several devices at once, e.g. cuda:0,cuda:1: one process per device, each on a shard of "
+            "--input FILE, merged in input order when all are done."
+        ),
+    ] = None,
 ) -> None:
     """Parse text, tokenized sentences or CoNLL-U from stdin (or --input), streaming the output."""
+    if devices is not None:
+        _parse_on_devices(
+            devices,
+            model=model,
+            input_format=input_format,
+            output_format=output_format,
+            marginals=marginals,
+            input_file=input_file,
+            output_file=output_file,
+            batch_tokens=batch_tokens,
+            precision=precision,
+            shard=shard,
+            shard_block=shard_block,
+        )
+        return
     from unnparse.io_utils import atomic_output
     from unnparse.parser.conllu_data import iter_conllu
     from unnparse.parser.output_formats import draw_tree, to_json_line
@@ -480,6 +502,46 @@ def ensemble(
 
     out = combine_parsers(models, output)
     err_console.print(f"ensemble of {len(models)} parsers written to {out}")
+
+
+def _parse_on_devices(
+    devices: str,
+    *,
+    model: Path | None,
+    input_format: InputFormat,
+    output_format: OutputFormat,
+    marginals: bool,
+    input_file: Path | None,
+    output_file: Path | None,
+    batch_tokens: int,
+    precision: Precision,
+    shard: str | None,
+    shard_block: int,
+) -> None:
+    """`parse --devices`: one worker process per device (see unnparse.cli.device_parse)."""
+    from unnparse.cli.device_parse import parse_devices, run_on_devices
+
+    if shard is not None:
+        fail("--devices and --shard cannot be combined: --devices makes the shards itself")
+    if input_file is None:
+        fail("--devices needs --input FILE: every device's process reads the file (stdin can be read only once)")
+    if not input_file.is_file():
+        fail(f"{input_file}: no such file")
+    try:
+        names = parse_devices(devices)
+    except ValueError as err:
+        fail(str(err))
+    model_dir = _resolve_model(model)
+    args = ["--model", str(model_dir), "--input-format", input_format.value, "--output-format", output_format.value]
+    args += ["--batch-tokens", str(batch_tokens), "--precision", precision.value]
+    args += ["--marginals"] if marginals else []
+    try:
+        count = run_on_devices(
+            args, input_file, names, output_format=output_format.value, block=shard_block, output_file=output_file
+        )
+    except (RuntimeError, ValueError) as err:
+        fail(str(err))
+    err_console.print(f"{count:,} sentences parsed on {len(names)} devices ({', '.join(names)})")
 
 
 @app.command("merge-shards")
