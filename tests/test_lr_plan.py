@@ -101,3 +101,36 @@ def test_time_budget_ends_inside_an_epoch_with_the_rate_at_zero(tmp_path, monkey
     assert "fraction" not in result.history[1]
     assert last["lr"] == 0.0 and result.history[1]["lr"] > 0
     assert clock["now"] <= budget + 1
+
+
+def test_resuming_with_a_larger_time_budget_trains_on_and_decays_to_zero_again(tmp_path, monkeypatch):
+    train, dev = _data()
+    batches = len(token_budget_batches([len(s) for s in train], 150, shuffle=True, seed=3 * 1000 + 1))
+    clock = {"now": 0.0}
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+
+    def one_second_per_batch(_idx):
+        clock["now"] += 1.0
+
+    def options(epochs_of_time: float) -> TrainOptions:
+        minutes = epochs_of_time * batches / 60
+        return TrainOptions(epochs=100, lr=5e-3, batch_tokens=150, patience=100, seed=3, max_minutes=minutes)
+
+    parser = _parser(train)
+    first = train_parser(
+        parser, train, dev, options(2.0), tmp_path / "m", progress=False, on_batch=one_second_per_batch
+    )
+    assert [r["epoch"] for r in first.history] == [1, 2] and first.history[-1]["lr"] == 0.0
+    clock["now"] = 0.0  # a new process: the budget counts the time the first run spent
+    again = train_parser(
+        _parser(train),
+        train,
+        dev,
+        options(4.0),
+        tmp_path / "m",
+        progress=False,
+        resume=True,
+        on_batch=one_second_per_batch,
+    )
+    assert [r["epoch"] for r in again.history] == [1, 2, 3, 4]
+    assert again.history[2]["lr"] > 0 and again.history[-1]["lr"] == 0.0

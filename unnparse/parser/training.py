@@ -35,6 +35,7 @@ __all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "t
 
 CHECKPOINT = "checkpoint.pt"
 METRICS_LOG = "metrics.json"
+RECENT_EPOCHS = 3  # a time budget is re-planned from the cost of this many latest whole epochs
 
 
 @dataclass
@@ -194,15 +195,32 @@ def train_parser(
         meta = json.loads(state["meta"])
         history, best, best_epoch = meta["history"], meta["best"], meta["best_epoch"]
         start_epoch, bad_epochs, elapsed_before = meta["epoch"] + 1, meta["bad_epochs"], meta["elapsed"]
-        plan.epochs, plan.progress = meta.get("plan_epochs", plan.epochs), float(meta["epoch"])
+        plan.progress = float(meta["epoch"])
         epoch_costs = meta.get("epoch_costs", epoch_costs)
         torch.set_rng_state(state["rng"])
         if is_main:
             console.print(f"resuming from {ckpt_path} after epoch {meta['epoch']}")
+    t_start = time.perf_counter() - elapsed_before
+
+    def replan(epoch: int) -> bool:
+        """Where the decay ends, from the epochs asked for or the time left; False when no more training fits."""
+        plan.epochs = float(opts.epochs)
+        if opts.max_minutes is None or not epoch_costs["train"]:
+            return epoch < opts.epochs
+        left = opts.max_minutes * 60 - (time.perf_counter() - t_start)
+        more = epochs_that_fit(left, epoch_costs["train"], epoch_costs["other"], whole=world_size > 1)
+        plan.epochs = min(float(opts.epochs), epoch + more)
+        return more > 0 and epoch < opts.epochs
+
+    if resume:  # the options may ask for more epochs or minutes than the interrupted run planned
+        replan(start_epoch - 1)
+        if world_size > 1:  # every rank follows rank 0's plan
+            planned = torch.tensor([plan.epochs], dtype=torch.float64, device=device)
+            torch.distributed.broadcast(planned, src=0)
+            plan.epochs = float(planned.item())
     amp_dtype = resolve_precision(opts.precision, device)
     parser.precision = opts.precision  # dev evaluation in the same arithmetic
     saved_options = {**asdict(opts), "precision": precision_name(amp_dtype)}  # what was used, not "auto"
-    t_start = time.perf_counter() - elapsed_before
     for epoch in range(start_epoch, opts.epochs + 1):
         model.train()
         batches = epoch_batches(epoch)
@@ -293,7 +311,6 @@ def train_parser(
                 "epoch": epoch,
                 "bad_epochs": bad_epochs,
                 "elapsed": time.perf_counter() - t_start,
-                "plan_epochs": plan.epochs,
                 "epoch_costs": epoch_costs,
             }
             with atomic_output(ckpt_path, "wb") as fh:
@@ -311,14 +328,11 @@ def train_parser(
             if on_epoch is not None:
                 on_epoch({**record, "best": improved})
         if n_updates == len(batches):
-            epoch_costs["train"].append(train_seconds)
-            epoch_costs["other"].append(time.perf_counter() - t0 - train_seconds)
+            for key, seconds in (("train", train_seconds), ("other", time.perf_counter() - t0 - train_seconds)):
+                epoch_costs[key] = [*epoch_costs[key], seconds][-RECENT_EPOCHS:]
         stop = bad_epochs >= opts.patience or plan.finished
         if opts.max_minutes is not None and not stop:
-            left = opts.max_minutes * 60 - (time.perf_counter() - t_start)
-            more = epochs_that_fit(left, epoch_costs["train"], epoch_costs["other"], whole=world_size > 1)
-            plan.epochs = min(float(opts.epochs), epoch + more)
-            stop = more <= 0
+            stop = not replan(epoch)
         if world_size > 1:
             # every rank follows rank 0's decision and learning-rate plan (they must stay identical)
             flag = torch.tensor([1.0 if stop else 0.0, plan.epochs], dtype=torch.float64, device=device)
