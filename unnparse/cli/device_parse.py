@@ -99,9 +99,9 @@ def run_on_devices(
                             cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=_worker_env(device, cpu_workers)
                         )
                     )
-            while any(p.poll() is None for p in procs):
-                failed = [i for i, p in enumerate(procs) if p.returncode not in (None, 0)]
-                if failed:
+            while True:  # until all have finished, or one has failed
+                codes = [p.poll() for p in procs]
+                if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
                     break
                 time.sleep(poll_seconds)
             for i, p in enumerate(procs):
