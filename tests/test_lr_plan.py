@@ -81,47 +81,50 @@ def test_learning_rate_reaches_zero_on_the_last_update_of_the_last_epoch(tmp_pat
     assert result.history[-1]["lr"] == 0.0
 
 
-def test_time_budget_ends_inside_an_epoch_with_the_rate_at_zero(tmp_path, monkeypatch):
-    train, dev = _data()
-    batches = len(token_budget_batches([len(s) for s in train], 150, shuffle=True, seed=3 * 1000 + 1))
-    clock = {"now": 0.0}
-    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+class _BatchClock:
+    """A clock for the training loop that advances one second per training batch (evaluation takes no time)."""
 
-    def one_second_per_batch(_idx):
-        clock["now"] += 1.0
+    def __init__(self, monkeypatch) -> None:
+        self.now = 0.0
+        monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: self.now))
+
+    def tick(self, _idx) -> None:
+        self.now += 1.0
+
+
+def _budget_run_data():
+    """The toy data, and the batches of epoch 1 with seed 3 (every epoch here has as many)."""
+    train, dev = _data()
+    return train, dev, len(token_budget_batches([len(s) for s in train], 150, shuffle=True, seed=3 * 1000 + 1))
+
+
+def test_time_budget_ends_inside_an_epoch_with_the_rate_at_zero(tmp_path, monkeypatch):
+    train, dev, batches = _budget_run_data()
+    clock = _BatchClock(monkeypatch)
 
     budget = 2.5 * batches  # seconds: two epochs and a half (evaluation takes no time on this clock)
     opts = TrainOptions(epochs=100, lr=5e-3, batch_tokens=150, patience=100, seed=3, max_minutes=budget / 60)
-    result = train_parser(
-        _parser(train), train, dev, opts, tmp_path / "m", progress=False, on_batch=one_second_per_batch
-    )
+    result = train_parser(_parser(train), train, dev, opts, tmp_path / "m", progress=False, on_batch=clock.tick)
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
     last = result.history[-1]
     assert last["fraction"] == round(math.ceil(0.5 * batches) / batches, 3)
     assert "fraction" not in result.history[1]
     assert last["lr"] == 0.0 and result.history[1]["lr"] > 0
-    assert clock["now"] <= budget + 1
+    assert clock.now <= budget + 1
 
 
 def test_resuming_with_a_larger_time_budget_trains_on_and_decays_to_zero_again(tmp_path, monkeypatch):
-    train, dev = _data()
-    batches = len(token_budget_batches([len(s) for s in train], 150, shuffle=True, seed=3 * 1000 + 1))
-    clock = {"now": 0.0}
-    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
-
-    def one_second_per_batch(_idx):
-        clock["now"] += 1.0
+    train, dev, batches = _budget_run_data()
+    clock = _BatchClock(monkeypatch)
 
     def options(epochs_of_time: float) -> TrainOptions:
         minutes = epochs_of_time * batches / 60
         return TrainOptions(epochs=100, lr=5e-3, batch_tokens=150, patience=100, seed=3, max_minutes=minutes)
 
     parser = _parser(train)
-    first = train_parser(
-        parser, train, dev, options(2.0), tmp_path / "m", progress=False, on_batch=one_second_per_batch
-    )
+    first = train_parser(parser, train, dev, options(2.0), tmp_path / "m", progress=False, on_batch=clock.tick)
     assert [r["epoch"] for r in first.history] == [1, 2] and first.history[-1]["lr"] == 0.0
-    clock["now"] = 0.0  # a new process: the budget counts the time the first run spent
+    clock.now = 0.0  # a new process: the budget counts the time the first run spent
     again = train_parser(
         _parser(train),
         train,
@@ -130,7 +133,7 @@ def test_resuming_with_a_larger_time_budget_trains_on_and_decays_to_zero_again(t
         tmp_path / "m",
         progress=False,
         resume=True,
-        on_batch=one_second_per_batch,
+        on_batch=clock.tick,
     )
     assert [r["epoch"] for r in again.history] == [1, 2, 3, 4]
     assert again.history[2]["lr"] > 0 and again.history[-1]["lr"] == 0.0

@@ -8,6 +8,7 @@ output is written. CPU workers share the cores (``OMP_NUM_THREADS`` = cores / CP
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -39,17 +40,17 @@ def parse_devices(spec: str) -> list[str]:
     return names
 
 
-def _worker_env(device: str, cpu_workers: int) -> dict[str, str]:
-    env = dict(os.environ)
-    if device == "cpu" or (device == "auto" and not _cuda_available()):
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, cpu_workers)))
-    return env
-
-
-def _cuda_available() -> bool:
+def _on_cpu(device: str) -> bool:
     import torch
 
-    return torch.cuda.is_available()
+    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+
+
+def _worker_env(device: str, cpu_workers: int) -> dict[str, str]:
+    env = dict(os.environ)
+    if _on_cpu(device):
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, cpu_workers)))
+    return env
 
 
 def _last_error_line(path: Path) -> str:
@@ -83,7 +84,7 @@ def run_on_devices(
     from unnparse.parser.sharding import merge_shards
 
     n = len(devices)
-    cpu_workers = sum(1 for d in devices if d == "cpu" or (d == "auto" and not _cuda_available()))
+    cpu_workers = sum(1 for d in devices if _on_cpu(d))
     with tempfile.TemporaryDirectory(prefix="unnparse-devices-") as tmp:
         parts = [Path(tmp) / f"shard-{i}.out" for i in range(n)]
         logs = [Path(tmp) / f"shard-{i}.err" for i in range(n)]
@@ -118,18 +119,13 @@ def run_on_devices(
         if first is None:
             raise ValueError(f"{input_file}: empty input (no sentences to parse)")
         count = 1
-        if output_file is not None:
-            with atomic_output(output_file, "w") as fh:
-                fh.write(first)
-                for record in records:
-                    fh.write(record)
-                    count += 1
-        else:
-            sys.stdout.write(first)
+        target = atomic_output(output_file, "w") if output_file is not None else contextlib.nullcontext(sys.stdout)
+        with target as fh:
+            fh.write(first)
             for record in records:
-                sys.stdout.write(record)
+                fh.write(record)
                 count += 1
-            sys.stdout.flush()
+            fh.flush()
         return count
 
 

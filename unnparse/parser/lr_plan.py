@@ -16,8 +16,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["LearningRatePlan", "epochs_that_fit"]
+__all__ = ["RECENT_EPOCHS", "LearningRatePlan", "epochs_that_fit"]
 
+#: A time budget is re-planned from the cost of this many latest whole epochs.
+RECENT_EPOCHS = 3
 #: Shortest part of an epoch worth training at the end of a time budget (it costs a whole evaluation).
 MIN_PARTIAL_EPOCH = 0.1
 
@@ -63,7 +65,7 @@ def epochs_that_fit(
     other_seconds: Sequence[float],
     *,
     whole: bool = False,
-    recent: int = 3,
+    recent: int = RECENT_EPOCHS,
 ) -> float:
     """How many more epochs fit in ``seconds_left``, from the last ``recent`` epochs' costs.
 

@@ -26,7 +26,7 @@ from unnparse.io_utils import atomic_output, atomic_write_text
 from unnparse.parser.batching import shard_batches, token_budget_batches
 from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.encoders import TransformerEncoder
-from unnparse.parser.lr_plan import LearningRatePlan, epochs_that_fit
+from unnparse.parser.lr_plan import RECENT_EPOCHS, LearningRatePlan, epochs_that_fit
 from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
 from unnparse.runtime import adam, autocast, denormals_flushed, precision_name, resolve_precision
@@ -35,7 +35,6 @@ __all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "t
 
 CHECKPOINT = "checkpoint.pt"
 METRICS_LOG = "metrics.json"
-RECENT_EPOCHS = 3  # a time budget is re-planned from the cost of this many latest whole epochs
 
 
 @dataclass

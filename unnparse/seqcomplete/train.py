@@ -159,8 +159,7 @@ def train(config: SeqConfig, data: SeqDataset, options: TrainOptions, *, console
                     synchronize(device)
                     now = time.perf_counter()
                     epoch_seconds = now - start - evaluating
-                    point = CurvePoint(updates, trained + epoch_seconds, 0.0)
-                    point.test_accuracy = evaluate(model, data, test_idx).accuracy
+                    point = CurvePoint(updates, trained + epoch_seconds, evaluate(model, data, test_idx).accuracy)
                     model.train()
                     result.curve.append(point)
                     progress.console.print(
