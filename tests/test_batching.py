@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from unnparse.parser.batching import shard_batches, token_budget_batches
+from unnparse.parser.batching import shard_batches, shard_pass_weights, token_budget_batches
 
 
 def _lengths(n: int = 500, seed: int = 0) -> list[int]:
@@ -91,3 +91,24 @@ def test_shard_batches() -> None:
     for rank, world in ((3, 3), (-1, 2), (0, 0)):
         with pytest.raises(ValueError):
             shard_batches(batches, rank, world)
+        with pytest.raises(ValueError):
+            shard_pass_weights(10, rank, world)
+
+
+@pytest.mark.parametrize("n_batches", [0, 1, 2, 7, 9, 10, 11])
+def test_shard_pass_weights_give_every_rank_the_same_passes_and_the_mean_gradient(n_batches) -> None:
+    world = 3
+    weights = [shard_pass_weights(n_batches, rank, world) for rank in range(world)]
+    shards = [shard_batches([[i] for i in range(n_batches)], rank, world) for rank in range(world)]
+    passes = -(-n_batches // world)
+    for rank in range(world):
+        assert len(weights[rank]) == passes  # the same number of passes (and all-reduces) on every rank
+        assert all(w > 0 for w in weights[rank][: len(shards[rank])])  # every batch of the shard is trained on
+        assert all(w == 0 for w in weights[rank][len(shards[rank]) :])  # passes beyond it weigh nothing
+    # on each pass, the all-reduced mean over ranks of weight * gradient is the plain mean over the batches drawn
+    for i in range(passes):
+        drawn = [rank for rank in range(world) if i < len(shards[rank])]
+        gradients = {rank: float(shards[rank][i][0] + 1) for rank in drawn}
+        reduced = sum(weights[rank][i] * gradients.get(rank, 5.0) for rank in range(world)) / world
+        assert reduced == pytest.approx(sum(gradients.values()) / len(drawn))
+    assert shard_pass_weights(n_batches, 0, 1) == [1.0] * n_batches

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-__all__ = ["DEFAULT_BUCKETS", "shard_batches", "token_budget_batches"]
+__all__ = ["DEFAULT_BUCKETS", "shard_batches", "shard_pass_weights", "token_budget_batches"]
 
 #: Number of buckets when ``n_buckets`` is ``None`` (SuPar's default).
 DEFAULT_BUCKETS = 32
@@ -120,12 +120,26 @@ def shard_batches(batches: Sequence[Sequence[int]], rank: int, world_size: int) 
 
     Shards are disjoint and together hold every batch exactly once.  Nothing is padded or
     repeated: when ``len(batches)`` is not a multiple of ``world_size`` the higher ranks
-    get one batch fewer, so a distributed training loop must tolerate uneven shards (e.g.
-    with ``torch.distributed.algorithms.Join``) or stop all ranks after the shortest shard.
-    Call with the same ``batches`` (same seed) on every rank.
+    get one batch fewer, and a distributed training loop weighs its passes with
+    :func:`shard_pass_weights`. Call with the same ``batches`` (same seed) on every rank.
     """
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, not {world_size}")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
     return [list(batch) for batch in batches[rank::world_size]]
+
+
+def shard_pass_weights(n_batches: int, rank: int, world_size: int) -> list[float]:
+    """Loss weights of process ``rank``'s passes over its shard of ``n_batches`` (see :func:`shard_batches`).
+
+    Every rank makes ``ceil(n_batches / world_size)`` passes, one more than its shard holds where the shard is one
+    batch short; that extra pass has weight 0 (its gradient is zero, but the rank joins the all-reduce). On a pass
+    where only ``k < world_size`` ranks have a batch, theirs weigh ``world_size / k``, so that the mean over ranks
+    that data-parallel training all-reduces is the mean gradient of the ``k`` batches drawn.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} out of a world of {world_size}")
+    passes = -(-n_batches // world_size)
+    drawn = [min(world_size, n_batches - i * world_size) for i in range(passes)]
+    return [world_size / k if rank < k else 0.0 for k in drawn]

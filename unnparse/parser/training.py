@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from unnparse.io_utils import atomic_output, atomic_write_text
-from unnparse.parser.batching import shard_batches, token_budget_batches
+from unnparse.parser.batching import shard_batches, shard_pass_weights, token_budget_batches
 from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.encoders import TransformerEncoder
 from unnparse.parser.lr_plan import RECENT_EPOCHS, LearningRatePlan, epochs_that_fit
@@ -165,11 +165,17 @@ def train_parser(
     optimizer = adam(_param_groups(parser, opts), decoupled=True, betas=(0.9, 0.9), weight_decay=opts.weight_decay)
     lengths = [len(s) for s in train]
 
-    def epoch_batches(epoch: int) -> list[list[int]]:
+    def epoch_batches(epoch: int) -> tuple[list[list[int]], list[float]]:
+        """This rank's batches of ``epoch`` and the weight of its loss on each pass, one pass per batch of the
+        longest shard. Where a shard is one batch short, its last pass has weight 0 and the other ranks' last
+        batches weigh ``world_size / their number``: every rank joins every gradient all-reduce (the mean over
+        ranks), whose result is the mean gradient of the batches really drawn."""
         batches = token_budget_batches(lengths, opts.batch_tokens, shuffle=True, seed=opts.seed * 1000 + epoch)
-        return shard_batches(batches, rank, world_size) if world_size > 1 else batches
+        if world_size == 1:
+            return batches, [1.0] * len(batches)
+        return shard_batches(batches, rank, world_size), shard_pass_weights(len(batches), rank, world_size)
 
-    steps_per_epoch = max(1, math.ceil(len(epoch_batches(1)) / opts.accumulate))
+    steps_per_epoch = max(1, math.ceil(len(epoch_batches(1)[1]) / opts.accumulate))
     # warmup: a fraction of all updates, at most one epoch; then linear decay to zero at the end of the last epoch,
     # or with a time budget where the budget ends (re-planned after every epoch, see lr_plan)
     warmup_steps = max(1, min(int(opts.warmup * steps_per_epoch * opts.epochs), steps_per_epoch))
@@ -222,7 +228,8 @@ def train_parser(
     saved_options = {**asdict(opts), "precision": precision_name(amp_dtype)}  # what was used, not "auto"
     for epoch in range(start_epoch, opts.epochs + 1):
         model.train()
-        batches = epoch_batches(epoch)
+        batches, weights = epoch_batches(epoch)
+        passes = len(weights)
         t0 = time.perf_counter()
         words = 0
         sums = torch.zeros(3, dtype=torch.float64, device=device)
@@ -239,37 +246,37 @@ def train_parser(
             disable=not (progress and is_main),
             transient=True,
         ) as bar:
-            task = bar.add_task("train", total=len(batches), loss=0.0, wps=0.0)
+            task = bar.add_task("train", total=passes, loss=0.0, wps=0.0)
             optimizer.zero_grad(set_to_none=True)
-            # uneven shards: Join lets ranks that run out of batches shadow the others' gradient all-reduces
-            joined = ddp_model.join() if ddp_model is not None else contextlib.nullcontext()
-            with joined:
-                for i, idx in enumerate(batches):
-                    if on_batch is not None:
-                        on_batch(list(idx))
-                    batch = parser.featurizer.batch([train[j] for j in idx], idx, gold=True)
-                    n_w = int(batch.lengths.sum())
-                    batch = batch.to_device(device)
-                    with autocast(device, amp_dtype):  # the UNN and the trees inside run in float32 regardless
-                        out = forward(batch)
-                        loss, arc, rel = model.loss(out, batch)
-                    (loss / opts.accumulate).backward()
-                    if (i + 1) % opts.accumulate == 0 or i + 1 == len(batches):
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
-                        optimizer.step()
-                        plan.advance(epoch, i + 1, len(batches))
-                        scheduler.step()
-                        optimizer.zero_grad(set_to_none=True)
-                        if average is not None:
-                            average.update()
-                    words += n_w
-                    sums += torch.stack([loss.detach().double(), arc.double(), rel.double()]) * n_w  # no host sync
-                    n_updates += 1
-                    if n_updates % 10 == 0 or n_updates == len(batches):
-                        shown = float(sums[0]) / max(words, 1)
-                        bar.update(task, completed=n_updates, loss=shown, wps=words / (time.perf_counter() - t0))
-                    if plan.finished and i + 1 < len(batches) and (i + 1) % opts.accumulate == 0:
-                        break  # a time budget ends inside this epoch (single process only: see lr_plan)
+            for i, weight in enumerate(weights):
+                # every rank makes the same passes and updates at the same learning rate (see epoch_batches): a
+                # rank whose shard is short re-reads a batch of its own at weight 0 to join the all-reduce
+                idx = batches[i] if weight else (batches or [[0]])[0]
+                if on_batch is not None and weight:
+                    on_batch(list(idx))
+                batch = parser.featurizer.batch([train[j] for j in idx], idx, gold=True)
+                n_w = int(batch.lengths.sum()) if weight else 0
+                batch = batch.to_device(device)
+                with autocast(device, amp_dtype):  # the UNN and the trees inside run in float32 regardless
+                    out = forward(batch)
+                    loss, arc, rel = model.loss(out, batch)
+                (loss * (weight / opts.accumulate)).backward()
+                if (i + 1) % opts.accumulate == 0 or i + 1 == passes:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
+                    optimizer.step()
+                    plan.advance(epoch, i + 1, passes)
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    if average is not None:
+                        average.update()
+                words += n_w
+                sums += torch.stack([loss.detach().double(), arc.double(), rel.double()]) * n_w  # no host sync
+                n_updates += 1
+                if n_updates % 10 == 0 or n_updates == passes:
+                    shown = float(sums[0]) / max(words, 1)
+                    bar.update(task, completed=n_updates, loss=shown, wps=words / (time.perf_counter() - t0))
+                if plan.finished and i + 1 < passes and (i + 1) % opts.accumulate == 0:
+                    break  # a time budget ends inside this epoch (single process only: see lr_plan)
         train_seconds = time.perf_counter() - t0
         loss_sum, arc_sum, rel_sum = sums.tolist()
         record: dict[str, Any] = {
@@ -281,8 +288,8 @@ def train_parser(
             "words_per_second": round(words / max(train_seconds, 1e-9), 1),
             "lr": scheduler.get_last_lr()[0],
         }
-        if n_updates < len(batches):
-            record["fraction"] = round(n_updates / len(batches), 3)
+        if n_updates < passes:
+            record["fraction"] = round(n_updates / passes, 3)
         improved = False
         if is_main:
             # evaluate and save the averaged weights (when averaging); training goes on with the live ones
@@ -303,6 +310,10 @@ def train_parser(
                     bad_epochs += 1
             history.append(record)
             atomic_write_text(out_dir / METRICS_LOG, json.dumps(history, indent=2) + "\n")
+        if n_updates == passes:  # a whole epoch's cost (training; evaluation and saving) plans a time budget
+            for key, seconds in (("train", train_seconds), ("other", time.perf_counter() - t0 - train_seconds)):
+                epoch_costs[key] = [*epoch_costs[key], seconds][-RECENT_EPOCHS:]
+        if is_main:
             meta = {
                 "history": history,
                 "best": best,
@@ -326,9 +337,6 @@ def train_parser(
                 )
             if on_epoch is not None:
                 on_epoch({**record, "best": improved})
-        if n_updates == len(batches):
-            for key, seconds in (("train", train_seconds), ("other", time.perf_counter() - t0 - train_seconds)):
-                epoch_costs[key] = [*epoch_costs[key], seconds][-RECENT_EPOCHS:]
         stop = bad_epochs >= opts.patience or plan.finished
         if opts.max_minutes is not None and not stop:
             stop = not replan(epoch)
