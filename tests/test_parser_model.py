@@ -9,6 +9,7 @@ import torch
 
 from tests.parser_fixtures import conllu_text
 from unnparse.parser.conllu_data import read_conllu
+from unnparse.parser.model import N_DISTANCE_BUCKETS, distance_buckets
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, WeightAverage, evaluate_parser, train_parser
 
@@ -330,3 +331,56 @@ def test_model_files_with_the_earlier_single_tagger_name_still_load(tmp_path):
     assert "tagger.weight" in load_file(weights)
     loaded = Parser.load(tmp_path / "m")
     torch.testing.assert_close(loaded.model.taggers["upos"].weight, parser.model.taggers["upos"].weight)
+
+
+def _bucket_by_hand(position: int, head: int) -> int:
+    if head == 0 or position == 0 or head == position:
+        return 0
+    distance = abs(position - head)
+    size = 1 + sum(distance >= edge for edge in (2, 3, 4, 5, 8, 16))
+    return size if head < position else size + 7
+
+
+def test_distance_buckets_follow_direction_and_distance():
+    gen = torch.Generator().manual_seed(0)
+    heads = torch.randint(0, 40, (5, 40), generator=gen)
+    buckets = distance_buckets(heads)
+    expected = [[_bucket_by_hand(i, int(h)) for i, h in enumerate(row)] for row in heads]
+    assert buckets.tolist() == expected
+    assert int(buckets.max()) < N_DISTANCE_BUCKETS
+    assert distance_buckets(torch.tensor([[0, 2, 0, 2, 8, 25]])).tolist() == [[0, 8, 0, 1, 11, 14]]
+
+
+def test_relation_classifier_reads_the_arc_direction_when_asked(tmp_path):
+    torch.manual_seed(0)
+    train = _sentences(6, 3)
+    base = dict(hidden=16, rel_hidden=8, lstm_hidden=8, lstm_layers=1)
+    parser = Parser.build(default_config(**base, rel_distance=4), train)
+    model = parser.model.eval()
+    torch.nn.init.normal_(model.rel_weight)
+    batch = parser.featurizer.batch(train, list(range(len(train))), gold=True)
+    out = model(batch)
+    assert batch.heads is not None
+    heads = batch.heads
+    logits = model.relation_logits(out, heads)
+    # by hand: the biaffine form with the dependent's side extended by the embedding of its arc's bucket
+    assert out.x is not None
+    h = torch.nn.functional.elu(model.rel_head(torch.cat([out.heads_repr, out.x], -1)))
+    m = torch.nn.functional.elu(model.rel_dep(torch.cat([out.mods_repr, out.x], -1)))
+    h = torch.cat([h, torch.ones_like(h[..., :1])], -1)
+    assert model.rel_distance_emb is not None
+    m = torch.cat([m, torch.ones_like(m[..., :1]), model.rel_distance_emb(distance_buckets(heads))], -1)
+    for b in range(heads.shape[0]):
+        for d in range(1, int(batch.lengths[b]) + 1):
+            expected = torch.einsum("i,rij,j->r", h[b, heads[b, d]], model.rel_weight, m[b, d])
+            torch.testing.assert_close(logits[b, d], expected, atol=1e-4, rtol=1e-4)
+    # the same head representations read from the other side give other label scores
+    mirrored = heads.clone()
+    mirrored[0, 1] = 2 if int(heads[0, 1]) != 2 else 3
+    assert not torch.allclose(model.relation_logits(out, mirrored)[0, 1], logits[0, 1])
+    parser.save(tmp_path / "m")
+    loaded = Parser.load(tmp_path / "m")
+    assert loaded.model.rel_distance == 4
+    assert [p.sentence.to_conllu() for p in loaded.predict(train)] == [
+        p.sentence.to_conllu() for p in parser.predict(train)
+    ]

@@ -145,6 +145,14 @@ def train(
     rel_from_x: Annotated[
         bool, typer.Option(help="The relation classifier also reads the encoder's word vectors, not only H and M.")
     ] = True,
+    rel_distance: Annotated[
+        int,
+        typer.Option(
+            help="Size of an embedding of each arc's direction and distance that the relation classifier reads "
+            "(0: none).",
+            min=0,
+        ),
+    ] = 0,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     lr: Annotated[float, typer.Option(help="Learning rate (UNN and scratch encoder).")] = 3e-3,
     encoder_lr: Annotated[float, typer.Option(help="Learning rate of a pretrained encoder.")] = 5e-5,
@@ -232,6 +240,7 @@ def train(
         xpos_loss=xpos_loss,
         feats_loss=feats_loss,
         rel_from_x=rel_from_x,
+        rel_distance=rel_distance,
         tag_layer=tag_layer,
     )
     config["treebank"] = treebank

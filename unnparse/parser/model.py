@@ -31,7 +31,18 @@ from unnparse.parser.encoders import ScratchEncoder, TransformerEncoder
 from unnparse.parser.features import Batch
 from unnparse.structures import max_spanning_tree
 
-__all__ = ["ParserModel", "ParserOutput", "best_known_label", "build_parser_unn"]
+__all__ = [
+    "N_DISTANCE_BUCKETS",
+    "ParserModel",
+    "ParserOutput",
+    "best_known_label",
+    "build_parser_unn",
+    "distance_buckets",
+]
+
+# distances 1, 2, 3, 4, 5-7, 8-15, 16+ on either side, and the arc from ROOT
+_DISTANCE_EDGES = (1, 2, 3, 4, 5, 8, 16)
+N_DISTANCE_BUCKETS = 1 + 2 * len(_DISTANCE_EDGES)
 
 
 @dataclass
@@ -87,7 +98,12 @@ class ParserModel(nn.Module):
         rel_in = hidden + (encoder.output_dim if self.rel_from_x else 0)
         self.rel_head = nn.Linear(rel_in, rel_hidden)
         self.rel_dep = nn.Linear(rel_in, rel_hidden)
-        self.rel_weight = nn.Parameter(torch.zeros(n_rels, rel_hidden + 1, rel_hidden + 1))
+        # rel_distance: the dependent's side of the biaffine also reads an embedding of where its head is (left or
+        # right, how far; ROOT apart), so that a relation may depend on direction (subject before the verb, object
+        # after) jointly with the head's features
+        self.rel_distance = int(config.get("rel_distance", 0))
+        self.rel_distance_emb = nn.Embedding(N_DISTANCE_BUCKETS, self.rel_distance) if self.rel_distance else None
+        self.rel_weight = nn.Parameter(torch.zeros(n_rels, rel_hidden + 1, rel_hidden + 1 + self.rel_distance))
         self.rel_dropout = nn.Dropout(dropout)
         # auxiliary tasks: predicting UPOS / XPOS / FEATS from X shapes the encoder towards syntax and morphology
         # (and fills those columns when parsing untagged text); no tags are ever an input
@@ -151,7 +167,8 @@ class ParserModel(nn.Module):
         """[B, N+1, n_rels]: label scores of each word's arc from ``heads``.
 
         A biaffine classifier on the final H (of the head) and M (of the dependent), each concatenated with the
-        word's encoder vector X when the model was built with ``rel_from_x``.
+        word's encoder vector X when the model was built with ``rel_from_x``; with ``rel_distance`` the dependent's
+        side also holds an embedding of its head's direction and distance (:func:`distance_buckets`).
         """
         h_in, m_in = out.heads_repr, out.mods_repr
         if self.rel_from_x:
@@ -160,7 +177,10 @@ class ParserModel(nn.Module):
         h = self.rel_dropout(F.elu(self.rel_head(h_in)))
         m = self.rel_dropout(F.elu(self.rel_dep(m_in)))
         h = torch.cat([h, h.new_ones(*h.shape[:-1], 1)], dim=-1)
-        m = torch.cat([m, m.new_ones(*m.shape[:-1], 1)], dim=-1)
+        m_parts = [m, m.new_ones(*m.shape[:-1], 1)]
+        if self.rel_distance_emb is not None:
+            m_parts.append(self.rel_distance_emb(distance_buckets(heads)).to(m.dtype))
+        m = torch.cat(m_parts, dim=-1)
         h_of_head = h.gather(1, heads.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, N+1, r+1]
         return torch.einsum("bni,rij,bnj->bnr", h_of_head, self.rel_weight, m)
 
@@ -204,6 +224,18 @@ def _rename_single_tagger(state_dict: dict[str, Tensor], prefix: str, *_: Any) -
         old = f"{prefix}tagger.{part}"
         if old in state_dict:
             state_dict[f"{prefix}taggers.upos.{part}"] = state_dict.pop(old)
+
+
+def distance_buckets(heads: Tensor) -> Tensor:
+    """[B, N+1] bucket of each word's arc from ``heads`` [B, N+1]: 0 for an arc from ROOT (and at ROOT's own
+    position 0, or for a word that is its own head), 1-7 for a head to the left at distance 1, 2, 3, 4, 5-7, 8-15,
+    16 or more, 8-14 likewise for a head to the right."""
+    positions = torch.arange(heads.shape[-1], device=heads.device)
+    offset = positions - heads  # > 0: the head is to the left
+    edges = torch.tensor(_DISTANCE_EDGES, device=heads.device)
+    size = torch.bucketize(offset.abs(), edges, right=True)  # 1..7 for distances >= 1
+    buckets = torch.where(offset > 0, size, size + len(_DISTANCE_EDGES))
+    return buckets.masked_fill((heads == 0) | (offset == 0) | (positions == 0), 0)
 
 
 def best_known_label(logits: Tensor, word_mask: Tensor) -> Tensor:

@@ -49,6 +49,7 @@ def default_config(
     xpos_loss: float = 0.0,
     feats_loss: float = 0.0,
     rel_from_x: bool = True,
+    rel_distance: int = 0,
     tag_layer: int = 0,
 ) -> dict[str, Any]:
     """The model part of a parser config (everything that fixes the network's shape and behaviour)."""
@@ -81,6 +82,7 @@ def default_config(
             "xpos_loss": xpos_loss,
             "feats_loss": feats_loss,
             "rel_from_x": rel_from_x,
+            "rel_distance": rel_distance,
             "tag_layer": tag_layer,
         },
     }
