@@ -18,6 +18,7 @@ from unnparse.engine import (
     UNN,
     ArcFactor,
     ArcHeadBiasFactor,
+    ArcPositionFactor,
     AttentionScoreFactor,
     AttentionValueFactor,
     Bilinear,
@@ -33,6 +34,7 @@ from unnparse.engine import (
     TreeEntropy,
     Variable,
     forward_backward,
+    signed_distance_buckets,
 )
 
 DT = torch.float64
@@ -104,7 +106,7 @@ def test_k1_equals_two_layer_cnn():
     torch.testing.assert_close(out.states["Y"], y, atol=1e-6, rtol=0)
 
 
-def _parser_unn(dx: int = 6, d: int = 5) -> UNN:
+def _parser_unn(dx: int = 6, d: int = 5, position: bool = False) -> UNN:
     return UNN(
         [
             Variable("X", SquaredNorm()),
@@ -117,6 +119,7 @@ def _parser_unn(dx: int = 6, d: int = 5) -> UNN:
             Bilinear("X", "M", dx, d),
             ArcFactor("H", "M", "Y", d),
             ArcHeadBiasFactor("H", "Y", d),
+            *([ArcPositionFactor("Y", edges=(1, 2, 4))] if position else []),
         ],
     ).to(DT)
 
@@ -147,6 +150,35 @@ def test_k1_equals_biaffine_scorer():
     log_z, marg = arc_marginals(scores, ctx["lengths"])
     torch.testing.assert_close(out.states["Y"], marg, atol=1e-6, rtol=0)
     torch.testing.assert_close(out.aux["Y"], log_z, atol=1e-6, rtol=0)
+
+
+def test_k1_with_arc_positions_adds_the_position_score_of_each_arc():
+    unn = _parser_unn(position=True)
+    _randomize(unn, 2)
+    x, ctx = _parser_inputs()
+    B, n, _ = x.shape
+    states, _ = _zeros(unn, {"H": (B, n, 5), "M": (B, n, 5), "Y": (B, n, n)}, ctx)
+    out = unn.infer({"X": x, **states}, FixedOrder(["H", "M", "Y"]), sweeps=1, context=ctx)
+    f = unn.factors
+    mask = ctx["token_mask"].to(DT)
+    h = torch.relu(x @ f[0].weight.T + unn.biases["H"]) * mask
+    m = torch.relu(x @ f[1].weight.T + unn.biases["M"]) * mask
+    scores = h @ f[2].weight @ m.transpose(1, 2) + (h @ f[3].weight).unsqueeze(-1)
+    w = f[4].weight
+    for head in range(n):
+        for mod in range(n):
+            d = mod - head  # > 0: the head is to the left; edges 1, 2, 4 make buckets 1-3 and 4-6
+            size = 1 + (abs(d) >= 2) + (abs(d) >= 4)
+            bucket = 0 if head == 0 or d == 0 else (size if d > 0 else size + 3)
+            scores[:, head, mod] += w[bucket]
+    torch.testing.assert_close(out.preactivations["Y"], scores, atol=1e-6, rtol=0)
+
+
+def test_signed_distance_buckets():
+    offsets = torch.tensor([0, 1, -1, 2, 3, 4, 7, 8, 15, 16, 40, -5, -8, -16, -40])
+    expected = [0, 1, 8, 2, 3, 4, 5, 6, 6, 7, 7, 12, 13, 14, 14]
+    assert signed_distance_buckets(offsets).tolist() == expected
+    assert signed_distance_buckets(offsets, (1, 10)).tolist() == [0, 1, 3, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4]
 
 
 def test_k1_equals_scaled_dot_product_attention():
@@ -195,7 +227,7 @@ def _graphs():
         "Y": torch.softmax(torch.randn(2, 10, dtype=DT), -1),
     }
     out.append((unn, st, None))
-    unn = _parser_unn()
+    unn = _parser_unn(position=True)
     _randomize(unn, 5)
     x, ctx = _parser_inputs()
     B, n, _ = x.shape
@@ -291,7 +323,7 @@ def test_relu_update_satisfies_kkt():
 
 
 def test_tree_update_minimizes_block_energy():
-    unn = _parser_unn()
+    unn = _parser_unn(position=True)
     _randomize(unn, 11)
     x, ctx = _parser_inputs((5, 3, 1))
     B, n, _ = x.shape
@@ -329,7 +361,7 @@ def test_energy_never_increases_smooth_graph(seed):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_energy_never_increases_tree_graph(seed):
-    unn = _parser_unn()
+    unn = _parser_unn(position=seed == 2)
     _randomize(unn, 20 + seed)
     x, ctx = _parser_inputs((5, 4, 2, 1))
     B, n, _ = x.shape
@@ -400,7 +432,7 @@ def test_gradcheck_two_sweeps():
 
 
 def test_gradcheck_two_sweeps_tree():
-    unn = _parser_unn(dx=3, d=2)
+    unn = _parser_unn(dx=3, d=2, position=True)
     _randomize(unn, 41)
     x, ctx = _parser_inputs((3, 2), dx=3)
     B, n, _ = x.shape

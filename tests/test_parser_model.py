@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.parser_fixtures import conllu_text
+from unnparse.engine import ArcPositionFactor
 from unnparse.parser.conllu_data import read_conllu
 from unnparse.parser.model import N_DISTANCE_BUCKETS, distance_buckets
 from unnparse.parser.parser import Parser, default_config
@@ -381,6 +382,29 @@ def test_relation_classifier_reads_the_arc_direction_when_asked(tmp_path):
     parser.save(tmp_path / "m")
     loaded = Parser.load(tmp_path / "m")
     assert loaded.model.rel_distance == 4
+    assert [p.sentence.to_conllu() for p in loaded.predict(train)] == [
+        p.sentence.to_conllu() for p in parser.predict(train)
+    ]
+
+
+def test_arc_position_factor_is_part_of_the_saved_model(tmp_path):
+    torch.manual_seed(0)
+    train = _sentences(6, 3)
+    base = dict(hidden=16, rel_hidden=8, lstm_hidden=8, lstm_layers=1)
+    parser = Parser.build(default_config(**base, arc_position=True), train)
+    model = parser.model.eval()
+    position = model.unn.factors[-1]
+    assert isinstance(position, ArcPositionFactor)
+    batch = parser.featurizer.batch(train, list(range(len(train))), gold=True)
+    before = model(batch).scores
+    with torch.no_grad():
+        position.weight.copy_(torch.arange(position.weight.numel(), dtype=torch.float32))
+    after = model(batch).scores
+    n = after.shape[-1]
+    torch.testing.assert_close(after - before, position.weight[position.buckets(n)].expand_as(after))
+    parser.save(tmp_path / "m")
+    loaded = Parser.load(tmp_path / "m")
+    torch.testing.assert_close(loaded.model.unn.factors[-1].weight, position.weight)
     assert [p.sentence.to_conllu() for p in loaded.predict(train)] == [
         p.sentence.to_conllu() for p in parser.predict(train)
     ]

@@ -153,6 +153,12 @@ def train(
             min=0,
         ),
     ] = 0,
+    arc_position: Annotated[
+        bool,
+        typer.Option(
+            help="Arc scores include a learned score of each arc's direction and length (a factor on Y).",
+        ),
+    ] = False,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     lr: Annotated[float, typer.Option(help="Learning rate (UNN and scratch encoder).")] = 3e-3,
     encoder_lr: Annotated[float, typer.Option(help="Learning rate of a pretrained encoder.")] = 5e-5,
@@ -241,6 +247,7 @@ def train(
         feats_loss=feats_loss,
         rel_from_x=rel_from_x,
         rel_distance=rel_distance,
+        arc_position=arc_position,
         tag_layer=tag_layer,
     )
     config["treebank"] = treebank

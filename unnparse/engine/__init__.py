@@ -15,12 +15,14 @@ Observed variables are simply those the schedule never updates.
 from unnparse.engine.factors import (
     ArcFactor,
     ArcHeadBiasFactor,
+    ArcPositionFactor,
     AttentionScoreFactor,
     AttentionValueFactor,
     Bilinear,
     Contraction,
     Conv2dFactor,
     Factor,
+    signed_distance_buckets,
 )
 from unnparse.engine.graph import UNN, Inference, InitMode, TraceStep, Variable
 from unnparse.engine.regularizers import (
@@ -38,6 +40,7 @@ __all__ = [
     "UNN",
     "ArcFactor",
     "ArcHeadBiasFactor",
+    "ArcPositionFactor",
     "AttentionScoreFactor",
     "AttentionValueFactor",
     "Bilinear",
@@ -59,4 +62,5 @@ __all__ = [
     "TreeEntropy",
     "Variable",
     "forward_backward",
+    "signed_distance_buckets",
 ]

@@ -22,13 +22,18 @@ from torch import Tensor, nn
 __all__ = [
     "ArcFactor",
     "ArcHeadBiasFactor",
+    "ArcPositionFactor",
     "AttentionScoreFactor",
     "AttentionValueFactor",
     "Bilinear",
     "Contraction",
     "Conv2dFactor",
     "Factor",
+    "signed_distance_buckets",
 ]
+
+#: Distance edges of :func:`signed_distance_buckets`: 1, 2, 3, 4, 5-7, 8-15, 16 or more.
+DISTANCE_EDGES = (1, 2, 3, 4, 5, 8, 16)
 
 States = Mapping[str, Tensor]
 Context = Mapping[str, Any]
@@ -221,6 +226,44 @@ class ArcHeadBiasFactor(Factor):
     def energy(self, states: States, context: Context | None = None) -> Tensor:
         h = states[self.head] @ self.weight
         return -_per_instance(states[self.arcs] * h.unsqueeze(-1))
+
+
+def signed_distance_buckets(offset: Tensor, edges: Sequence[int] = DISTANCE_EDGES) -> Tensor:
+    """Bucket of each integer ``offset``: 0 for 0; ``1..E`` for positive offsets at least ``edges[0]``,
+    ``edges[1]``, … (E = ``len(edges)``); ``E+1..2E`` likewise for negative offsets."""
+    bounds = torch.tensor(list(edges), device=offset.device)
+    size = torch.bucketize(offset.abs(), bounds, right=True)
+    return torch.where(offset >= 0, size, size + len(edges)).masked_fill(offset == 0, 0)
+
+
+class ArcPositionFactor(Factor):
+    """E = -Σ_{h,m} Y[h, m] w[b(h, m)]: a learned score for each arc's direction and length.
+
+    ``b(h, m)`` is the :func:`signed_distance_buckets` bucket of ``m - h`` (head to the left: 1..E, to the right:
+    E+1..2E), and 0 for the arcs from ROOT (row 0). The factor links Y alone: its message to Y is the same table for
+    every instance and does not depend on the other variables.
+    """
+
+    def __init__(self, arcs: str, edges: Sequence[int] = DISTANCE_EDGES) -> None:
+        super().__init__((arcs,))
+        self.arcs = arcs
+        self.edges = tuple(edges)
+        self.weight = nn.Parameter(torch.zeros(1 + 2 * len(self.edges)))
+
+    def buckets(self, n: int, device: torch.device | None = None) -> Tensor:
+        """[n, n] bucket of the arc h → m for ``n`` positions (ROOT at 0)."""
+        positions = torch.arange(n, device=device)
+        buckets = signed_distance_buckets(positions[None, :] - positions[:, None], self.edges)
+        buckets[0] = 0
+        return buckets
+
+    def message(self, target: str, states: States, context: Context | None = None) -> Tensor:
+        self._check_target(target)
+        y = states[self.arcs]
+        return self.weight[self.buckets(y.shape[-1], y.device)].to(y.dtype).expand_as(y)
+
+    def energy(self, states: States, context: Context | None = None) -> Tensor:
+        return -_per_instance(states[self.arcs] * self.message(self.arcs, states, context))
 
 
 class AttentionScoreFactor(Factor):

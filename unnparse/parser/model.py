@@ -20,13 +20,16 @@ from unnparse.engine import (
     UNN,
     ArcFactor,
     ArcHeadBiasFactor,
+    ArcPositionFactor,
     Bilinear,
     FixedOrder,
     NonNegativeSquaredNorm,
     SquaredNorm,
     TreeEntropy,
     Variable,
+    signed_distance_buckets,
 )
+from unnparse.engine.factors import DISTANCE_EDGES
 from unnparse.parser.encoders import ScratchEncoder, TransformerEncoder
 from unnparse.parser.features import Batch
 from unnparse.structures import max_spanning_tree
@@ -41,8 +44,7 @@ __all__ = [
 ]
 
 # distances 1, 2, 3, 4, 5-7, 8-15, 16+ on either side, and the arc from ROOT
-_DISTANCE_EDGES = (1, 2, 3, 4, 5, 8, 16)
-N_DISTANCE_BUCKETS = 1 + 2 * len(_DISTANCE_EDGES)
+N_DISTANCE_BUCKETS = 1 + 2 * len(DISTANCE_EDGES)
 
 
 @dataclass
@@ -58,8 +60,11 @@ class ParserOutput:
     x: Tensor | None = None  # [B, N+1, dim] the encoder output X (after dropout)
 
 
-def build_parser_unn(input_dim: int, hidden: int, *, dropout: float = 0.0, single_root: bool = True) -> UNN:
-    """The factor graph of Fig. 2(d): X, H, M, Y with factors XH, XM, HMY (+ a head bias on Y)."""
+def build_parser_unn(
+    input_dim: int, hidden: int, *, dropout: float = 0.0, single_root: bool = True, arc_position: bool = False
+) -> UNN:
+    """The factor graph of Fig. 2(d): X, H, M, Y with factors XH, XM, HMY (+ a head bias on Y, and with
+    ``arc_position`` a learned score of each arc's direction and length)."""
     return UNN(
         [
             Variable("X", SquaredNorm()),
@@ -72,6 +77,7 @@ def build_parser_unn(input_dim: int, hidden: int, *, dropout: float = 0.0, singl
             Bilinear("X", "M", input_dim, hidden),
             ArcFactor("H", "M", "Y", hidden),
             ArcHeadBiasFactor("H", "Y", hidden),
+            *([ArcPositionFactor("Y")] if arc_position else []),
         ],
     )
 
@@ -89,7 +95,13 @@ class ParserModel(nn.Module):
         dropout = float(config["dropout"])
         self.single_root = bool(config.get("single_root", True))
         self.x_dropout = nn.Dropout(dropout)
-        self.unn = build_parser_unn(encoder.output_dim, hidden, dropout=dropout, single_root=self.single_root)
+        self.unn = build_parser_unn(
+            encoder.output_dim,
+            hidden,
+            dropout=dropout,
+            single_root=self.single_root,
+            arc_position=bool(config.get("arc_position", False)),
+        )
         self.schedule = FixedOrder(["H", "M", "Y"])
         with torch.no_grad():
             self.unn.factors[2].weight.zero_()  # biaffine weights start at 0 (uniform trees), as usual
@@ -229,13 +241,10 @@ def _rename_single_tagger(state_dict: dict[str, Tensor], prefix: str, *_: Any) -
 def distance_buckets(heads: Tensor) -> Tensor:
     """[B, N+1] bucket of each word's arc from ``heads`` [B, N+1]: 0 for an arc from ROOT (and at ROOT's own
     position 0, or for a word that is its own head), 1-7 for a head to the left at distance 1, 2, 3, 4, 5-7, 8-15,
-    16 or more, 8-14 likewise for a head to the right."""
+    16 or more, 8-14 likewise for a head to the right (the buckets of :class:`ArcPositionFactor`)."""
     positions = torch.arange(heads.shape[-1], device=heads.device)
-    offset = positions - heads  # > 0: the head is to the left
-    edges = torch.tensor(_DISTANCE_EDGES, device=heads.device)
-    size = torch.bucketize(offset.abs(), edges, right=True)  # 1..7 for distances >= 1
-    buckets = torch.where(offset > 0, size, size + len(_DISTANCE_EDGES))
-    return buckets.masked_fill((heads == 0) | (offset == 0) | (positions == 0), 0)
+    buckets = signed_distance_buckets(positions - heads, DISTANCE_EDGES)
+    return buckets.masked_fill((heads == 0) | (positions == 0), 0)
 
 
 def best_known_label(logits: Tensor, word_mask: Tensor) -> Tensor:

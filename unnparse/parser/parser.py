@@ -50,6 +50,7 @@ def default_config(
     feats_loss: float = 0.0,
     rel_from_x: bool = True,
     rel_distance: int = 0,
+    arc_position: bool = False,
     tag_layer: int = 0,
 ) -> dict[str, Any]:
     """The model part of a parser config (everything that fixes the network's shape and behaviour)."""
@@ -83,6 +84,7 @@ def default_config(
             "feats_loss": feats_loss,
             "rel_from_x": rel_from_x,
             "rel_distance": rel_distance,
+            "arc_position": arc_position,
             "tag_layer": tag_layer,
         },
     }
