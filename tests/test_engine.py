@@ -178,7 +178,7 @@ def test_signed_distance_buckets():
     offsets = torch.tensor([0, 1, -1, 2, 3, 4, 7, 8, 15, 16, 40, -5, -8, -16, -40])
     expected = [0, 1, 8, 2, 3, 4, 5, 6, 6, 7, 7, 12, 13, 14, 14]
     assert signed_distance_buckets(offsets).tolist() == expected
-    assert signed_distance_buckets(offsets, (1, 10)).tolist() == [0, 1, 3, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert signed_distance_buckets(offsets, (1, 10)).tolist() == [0, 1, 3, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 4]
 
 
 def test_k1_equals_scaled_dot_product_attention():
