@@ -132,8 +132,9 @@ def _parser_inputs(lengths=(4, 2, 1), dx=6):
     return x, {"lengths": lengths, "token_mask": mask}
 
 
-def test_k1_equals_biaffine_scorer():
-    unn = _parser_unn()
+def _k1_parser_and_biaffine_scores(position: bool):
+    """One sweep of the parser graph from zeros, its context, and the biaffine scores written out by hand."""
+    unn = _parser_unn(position=position)
     _randomize(unn, 2)
     x, ctx = _parser_inputs()
     B, n, _ = x.shape
@@ -144,6 +145,11 @@ def test_k1_equals_biaffine_scorer():
     h = torch.relu(x @ f[0].weight.T + unn.biases["H"]) * mask
     m = torch.relu(x @ f[1].weight.T + unn.biases["M"]) * mask
     scores = h @ f[2].weight @ m.transpose(1, 2) + (h @ f[3].weight).unsqueeze(-1)
+    return unn, out, ctx, scores
+
+
+def test_k1_equals_biaffine_scorer():
+    _, out, ctx, scores = _k1_parser_and_biaffine_scores(position=False)
     torch.testing.assert_close(out.preactivations["Y"], scores, atol=1e-6, rtol=0)
     from unnparse.structures import arc_marginals
 
@@ -153,18 +159,9 @@ def test_k1_equals_biaffine_scorer():
 
 
 def test_k1_with_arc_positions_adds_the_position_score_of_each_arc():
-    unn = _parser_unn(position=True)
-    _randomize(unn, 2)
-    x, ctx = _parser_inputs()
-    B, n, _ = x.shape
-    states, _ = _zeros(unn, {"H": (B, n, 5), "M": (B, n, 5), "Y": (B, n, n)}, ctx)
-    out = unn.infer({"X": x, **states}, FixedOrder(["H", "M", "Y"]), sweeps=1, context=ctx)
-    f = unn.factors
-    mask = ctx["token_mask"].to(DT)
-    h = torch.relu(x @ f[0].weight.T + unn.biases["H"]) * mask
-    m = torch.relu(x @ f[1].weight.T + unn.biases["M"]) * mask
-    scores = h @ f[2].weight @ m.transpose(1, 2) + (h @ f[3].weight).unsqueeze(-1)
-    w = f[4].weight
+    unn, out, _, scores = _k1_parser_and_biaffine_scores(position=True)
+    w = unn.factors[4].weight
+    n = scores.shape[-1]
     for head in range(n):
         for mod in range(n):
             d = mod - head  # > 0: the head is to the left; edges 1, 2, 4 make buckets 1-3 and 4-6
