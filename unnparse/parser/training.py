@@ -166,13 +166,9 @@ def train_parser(
     lengths = [len(s) for s in train]
 
     def epoch_batches(epoch: int) -> tuple[list[list[int]], list[float]]:
-        """This rank's batches of ``epoch`` and the weight of its loss on each pass, one pass per batch of the
-        longest shard. Where a shard is one batch short, its last pass has weight 0 and the other ranks' last
-        batches weigh ``world_size / their number``: every rank joins every gradient all-reduce (the mean over
-        ranks), whose result is the mean gradient of the batches really drawn."""
+        """This rank's batches of ``epoch`` and the loss weight of each of its passes (every rank makes as many:
+        see :func:`shard_pass_weights`)."""
         batches = token_budget_batches(lengths, opts.batch_tokens, shuffle=True, seed=opts.seed * 1000 + epoch)
-        if world_size == 1:
-            return batches, [1.0] * len(batches)
         return shard_batches(batches, rank, world_size), shard_pass_weights(len(batches), rank, world_size)
 
     steps_per_epoch = max(1, math.ceil(len(epoch_batches(1)[1]) / opts.accumulate))
@@ -207,6 +203,12 @@ def train_parser(
             console.print(f"resuming from {ckpt_path} after epoch {meta['epoch']}")
     t_start = time.perf_counter() - elapsed_before
 
+    def from_rank_0(*values: float) -> list[float]:
+        """Rank 0's ``values`` on every rank (distributed training only)."""
+        sent = torch.tensor(values, dtype=torch.float64, device=device)
+        torch.distributed.broadcast(sent, src=0)
+        return sent.tolist()
+
     def replan(epoch: int) -> bool:
         """Where the decay ends, from the epochs asked for or the time left; False when no more training fits."""
         plan.epochs = float(opts.epochs)
@@ -220,9 +222,7 @@ def train_parser(
     if resume:  # the options may ask for more epochs or minutes than the interrupted run planned
         replan(start_epoch - 1)
         if world_size > 1:  # every rank follows rank 0's plan
-            planned = torch.tensor([plan.epochs], dtype=torch.float64, device=device)
-            torch.distributed.broadcast(planned, src=0)
-            plan.epochs = float(planned.item())
+            (plan.epochs,) = from_rank_0(plan.epochs)
     amp_dtype = resolve_precision(opts.precision, device)
     parser.precision = opts.precision  # dev evaluation in the same arithmetic
     saved_options = {**asdict(opts), "precision": precision_name(amp_dtype)}  # what was used, not "auto"
@@ -342,9 +342,8 @@ def train_parser(
             stop = not replan(epoch)
         if world_size > 1:
             # every rank follows rank 0's decision and learning-rate plan (they must stay identical)
-            flag = torch.tensor([1.0 if stop else 0.0, plan.epochs], dtype=torch.float64, device=device)
-            torch.distributed.broadcast(flag, src=0)
-            stop, plan.epochs = bool(flag[0].item()), float(flag[1].item())
+            flag, plan.epochs = from_rank_0(1.0 if stop else 0.0, plan.epochs)
+            stop = bool(flag)
         if stop:
             break
     return TrainResult(best_epoch=best_epoch, best_dev=best, history=history)
