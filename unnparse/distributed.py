@@ -14,8 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
-__all__ = ["DistContext", "init_from_env", "relaunch_with_torchrun", "shutdown"]
+__all__ = [
+    "DistContext",
+    "broadcast_parameters",
+    "init_from_env",
+    "mean_gradients",
+    "rank_share",
+    "relaunch_with_torchrun",
+    "shutdown",
+]
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,47 @@ def init_from_env(device: torch.device) -> DistContext:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend=backend)
     return DistContext(rank=rank, local_rank=local_rank, world_size=world, device=device)
+
+
+def rank_share(index: Tensor, dist: DistContext) -> tuple[Tensor, float]:
+    """This rank's part of a global batch ``index`` and its weight: items ``rank, rank + world, …`` at weight 1.
+
+    The ranks' parts are disjoint and cover the batch. A rank left with nothing (a batch smaller than the world)
+    re-reads the batch's first item at weight 0, so that it still runs the same forward pass (and draws the same
+    random numbers) as the others and joins their gradient all-reduce without changing its result.
+    """
+    part = index[dist.rank :: dist.world_size]
+    return (part, 1.0) if len(part) else (index[:1], 0.0)
+
+
+def broadcast_parameters(module: torch.nn.Module, dist: DistContext) -> None:
+    """Give every rank rank 0's parameters and buffers (a no-op in one process)."""
+    if dist.distributed:
+        for tensor in module.state_dict().values():
+            torch.distributed.broadcast(tensor, src=0)
+
+
+def mean_gradients(parameters: Sequence[torch.nn.Parameter], sums: Tensor, dist: DistContext) -> Tensor:
+    """Turn each rank's gradients of a loss *summed* over its items into the gradient of the mean over all ranks'.
+
+    ``sums`` is a float vector whose first entry is the number of items this rank's loss summed over; the rest may
+    carry any other per-rank totals (loss, correct predictions, a stop flag). Gradients and ``sums`` travel in one
+    flat buffer and one all-reduce (none in one process); every gradient is then divided by the total number of
+    items, on the device, without a host synchronisation. Returns ``sums`` added over the ranks.
+    """
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+    if dist.distributed:
+        flat = torch.cat([g.reshape(-1) for g in grads] + [sums.to(grads[0].dtype)])
+        torch.distributed.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+        sums = flat[offset:]
+    torch._foreach_div_(grads, sums[0].clamp_min(1).to(grads[0].dtype))
+    for p, g in zip(parameters, grads, strict=True):
+        p.grad = g
+    return sums
 
 
 def shutdown() -> None:

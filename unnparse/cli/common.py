@@ -7,12 +7,15 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-__all__ = ["USER_ERRORS", "err_console", "fail", "user_errors", "without_option"]
+if TYPE_CHECKING:
+    from unnparse.distributed import DistContext
+
+__all__ = ["USER_ERRORS", "Nproc", "err_console", "fail", "join_processes", "user_errors", "without_option"]
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -87,3 +90,30 @@ def without_option(argv: list[str], name: str) -> list[str]:
         elif not arg.startswith(name + "="):
             out.append(arg)
     return out
+
+
+Nproc = Annotated[
+    int,
+    typer.Option(
+        "--nproc", min=1, help="processes for distributed data-parallel training (launches torchrun; gloo on CPU)"
+    ),
+]
+
+
+def join_processes(nproc: int, device: str) -> DistContext:
+    """Where a training command of ``unn`` runs. With ``--nproc N`` (N > 1) outside torchrun, the command is run
+    again under torchrun in N processes and this one exits with their status; under torchrun (``WORLD_SIZE`` set)
+    this process joins the group (NCCL on CUDA, gloo on CPU; leave it with :func:`unnparse.distributed.shutdown`);
+    otherwise one process on ``device``.
+
+    Raises:
+        ValueError: an unknown device, or CUDA asked for but not available.
+    """
+    from unnparse.distributed import init_from_env, relaunch_with_torchrun
+    from unnparse.runtime import resolve_device
+
+    resolved = resolve_device(device)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        argv = without_option(sys.argv[1:], "--nproc")
+        raise typer.Exit(relaunch_with_torchrun(nproc, argv, module="unnparse.cli.unn_app"))
+    return init_from_env(resolved)

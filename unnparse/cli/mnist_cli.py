@@ -10,7 +10,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from unnparse.cli.common import fail
+from unnparse.cli.common import Nproc, fail, join_processes
+from unnparse.distributed import shutdown
 from unnparse.mnist.data import MnistDataError, load_mnist
 from unnparse.mnist.model import MnistConfig, untied_channels
 from unnparse.mnist.prototypes import write_prototypes
@@ -81,10 +82,18 @@ def train_command(
     ] = None,
     device: Device = "auto",
     threads: Threads = 0,
+    nproc: Nproc = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
 ) -> None:
-    """Train on MNIST (10,000 training images held out as dev; the best dev epoch is saved)."""
+    """Train on MNIST (10,000 training images held out as dev; the best dev epoch is saved).
+
+    With --nproc N (or under torchrun) each of N processes takes its share of every batch of --batch-size images.
+    """
     set_threads(threads)
+    try:
+        dist = join_processes(nproc, device)
+    except ValueError as err:
+        _fail(err)
     config = MnistConfig(
         unn_iter=unn_iter, order=order.value, y_init=y_init.value, dropout=dropout, untied=untied, seed=seed
     )
@@ -101,15 +110,19 @@ def train_command(
     )
     try:
         data = load_mnist(data_dir, download=download)
-        if untied:
+        if untied and dist.is_main:
             c1, c2 = untied_channels(config)
             typer.echo(
                 f"untied baseline: {unn_iter} unrolled sweeps, channels H1={c1}, H2={c2}, "
                 "forward-only (no prototype loss)"
             )
-        result = train(config, data, options)
+        result = train(config, data, options, dist=dist)
     except (MnistDataError, ValueError) as err:
         _fail(err)
+    finally:
+        shutdown()
+    if not dist.is_main:
+        return
     save_trained(output, result, options)
     typer.echo(
         f"{result.model.num_parameters()} parameters; best dev accuracy {result.best_dev_accuracy:.2f}% "

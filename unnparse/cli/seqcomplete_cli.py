@@ -10,7 +10,8 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from unnparse.cli.common import fail
+from unnparse.cli.common import Nproc, fail, join_processes
+from unnparse.distributed import shutdown
 from unnparse.model_files import ModelFileError
 from unnparse.runtime import set_threads
 from unnparse.seqcomplete.attention_plot import write_attention
@@ -95,9 +96,13 @@ def train_command(
         Optional[float],  # noqa: UP045
         typer.Option("--max-minutes", min=0.0, help="stop after this much training time (evaluations not counted)"),
     ] = None,
+    nproc: Nproc = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
 ) -> None:
-    """Train on the train split (cross-entropy on masked positions; the last epoch is saved)."""
+    """Train on the train split (cross-entropy on masked positions; the last epoch is saved).
+
+    With --nproc N (or under torchrun) each of N processes takes its share of every batch of --batch-size instances.
+    """
     set_threads(threads)
     try:
         dataset = load_dataset(data)
@@ -121,9 +126,14 @@ def train_command(
         progress=progress,
     )
     try:
-        result = train(config, dataset, options)
+        dist = join_processes(nproc, device)
+        result = train(config, dataset, options, dist=dist)
     except ValueError as err:
         _fail(err)
+    finally:
+        shutdown()
+    if not dist.is_main:
+        return
     save_trained(output, result, options)
     n_params = sum(p.numel() for p in result.model.parameters())
     typer.echo(f"{n_params} parameters; saved to {output}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
+from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
 from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
@@ -83,16 +85,21 @@ def batch_loss(
     labels: Tensor,
     gamma: float,
     generator: torch.Generator | None = None,
+    reduction: str = "mean",
 ) -> tuple[Tensor, Tensor]:
     """(loss, logits) of a batch: images [B, 1, 28, 28] in [-1, 1] (:func:`to_float`), their binarized
-    versions (:func:`binarize`, the prototype targets) and labels."""
+    versions (:func:`binarize`, the prototype targets) and labels. Each image's loss is its cross-entropy plus
+    ``gamma`` times its prototype's BCE averaged over pixels; ``reduction`` "mean" or "sum" over the images."""
     logits = model(images, generator=generator)
-    loss = F.cross_entropy(logits, labels)
+    loss = F.cross_entropy(logits, labels, reduction="none")
     if gamma > 0 and not model.config.untied:
         classes = torch.arange(model.config.classes, device=images.device)
         z = model.generate(classes).preactivations["X"]
-        loss = loss + gamma * F.binary_cross_entropy_with_logits(2.0 * z[labels], targets)
-    return loss, logits
+        bce = F.binary_cross_entropy_with_logits(2.0 * z[labels], targets, reduction="none")
+        loss = loss + gamma * bce.flatten(1).mean(1)
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"unknown reduction {reduction!r}")
+    return (loss.mean() if reduction == "mean" else loss.sum()), logits
 
 
 @torch.no_grad()
@@ -119,11 +126,24 @@ def prototype_predictions(model: MnistUNN) -> list[int]:
 
 @denormals_flushed
 def train(
-    config: MnistConfig, data: MnistData, options: TrainOptions, *, console: Console | None = None
+    config: MnistConfig,
+    data: MnistData,
+    options: TrainOptions,
+    *,
+    console: Console | None = None,
+    dist: DistContext | None = None,
+    on_batch: Callable[[Tensor], None] | None = None,
 ) -> TrainResult:
-    """Train a model on ``data.train_*`` minus a seeded dev split; keep the parameters of the best dev epoch."""
+    """Train a model on ``data.train_*`` minus a seeded dev split; keep the parameters of the best dev epoch.
+
+    With ``dist`` (several processes, see :mod:`unnparse.distributed`), every rank draws the same batches of
+    ``batch_size`` images and trains on its own share of each (:func:`rank_share`); one all-reduce per step makes
+    the update that of the whole batch, so the run follows the one-process run. Only rank 0 evaluates on dev,
+    reports and keeps the best epoch. ``on_batch`` receives the training-image indices of each of this rank's
+    shares (for tests)."""
     console = console or Console(stderr=True)
-    device = resolve_device(options.device)
+    dist = dist or DistContext(device=resolve_device(options.device))
+    device = dist.device
     torch.manual_seed(options.seed)
     train_idx, dev_idx = split_dev(len(data.train_labels), options.dev_size, options.seed)
     if options.train_limit is not None:
@@ -132,36 +152,49 @@ def train(
     images = data.train_images.to(device)
     labels = data.train_labels.to(device)
     model = MnistUNN(config).to(device)
+    broadcast_parameters(model, dist)
+    if dist.distributed:
+        torch.manual_seed(options.seed + 1000 * dist.rank)  # dropout masks of their own on each rank
     optimizer = adam(model.parameters(), lr=options.lr)
+    params = [p for p in model.parameters() if p.requires_grad]
     shuffle = torch.Generator().manual_seed(options.seed + 1)
-    y_init = torch.Generator().manual_seed(options.seed + 2)
+    y_init = torch.Generator().manual_seed(options.seed + 2 + 1000 * dist.rank)
     result = TrainResult(model=model)
     best_state: dict[str, Tensor] | None = None
     n_batches = -(-len(train_idx) // options.batch_size)
-    with training_progress(enabled=options.progress, unit="img", console=console) as progress:
+    show = options.progress and dist.is_main
+    with training_progress(enabled=show, unit="img", console=console) as progress:
         for epoch in range(1, options.epochs + 1):
             task = progress.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, loss=0.0, speed=0.0)
             model.train()
             start, data_seconds, seen, shown = time.perf_counter(), 0.0, 0, 0.0
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read back only now and then: no sync
-            for step, idx in enumerate(batches(train_idx, options.batch_size, shuffle=True, generator=shuffle), 1):
+            drawn = batches(train_idx, options.batch_size, shuffle=True, generator=shuffle)
+            for step, batch_idx in enumerate(drawn, 1):
                 t0 = time.perf_counter()
+                idx, weight = rank_share(batch_idx, dist)
+                if on_batch is not None and weight:
+                    on_batch(idx)
                 idx = idx.to(device)
                 raw, y = images[idx], labels[idx]
                 x, target = to_float(raw), binarize(raw)
                 data_seconds += time.perf_counter() - t0
-                loss, _ = batch_loss(model, x, target, y, options.gamma, y_init)
+                loss, _ = batch_loss(model, x, target, y, options.gamma, y_init, reduction="sum")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * weight).backward()
+                sums = torch.stack([loss.detach().new_ones(()) * (weight * len(idx)), loss.detach() * weight])
+                sums = mean_gradients(params, sums, dist)
                 optimizer.step()
-                loss_sum += loss.detach().double() * len(idx)
-                seen += len(idx)
-                if options.progress and (step % 20 == 0 or step == n_batches):
+                loss_sum += sums[1].double()
+                seen += len(batch_idx)
+                if show and (step % 20 == 0 or step == n_batches):
                     shown = float(loss_sum) / seen
                 elapsed = time.perf_counter() - start
                 progress.update(task, advance=1, loss=shown, speed=seen / max(elapsed, 1e-9))
             total_loss = float(loss_sum)
             seconds = time.perf_counter() - start
+            if not dist.is_main:
+                continue
             dev = accuracy(model, data.train_images[dev_idx], data.train_labels[dev_idx])
             stats = EpochStats(epoch, total_loss / max(seen, 1), dev, seconds, data_seconds, seen)
             result.history.append(stats)
