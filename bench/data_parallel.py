@@ -85,7 +85,7 @@ def main() -> None:
     body = "\n".join(
         [
             f"{measured_on()}: `{command_line()}`. Each arm trains {opts.epochs} epochs, {opts.rounds} rounds "
-            "alternating; seconds per epoch are the median over all epochs of a round's runs (rank 0's clock), "
+            "alternating; seconds per epoch are the median over the epochs of all rounds (rank 0's clock), "
             "the ratio is against the one-process arm of the same run. Loss and accuracy are those of the last "
             "epoch of the last round: the same in both arms up to float rounding, since N processes sharing each "
             "batch make the updates of one process.",
