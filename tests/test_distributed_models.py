@@ -14,7 +14,7 @@ import torch
 import torch.multiprocessing as mp
 
 from tests.test_mnist import _tiny_mnist
-from unnparse.distributed import DistContext, rank_share
+from unnparse.distributed import DistContext, init_from_env, rank_share
 from unnparse.mnist.data import load_mnist
 from unnparse.mnist.model import MnistConfig
 from unnparse.seqcomplete.data import DataSpec, generate
@@ -150,3 +150,12 @@ def test_cli_nproc_relaunches_under_torchrun_and_rank_0_saves(tmp_path):
     )
     assert report.returncode == 0, report.stderr
     assert json.loads(report.stdout)["test_images"] == 10
+
+
+def test_more_processes_than_gpus_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="needs GPU 1, but it has 1"):
+        init_from_env(torch.device("cuda"))

@@ -46,12 +46,21 @@ class DistContext:
 
 
 def init_from_env(device: torch.device) -> DistContext:
-    """Join the process group described by torchrun's environment; a no-op (world size 1) without it."""
+    """Join the process group described by torchrun's environment; a no-op (world size 1) without it.
+
+    Raises:
+        ValueError: on CUDA, more processes on this machine than it has GPUs.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext(device=device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise ValueError(
+                f"process {local_rank} of this machine needs GPU {local_rank}, but it has "
+                f"{torch.cuda.device_count()}: start at most one process per GPU (--nproc, --nproc-per-node)"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         backend = "nccl"
