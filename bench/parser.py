@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -244,17 +245,15 @@ def main() -> None:
     for (tb, enc, k), m in zip(configs, minutes, strict=True):
         rows.append(measure_one(tb, enc, k, m, args.out, args.threads))
         print(table(rows), flush=True)
-    cmd = ".venv/bin/python bench/parser.py " + " ".join(sys.argv[1:])
+    cmd = ".venv/bin/python bench/parser.py " + shlex.join(sys.argv[1:])
     commands = f"Command: `{cmd}`"
     if args.skip_training:
         if args.trained_with:
             trained = ", ".join(f"`{c}`" for c in args.trained_with)
-            cmd = ".venv/bin/python bench/parser.py " + " ".join(
-                a for a in without_option(sys.argv[1:], "--trained-with")
-            )
+            cmd = ".venv/bin/python bench/parser.py " + shlex.join(without_option(sys.argv[1:], "--trained-with"))
         else:
-            argv = (a for a in sys.argv[1:] if a != "--skip-training")
-            trained = "`.venv/bin/python bench/parser.py " + " ".join(argv) + "`"
+            argv = [a for a in sys.argv[1:] if a != "--skip-training"]
+            trained = "`.venv/bin/python bench/parser.py " + shlex.join(argv) + "`"
         commands = f"Commands: {trained} (training), then `{cmd}` (measuring the trained models)"
     body = (
         f"Measured {date.today().isoformat()} on this machine ({os.cpu_count()} cores, torch {torch.__version__}), "
