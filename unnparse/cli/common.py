@@ -15,7 +15,16 @@ from rich.console import Console
 if TYPE_CHECKING:
     from unnparse.distributed import DistContext
 
-__all__ = ["USER_ERRORS", "Nproc", "err_console", "fail", "join_processes", "user_errors", "without_option"]
+__all__ = [
+    "USER_ERRORS",
+    "Nproc",
+    "err_console",
+    "fail",
+    "join_processes",
+    "relaunch_if_asked",
+    "user_errors",
+    "without_option",
+]
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -109,11 +118,18 @@ def join_processes(nproc: int, device: str) -> DistContext:
     Raises:
         ValueError: an unknown device, or CUDA asked for but not available.
     """
-    from unnparse.distributed import init_from_env, relaunch_with_torchrun
+    from unnparse.distributed import init_from_env
     from unnparse.runtime import resolve_device
 
     resolved = resolve_device(device)
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        argv = without_option(sys.argv[1:], "--nproc")
-        raise typer.Exit(relaunch_with_torchrun(nproc, argv, module="unnparse.cli.unn_app"))
+    relaunch_if_asked(nproc, module="unnparse.cli.unn_app")
     return init_from_env(resolved)
+
+
+def relaunch_if_asked(nproc: int, module: str = "unnparse") -> None:
+    """With ``--nproc N`` (N > 1) outside torchrun: run this command (``python -m module`` and this process's
+    arguments but ``--nproc``) again under torchrun in N processes and exit with their status."""
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from unnparse.distributed import relaunch_with_torchrun
+
+        raise typer.Exit(relaunch_with_torchrun(nproc, without_option(sys.argv[1:], "--nproc"), module=module))

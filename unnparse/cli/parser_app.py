@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from unnparse.cli.common import err_console, fail, user_errors, without_option
+from unnparse.cli.common import err_console, fail, relaunch_if_asked, user_errors
 
 if TYPE_CHECKING:
     import torch
@@ -188,15 +188,14 @@ def train(
     """Train a parser on a UD treebank; the best epoch on dev is kept in the model directory."""
     import torch
 
-    from unnparse.distributed import init_from_env, relaunch_with_torchrun, shutdown
+    from unnparse.distributed import init_from_env, shutdown
     from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import Parser, default_config, resolve_device
     from unnparse.parser.training import TrainOptions, epoch_table, train_parser
     from unnparse.parser.treebank import resolve_treebank
     from unnparse.runtime import precision_name, resolve_precision
 
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(relaunch_with_torchrun(nproc, without_option(sys.argv[1:], "--nproc")))
+    relaunch_if_asked(nproc)
     if threads:
         torch.set_num_threads(threads)
     if treebank is None and not train_files:
