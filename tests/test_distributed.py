@@ -12,6 +12,7 @@ import torch
 import torch.multiprocessing as mp
 
 from tests.parser_fixtures import conllu_text
+from unnparse.distributed import exit_process
 from unnparse.parser import training
 from unnparse.parser.conllu_data import read_conllu
 from unnparse.parser.parser import Parser, default_config
@@ -62,6 +63,7 @@ def _worker(rank: int, world: int, tmp: str, phase: str = "train") -> None:
         (Path(tmp) / f"{phase}-rank{rank}.json").write_text(json.dumps({"seen": seen, "digest": digest.hexdigest()}))
     finally:
         torch.distributed.destroy_process_group()
+    exit_process(0)
 
 
 def _compile_kernels() -> None:

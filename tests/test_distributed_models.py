@@ -14,7 +14,7 @@ import torch
 import torch.multiprocessing as mp
 
 from tests.test_mnist import _tiny_mnist
-from unnparse.distributed import DistContext, init_from_env, rank_share
+from unnparse.distributed import DistContext, exit_process, init_from_env, rank_share
 from unnparse.mnist.data import load_mnist
 from unnparse.mnist.model import MnistConfig
 from unnparse.seqcomplete.data import DataSpec, generate
@@ -71,6 +71,7 @@ def _worker(rank: int, world: int, tmp: str, job: str) -> None:
         (Path(tmp) / f"{job}-rank{rank}.json").write_text(json.dumps(record))
     finally:
         torch.distributed.destroy_process_group()
+    exit_process(0)
 
 
 def _spawn(tmp_path: Path, job: str) -> tuple[dict, dict]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 from torch import Tensor
@@ -19,6 +20,7 @@ from torch import Tensor
 __all__ = [
     "DistContext",
     "broadcast_parameters",
+    "exit_process",
     "init_from_env",
     "mean_gradients",
     "rank_share",
@@ -110,6 +112,15 @@ def mean_gradients(parameters: Sequence[torch.nn.Parameter], sums: Tensor, dist:
     for p, g in zip(parameters, grads, strict=True):
         p.grad = g
     return sums
+
+
+def exit_process(code: int = 0) -> NoReturn:
+    """End a finished distributed process now, its output flushed. After the process group is gone, torch's gloo
+    backend can still abort the interpreter's normal exit ("terminate called without an active exception"), and
+    torchrun would then report the whole run as failed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def shutdown() -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from unnparse.cli.common import Nproc, fail, join_processes
-from unnparse.distributed import shutdown
+from unnparse.distributed import exit_process, shutdown
 from unnparse.mnist.data import MnistDataError, load_mnist
 from unnparse.mnist.model import MnistConfig, untied_channels
 from unnparse.mnist.prototypes import write_prototypes
@@ -121,13 +121,14 @@ def train_command(
         _fail(err)
     finally:
         shutdown()
-    if not dist.is_main:
-        return
-    save_trained(output, result, options)
-    typer.echo(
-        f"{result.model.num_parameters()} parameters; best dev accuracy {result.best_dev_accuracy:.2f}% "
-        f"(epoch {result.best_epoch}); saved to {output}"
-    )
+    if dist.is_main:
+        save_trained(output, result, options)
+        typer.echo(
+            f"{result.model.num_parameters()} parameters; best dev accuracy {result.best_dev_accuracy:.2f}% "
+            f"(epoch {result.best_epoch}); saved to {output}"
+        )
+    if dist.distributed:
+        exit_process(0)
 
 
 @app.command("evaluate")

@@ -188,7 +188,7 @@ def train(
     """Train a parser on a UD treebank; the best epoch on dev is kept in the model directory."""
     import torch
 
-    from unnparse.distributed import init_from_env, shutdown
+    from unnparse.distributed import exit_process, init_from_env, shutdown
     from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import Parser, default_config, resolve_device
     from unnparse.parser.training import TrainOptions, epoch_table, train_parser
@@ -305,6 +305,8 @@ def train(
     if dist.is_main:
         err_console.print(epoch_table(result.history))
         err_console.print(f"best epoch {result.best_epoch} saved to {out_dir}")
+    if dist.distributed:
+        exit_process(0)
 
 
 @app.command()

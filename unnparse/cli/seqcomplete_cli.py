@@ -11,7 +11,7 @@ from typing import Annotated, NoReturn, Optional
 import typer
 
 from unnparse.cli.common import Nproc, fail, join_processes
-from unnparse.distributed import shutdown
+from unnparse.distributed import exit_process, shutdown
 from unnparse.model_files import ModelFileError
 from unnparse.runtime import set_threads
 from unnparse.seqcomplete.attention_plot import write_attention
@@ -132,11 +132,12 @@ def train_command(
         _fail(err)
     finally:
         shutdown()
-    if not dist.is_main:
-        return
-    save_trained(output, result, options)
-    n_params = sum(p.numel() for p in result.model.parameters())
-    typer.echo(f"{n_params} parameters; saved to {output}")
+    if dist.is_main:
+        save_trained(output, result, options)
+        n_params = sum(p.numel() for p in result.model.parameters())
+        typer.echo(f"{n_params} parameters; saved to {output}")
+    if dist.distributed:
+        exit_process(0)
 
 
 @app.command("evaluate")
