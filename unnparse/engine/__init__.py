@@ -12,6 +12,7 @@ A UNN is declared, not programmed::
 Observed variables are simply those the schedule never updates.
 """
 
+from unnparse.engine.dropout import Dropout, dropout_mask
 from unnparse.engine.factors import (
     ArcFactor,
     ArcHeadBiasFactor,
@@ -46,6 +47,7 @@ __all__ = [
     "Bilinear",
     "Contraction",
     "Conv2dFactor",
+    "Dropout",
     "Factor",
     "FixedOrder",
     "Inference",
@@ -61,6 +63,7 @@ __all__ = [
     "TraceStep",
     "TreeEntropy",
     "Variable",
+    "dropout_mask",
     "forward_backward",
     "signed_distance_buckets",
 ]

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from unnparse.engine.dropout import dropout_mask
 from unnparse.engine.factors import Factor
 from unnparse.engine.regularizers import Regularizer, TreeEntropy
 from unnparse.engine.schedules import Schedule
@@ -240,9 +241,8 @@ class UNN(nn.Module):
                 var = self.variables[name]
                 if self.training and var.dropout > 0:
                     if name not in masks:
-                        keep = 1.0 - var.dropout
                         gen = generator if generator is not None and generator.device == new.device else None
-                        masks[name] = torch.empty_like(new).bernoulli_(keep, generator=gen) / keep
+                        masks[name] = dropout_mask(new, var.dropout, generator=gen)
                     new = new * masks[name]
                 cur[name], pre[name] = new, z
                 if aux is not None:

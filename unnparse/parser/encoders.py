@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from unnparse.engine.dropout import Dropout
+
 __all__ = ["CharBiLSTM", "EncoderLoadError", "PaddedBiLSTM", "ScratchEncoder", "TransformerEncoder", "build_encoder"]
 
 
@@ -42,7 +44,7 @@ class PaddedBiLSTM(nn.Module):
         self.backward_layers = nn.ModuleList(
             nn.LSTM(input_dim if i == 0 else 2 * hidden, hidden, batch_first=True) for i in range(layers)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     @staticmethod
     def reversal_index(lengths: Tensor, width: int) -> Tensor:
@@ -58,17 +60,36 @@ class PaddedBiLSTM(nn.Module):
     def layer_outputs(self, x: Tensor, lengths: Tensor) -> list[Tensor]:
         """The output of every layer, first to last, each [B, T, 2·hidden]."""
         outputs = []
-        index = self.reversal_index(lengths.to(x.device), x.shape[1]).unsqueeze(-1)
+        index = self.reversal_index(lengths.to(x.device), x.shape[1])
+        rows = (index + torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]).reshape(-1)
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
             if i > 0:
                 x = self.dropout(x)
             ahead, _ = fwd(x)
-            flipped = x.gather(1, index.expand(-1, -1, x.shape[-1]))
-            back, _ = bwd(flipped)
-            back = back.gather(1, index.expand(-1, -1, back.shape[-1]))
+            back, _ = bwd(_SelfInversePermutation.apply(x, rows))
+            back = _SelfInversePermutation.apply(back, rows)
             x = torch.cat([ahead, back], dim=-1)
             outputs.append(x)
         return outputs
+
+
+class _SelfInversePermutation(torch.autograd.Function):
+    """``x`` [B, T, D] with its B·T positions permuted by ``rows`` (flat indices), a permutation that is its own
+    inverse (such as reversing each sequence within its length): the gradient is permuted by the same ``rows``.
+
+    Whole rows of D values move (``index_select``), where an element-wise ``gather`` would read a [B, T, D] index and
+    scatter-add its gradient: about 2.5x faster, forward and backward, on the CPU.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, rows: Tensor) -> Tensor:
+        ctx.save_for_backward(rows)
+        return x.reshape(-1, x.shape[-1]).index_select(0, rows).view(x.shape)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (rows,) = ctx.saved_tensors
+        return grad.reshape(-1, grad.shape[-1]).index_select(0, rows).view(grad.shape), None
 
 
 class CharBiLSTM(nn.Module):
@@ -124,7 +145,7 @@ class ScratchEncoder(nn.Module):
         self.char_lstm = CharBiLSTM(char_dim, char_filters // 2) if char_encoder == "lstm" else None
         char_filters = 2 * (char_filters // 2) if char_encoder == "lstm" else char_filters
         self.lstm = PaddedBiLSTM(word_dim + char_filters, hidden, layers=layers, dropout=dropout)
-        self.input_dropout = nn.Dropout(dropout)
+        self.input_dropout = Dropout(dropout)
         self.word_dropout = word_dropout
         self.output_dim = 2 * hidden
 

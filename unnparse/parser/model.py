@@ -22,6 +22,7 @@ from unnparse.engine import (
     ArcHeadBiasFactor,
     ArcPositionFactor,
     Bilinear,
+    Dropout,
     FixedOrder,
     NonNegativeSquaredNorm,
     SquaredNorm,
@@ -94,7 +95,7 @@ class ParserModel(nn.Module):
         hidden, rel_hidden = int(config["hidden"]), int(config["rel_hidden"])
         dropout = float(config["dropout"])
         self.single_root = bool(config.get("single_root", True))
-        self.x_dropout = nn.Dropout(dropout)
+        self.x_dropout = Dropout(dropout)
         self.unn = build_parser_unn(
             encoder.output_dim,
             hidden,
@@ -116,7 +117,7 @@ class ParserModel(nn.Module):
         self.rel_distance = int(config.get("rel_distance", 0))
         self.rel_distance_emb = nn.Embedding(N_DISTANCE_BUCKETS, self.rel_distance) if self.rel_distance else None
         self.rel_weight = nn.Parameter(torch.zeros(n_rels, rel_hidden + 1, rel_hidden + 1 + self.rel_distance))
-        self.rel_dropout = nn.Dropout(dropout)
+        self.rel_dropout = Dropout(dropout)
         # auxiliary tasks: predicting UPOS / XPOS / FEATS from X shapes the encoder towards syntax and morphology
         # (and fills those columns when parsing untagged text); no tags are ever an input
         sizes = {name: n for name, n in (tag_sizes or {}).items() if n > 0}
