@@ -16,15 +16,20 @@ from torch import Tensor, nn
 __all__ = ["Dropout", "dropout_mask"]
 
 
+def _checked(p: float) -> float:
+    """``p`` as a float, or ValueError when it is not a dropout probability in [0, 1)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), not {p}")
+    return float(p)
+
+
 def dropout_mask(like: Tensor, p: float, *, generator: torch.Generator | None = None) -> Tensor:
     """A mask shaped and typed as ``like``: ``1 / (1 - p)`` with probability ``1 - p``, else 0.
 
     The uniform numbers are drawn in float32 at least (a bfloat16 uniform has 8 bits and would bias the rate);
     ``generator`` must live on ``like``'s device (None: the global generator).
     """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1), not {p}")
-    keep = 1.0 - p
+    keep = 1.0 - _checked(p)
     draw_dtype = torch.promote_types(like.dtype, torch.float32) if like.is_floating_point() else torch.float32
     mask = torch.rand(like.shape, generator=generator, device=like.device, dtype=draw_dtype)
     mask = mask.lt_(keep).mul_(1.0 / keep)  # in place: 1.0 where kept, then scaled
@@ -40,9 +45,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), not {p}")
-        self.p = float(p)
+        self.p = _checked(p)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
