@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 from bench.parse_speed import time_unnparse  # noqa: E402
-from unnparse.parser.batching import token_budget_batches  # noqa: E402
+from unnparse.parser.batching import inference_batches, token_budget_batches  # noqa: E402
 from unnparse.parser.conllu_data import Sentence, read_conllu  # noqa: E402
 from unnparse.parser.features import Batch  # noqa: E402
 from unnparse.parser.parser import Parser, default_config  # noqa: E402
@@ -155,7 +155,7 @@ def unnparse_parse_parts(parser: Parser, sentences: Sequence[Sentence], batch_to
     """Seconds to parse ``sentences`` in memory, and its parts: batching, encoder, UNN, decoding."""
     model, device = parser.model.eval(), parser.device
     dtype = resolve_precision("auto", device)
-    idx = token_budget_batches([len(s) for s in sentences], batch_tokens, shuffle=False, n_buckets=1)
+    idx = inference_batches([len(s) for s in sentences], batch_tokens)
     feats = parser.featurizer
 
     def one_batch(b: list[int]) -> Batch:

@@ -1,9 +1,9 @@
 """Sequence-completion bench: learning curves of undirected self-attention (§4, App. B) on a reduced data set.
 
 Generates the data with `unn seqcomplete generate` (default: vocab 32, lengths 8..12 — the full configuration,
-vocab 64 and lengths 8..25 with d = 256, needs a GPU), trains each configuration with `unn seqcomplete train
---report-test` (test accuracy after every epoch), evaluates with `unn seqcomplete evaluate --json`, and writes its
-section of BENCHMARKS.md.
+vocab 64 and lengths 8..25 with d = 256, trains for hours on a CPU), trains each configuration with `unn
+seqcomplete train --report-test` (test accuracy after every epoch), evaluates with `unn seqcomplete evaluate
+--json`, and writes its section of BENCHMARKS.md.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/seqcomplete.py
     .venv/bin/python bench/seqcomplete.py --vocab 64 --max-length 25 --dim 256 --lr 1e-4 --epochs 30 --device cuda
@@ -105,9 +105,9 @@ def report(rows: list[dict], args: argparse.Namespace, gen: list[str], summary: 
         "```",
         "",
         f"Data: `{shlex.join(['unn', *gen])}` → {summary.split(': ', 1)[-1]}. A reduced version of the paper's "
-        "(vocab 64, lengths 8..25, d = 256; target ≥ 99.8% masked-token accuracy), which needs a GPU. Test "
-        "accuracy: percent of masked tokens of the test split predicted right (evaluation sweeps: k, or 3 for "
-        "`--random-iter`); *exact*: instances with every blank right.",
+        "(vocab 64, lengths 8..25, d = 256; target ≥ 99.8% masked-token accuracy), whose run takes hours on a CPU "
+        "(next section). Test accuracy: percent of masked tokens of the test split predicted right (evaluation "
+        "sweeps: k, or 3 for `--random-iter`); *exact*: instances with every blank right.",
         "",
         "| config | s/epoch | test acc | exact | learning curve: test acc after epoch 1, 2, … |",
         "|---|---|---|---|---|",

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from unnparse.parser.batching import shard_batches, shard_pass_weights, token_budget_batches
+from unnparse.parser.batching import inference_batches, shard_batches, shard_pass_weights, token_budget_batches
 
 
 def _lengths(n: int = 500, seed: int = 0) -> list[int]:
@@ -79,6 +79,38 @@ def test_edge_cases_and_validation() -> None:
         token_budget_batches([1, -2], 10, shuffle=False)
     with pytest.raises(ValueError):
         token_budget_batches([1, 2], 10, shuffle=False, n_buckets=0)
+
+
+@pytest.mark.parametrize("max_padding", [0.0, 0.25, 10.0])
+def test_inference_batches_cover_sorted_runs_within_budget_and_padding(max_padding: float) -> None:
+    lengths = _lengths() + [300, 0]
+    budget = 400
+    batches = inference_batches(lengths, budget, max_padding=max_padding)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert flat == sorted(range(len(lengths)), key=lambda i: (lengths[i], i))  # contiguous runs of the sorted order
+    for batch in batches:
+        real = sum(lengths[i] + 1 for i in batch)
+        assert len(batch) == 1 or _cost(batch, lengths) <= min(budget, (1 + max_padding) * real)
+    assert [len(lengths) - 2] in batches
+    if max_padding == 0.0:  # no padding at all: every batch holds one length
+        assert all(len({lengths[i] for i in batch}) == 1 for batch in batches)
+    assert inference_batches(lengths, budget, max_padding=max_padding) == batches
+
+
+def test_inference_batches_bound_the_padding_of_a_small_input() -> None:
+    """A small input under a large budget: the budget alone makes one batch, mostly padding; the bound does not."""
+    lengths = [5] * 40 + [60]
+    assert token_budget_batches(lengths, 10_000, shuffle=False, n_buckets=1) == [list(range(41))]
+    batches = inference_batches(lengths, 10_000)
+    assert batches == [list(range(40)), [40]]
+    greedy_single = inference_batches(lengths, 10_000, max_padding=float("inf"))
+    assert greedy_single == [list(range(41))]  # no bound: fewest, fullest batches, as before
+    assert inference_batches([], 100) == []
+    with pytest.raises(ValueError):
+        inference_batches([3], 0)
+    with pytest.raises(ValueError):
+        inference_batches([3], 10, max_padding=-0.5)
 
 
 def test_shard_batches() -> None:

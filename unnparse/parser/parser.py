@@ -18,7 +18,7 @@ from torch import Tensor
 
 import unnparse
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
-from unnparse.parser.batching import token_budget_batches
+from unnparse.parser.batching import inference_batches
 from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
 from unnparse.parser.encoders import TransformerEncoder, build_encoder
 from unnparse.parser.features import ROOT_CHAR, Featurizer
@@ -244,8 +244,8 @@ class Parser:
         dtype = resolve_precision(self.precision, device)
         lengths = [len(s) for s in chunk]
         rel_names = self.featurizer.rels.itos
-        # one bucket: sentences sorted by length, cut where the budget is reached (fewest, fullest batches)
-        for idx in token_budget_batches(lengths, batch_tokens, shuffle=False, n_buckets=1):
+        # sorted by length, cut where the budget is reached or padding would pass a quarter of the real positions
+        for idx in inference_batches(lengths, batch_tokens):
             with autocast(device, dtype):  # the UNN and the trees inside run in float32 regardless
                 pred = self._predict_batch([chunk[i] for i in idx], idx, marginals)
             heads_l, rels_l = pred.heads.cpu().tolist(), pred.rels.cpu().tolist()
