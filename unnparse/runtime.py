@@ -26,6 +26,7 @@ __all__ = [
     "autocast",
     "check_precision",
     "cpu_has_native_bf16",
+    "lstm_bfloat16_supported",
     "precision_name",
     "precision_warning",
     "resolve_device",
@@ -62,6 +63,25 @@ def cpu_has_native_bf16() -> bool:
         if check is not None and check():
             return True
     return False
+
+
+@functools.cache
+def lstm_bfloat16_supported(device_type: str) -> bool:
+    """Whether the fused LSTM kernels of ``device_type`` run forward and backward under bfloat16 autocast.
+
+    oneDNN's CPU LSTM has no bfloat16 kernel on x86 CPUs without AVX-512 and fails there; callers then run their
+    LSTMs in float32 (see :class:`unnparse.parser.encoders.PaddedBiLSTM`). Probed once per device type."""
+    if device_type != "cpu":
+        return True
+    lstm = torch.nn.LSTM(4, 4, batch_first=True)
+    x = torch.zeros(1, 2, 4, requires_grad=True)
+    try:
+        with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = lstm(x)
+        out.float().sum().backward()
+    except RuntimeError:
+        return False
+    return True
 
 
 def check_precision(name: str) -> str:

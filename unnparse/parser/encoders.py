@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from unnparse.engine.dropout import Dropout
+from unnparse.runtime import lstm_bfloat16_supported
 
 __all__ = ["CharBiLSTM", "EncoderLoadError", "PaddedBiLSTM", "ScratchEncoder", "TransformerEncoder", "build_encoder"]
 
@@ -60,16 +62,25 @@ class PaddedBiLSTM(nn.Module):
     def layer_outputs(self, x: Tensor, lengths: Tensor) -> list[Tensor]:
         """The output of every layer, first to last, each [B, T, 2·hidden]."""
         outputs = []
+        precision: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        device_type = x.device.type
+        if (
+            torch.is_autocast_enabled(device_type)
+            and torch.get_autocast_dtype(device_type) == torch.bfloat16
+            and not lstm_bfloat16_supported(device_type)
+        ):  # no bfloat16 LSTM kernel here: this encoder runs in float32
+            precision, x = torch.autocast(device_type, enabled=False), x.float()
         index = self.reversal_index(lengths.to(x.device), x.shape[1])
         rows = (index + torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]).reshape(-1)
-        for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
-            if i > 0:
-                x = self.dropout(x)
-            ahead, _ = fwd(x)
-            back, _ = bwd(_SelfInversePermutation.apply(x, rows))
-            back = _SelfInversePermutation.apply(back, rows)
-            x = torch.cat([ahead, back], dim=-1)
-            outputs.append(x)
+        with precision:
+            for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
+                if i > 0:
+                    x = self.dropout(x)
+                ahead, _ = fwd(x)
+                back, _ = bwd(_SelfInversePermutation.apply(x, rows))
+                back = _SelfInversePermutation.apply(back, rows)
+                x = torch.cat([ahead, back], dim=-1)
+                outputs.append(x)
         return outputs
 
 
