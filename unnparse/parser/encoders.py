@@ -68,7 +68,7 @@ class PaddedBiLSTM(nn.Module):
             torch.is_autocast_enabled(device_type)
             and torch.get_autocast_dtype(device_type) == torch.bfloat16
             and not lstm_bfloat16_supported(device_type)
-        ):  # no bfloat16 LSTM kernel here: this encoder runs in float32
+        ):  # no bfloat16 LSTM kernel here: the LSTMs run in float32
             precision, x = torch.autocast(device_type, enabled=False), x.float()
         index = self.reversal_index(lengths.to(x.device), x.shape[1])
         rows = (index + torch.arange(x.shape[0], device=x.device).unsqueeze(1) * x.shape[1]).reshape(-1)
