@@ -27,6 +27,12 @@ DEFAULT_BUCKETS = 32
 DEFAULT_MAX_PADDING = 0.25
 
 
+def _check_batch_tokens(batch_tokens: int) -> None:
+    """ValueError unless ``batch_tokens`` is a positive integer."""
+    if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
+        raise ValueError(f"batch_tokens must be a positive integer, not {batch_tokens!r}")
+
+
 def _buckets(order: list[int], lengths: Sequence[int], n_buckets: int) -> list[list[int]]:
     """Cut ``order`` (indices sorted by length) into at most ``n_buckets`` contiguous groups.
 
@@ -93,8 +99,7 @@ def token_budget_batches(
     Returns:
         List of batches, each a list of indices into ``lengths``; every index exactly once.
     """
-    if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
-        raise ValueError(f"batch_tokens must be a positive integer, not {batch_tokens!r}")
+    _check_batch_tokens(batch_tokens)
     if n_buckets is not None and (not isinstance(n_buckets, int) or n_buckets < 1):
         raise ValueError(f"n_buckets must be a positive integer or None, not {n_buckets!r}")
     for i, length in enumerate(lengths):
@@ -137,8 +142,7 @@ def inference_batches(
     keeps every batch's waste small, at the price of a few more batches. Deterministic; a sentence over the budget
     is a batch alone; every index appears exactly once.
     """
-    if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
-        raise ValueError(f"batch_tokens must be a positive integer, not {batch_tokens!r}")
+    _check_batch_tokens(batch_tokens)
     if not max_padding >= 0:
         raise ValueError(f"max_padding must be >= 0, not {max_padding!r}")
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
@@ -147,9 +151,8 @@ def inference_batches(
     real = 0
     for i in order:
         width = lengths[i] + 1  # sorted: the longest so far
-        if batch and (
-            width * (len(batch) + 1) > batch_tokens or width * (len(batch) + 1) > (1 + max_padding) * (real + width)
-        ):
+        padded = width * (len(batch) + 1)
+        if batch and (padded > batch_tokens or padded > (1 + max_padding) * (real + width)):
             batches.append(batch)
             batch, real = [], 0
         batch.append(i)
