@@ -14,6 +14,7 @@ import torch
 import torch.multiprocessing as mp
 
 from tests.test_mnist import _tiny_mnist
+from unnparse.checkpoints import CHECKPOINT
 from unnparse.distributed import DistContext, exit_process, init_from_env, rank_share
 from unnparse.mnist.data import load_mnist
 from unnparse.mnist.model import MnistConfig
@@ -61,17 +62,49 @@ def _worker(rank: int, world: int, tmp: str, job: str) -> None:
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"file://{tmp}/store-{job}", rank=rank, world_size=world)
     try:
-        module, config, data, options = _mnist_run(tmp) if job == "mnist" else _seq_run(tmp, budget=job == "budget")
-        seen: list[list[int]] = []
+        module, config, data, options = (
+            _mnist_run(tmp) if job.startswith("mnist") else _seq_run(tmp, budget=job == "budget")
+        )
         dist = DistContext(rank=rank, world_size=world)
-        result = module.train(config, data, options, dist=dist, on_batch=lambda idx: seen.append(idx.tolist()))
-        if rank == 0:
-            module.save_trained(Path(tmp) / f"model-{job}", result, options)
-        record = {"seen": seen, "digest": _digest(result.model), "history": len(result.history)}
-        (Path(tmp) / f"{job}-rank{rank}.json").write_text(json.dumps(record))
+        if job == "mnist-resume":
+            _mnist_resume(module, data, dist, Path(tmp))
+        else:
+            _train_and_record(job, module, config, data, options, dist, Path(tmp))
     finally:
         torch.distributed.destroy_process_group()
     exit_process(0)
+
+
+def _train_and_record(job: str, module, config, data, options, dist: DistContext, tmp: Path) -> None:
+    """Train (for "resume": interrupted after 3 updates, then continued from rank 0's checkpoint by both ranks);
+    record the indices each rank trained on, the weights' digest and the history's length."""
+    seen: list[list[int]] = []
+    kwargs = {}
+    if job == "resume":
+        kwargs = {"checkpoint": tmp / "resume" / CHECKPOINT}
+        cut = module.TrainOptions(**{**options.__dict__, "max_updates": 3})
+        module.train(config, data, cut, dist=dist, on_batch=lambda idx: seen.append(idx.tolist()), **kwargs)
+        torch.distributed.barrier()
+        kwargs["resume"] = True
+    result = module.train(config, data, options, dist=dist, on_batch=lambda idx: seen.append(idx.tolist()), **kwargs)
+    if dist.is_main:
+        module.save_trained(tmp / f"model-{job}", result, options)
+    record = {"seen": seen, "digest": _digest(result.model), "history": len(result.history)}
+    (tmp / f"{job}-rank{dist.rank}.json").write_text(json.dumps(record))
+
+
+def _mnist_resume(module, data, dist: DistContext, tmp: Path) -> None:
+    """Two epochs with dropout and random Y initialisations (random states of each rank's own), uninterrupted and
+    interrupted after the first epoch, then resumed from rank 0's checkpoint: the digests of both."""
+    config = MnistConfig(unn_iter=2, order="fb", y_init="random", dropout=0.3)
+    options = module.TrainOptions(epochs=2, lr=2e-3, batch_size=6, dev_size=20, device="cpu", progress=False)
+    whole = _digest(module.train(config, data, options, dist=dist).model)
+    ckpt = tmp / "mnist-resume" / CHECKPOINT
+    module.train(config, data, module.TrainOptions(**{**options.__dict__, "epochs": 1}), dist=dist, checkpoint=ckpt)
+    torch.distributed.barrier()
+    resumed = module.train(config, data, options, dist=dist, checkpoint=ckpt, resume=True)
+    record = {"whole": whole, "resumed": _digest(resumed.model)}
+    (tmp / f"mnist-resume-rank{dist.rank}.json").write_text(json.dumps(record))
 
 
 def _spawn(tmp_path: Path, job: str) -> tuple[dict, dict]:
@@ -113,6 +146,12 @@ def test_two_process_mnist_matches_one_process(tmp_path):
     _assert_same_as_one_process(module, config, data, options, tmp_path / "model-mnist")
 
 
+def test_two_process_mnist_resumes_with_every_ranks_random_state(tmp_path):
+    _tiny_mnist(tmp_path / "mnist", n_train=63, n_test=5)
+    r0, r1 = _spawn(tmp_path, "mnist-resume")
+    assert r0["resumed"] == r0["whole"] and r1["resumed"] == r1["whole"]
+
+
 def test_two_process_seqcomplete_matches_one_process(tmp_path):
     r0, r1 = _spawn(tmp_path, "seq")
     module, config, data, options = _seq_run(str(tmp_path))
@@ -125,6 +164,15 @@ def test_two_process_seqcomplete_matches_one_process(tmp_path):
         assert set(part0) | set(part1) == train_idx and len(part0) + len(part1) == len(train_idx)
     assert r0["digest"] == r1["digest"]
     _assert_same_as_one_process(module, config, data, options, tmp_path / "model-seq")
+
+
+def test_two_process_seqcomplete_resumes_from_rank_0s_checkpoint(tmp_path):
+    r0, r1 = _spawn(tmp_path, "resume")
+    module, config, data, options = _seq_run(str(tmp_path))
+    n_batches = -(-len(data.split("train")) // options.batch_size)
+    assert len(r0["seen"]) == 2 * n_batches and len(r1["seen"]) == 2 * (n_batches - 1)  # no batch twice, none lost
+    assert r0["digest"] == r1["digest"]
+    _assert_same_as_one_process(module, config, data, options, tmp_path / "model-resume")
 
 
 def test_two_process_seqcomplete_time_budget_is_rank_0s(tmp_path):

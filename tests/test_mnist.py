@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
+from unnparse.checkpoints import CHECKPOINT, CheckpointError
 from unnparse.cli.mnist_cli import app
 from unnparse.mnist.data import FILES, MnistDataError, download_mnist, load_mnist, read_idx, split_dev
 from unnparse.mnist.model import MnistConfig, MnistUNN, count_parameters
@@ -200,6 +201,25 @@ def test_train_save_load_same_predictions(tmp_path):
     assert saved["kind"] == "mnist" and saved["training"]["best_epoch"] == result.best_epoch
 
 
+def test_resume_continues_exactly_as_the_uninterrupted_run(tmp_path):
+    data = load_mnist(_tiny_mnist(tmp_path / "mnist"), download=False)
+    config = MnistConfig(unn_iter=2, y_init="random", dropout=0.3)  # random states matter: dropout, Y's init
+    options = TrainOptions(epochs=3, batch_size=16, dev_size=10, device="cpu", progress=False, lr=3e-3)
+    whole = train(config, data, options)
+    ckpt = tmp_path / "run" / CHECKPOINT
+    train(config, data, TrainOptions(**{**options.__dict__, "epochs": 1}), checkpoint=ckpt)
+    resumed = train(config, data, options, checkpoint=ckpt, resume=True)
+    torch.testing.assert_close(resumed.model.state_dict(), whole.model.state_dict(), atol=0, rtol=0)
+    assert resumed.best_epoch == whole.best_epoch
+    assert [(h.epoch, h.loss, h.dev_accuracy) for h in resumed.history] == [
+        (h.epoch, h.loss, h.dev_accuracy) for h in whole.history
+    ]
+    with pytest.raises(CheckpointError, match="had batch_size 16, not 8"):
+        train(config, data, TrainOptions(**{**options.__dict__, "batch_size": 8}), checkpoint=ckpt, resume=True)
+    with pytest.raises(CheckpointError, match="had dropout 0.3, not 0.0"):
+        train(MnistConfig(unn_iter=2, y_init="random"), data, options, checkpoint=ckpt, resume=True)
+
+
 def test_png_writer_matches_grid_size():
     pixels = torch.arange(6 * 5, dtype=torch.uint8).view(6, 5).numpy()
     assert _png_size(encode_png(pixels)) == (5, 6, 1)
@@ -218,6 +238,13 @@ def test_cli_train_evaluate_prototypes(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "50026 parameters" in result.stdout
+    resume = ["train", *common, "--output", str(model), "--unn-iter", "2", "--epochs", "2", "--batch-size", "16"]
+    result = runner.invoke(app, [*resume, "--dev-size", "10", "--device", "cpu", "--no-progress", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "resuming from" in result.stderr and "epoch 2:" in result.stderr and "epoch 1:" not in result.stderr
+    assert len(json.loads((model / "config.json").read_text())["training"]["history"]) == 2
+    result = runner.invoke(app, [*resume, "--dev-size", "12", "--device", "cpu", "--no-progress", "--resume"])
+    assert result.exit_code == 1 and "had dev_size 10, not 12" in result.stderr
     result = runner.invoke(app, ["evaluate", "--model", str(model), *common, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
+from unnparse.checkpoints import CHECKPOINT, CheckpointError
 from unnparse.cli.seqcomplete_cli import app
 from unnparse.engine import FixedOrder
 from unnparse.seqcomplete.data import (
@@ -24,7 +25,13 @@ from unnparse.seqcomplete.data import (
     save_dataset,
 )
 from unnparse.seqcomplete.model import SeqCompletionUNN, SeqConfig, sinusoidal_positions
-from unnparse.seqcomplete.train import TrainOptions, evaluate, load_model, save_trained, train
+from unnparse.seqcomplete.train import (
+    TrainOptions,
+    evaluate,
+    load_model,
+    save_trained,
+    train,
+)
 
 DT = torch.float64
 TINY = DataSpec(vocab=12, min_length=4, max_length=6, mask_ratio=0.34)
@@ -149,6 +156,68 @@ def test_learning_curve_by_updates_and_time_budget():
     assert len(stopped.history) == 1
 
 
+def _resume_setup(tmp_path, **overrides):
+    """Data, a config with random orders and sweep counts (the order generator matters), options of 2 epochs."""
+    data = generate(TINY)
+    config = SeqConfig(vocab=12, dim=8, order="random", random_iter=True)
+    settings = {"epochs": 2, "lr": 3e-3, "batch_size": 32, "device": "cpu", "progress": False, "eval_every": 3}
+    return data, config, TrainOptions(**{**settings, **overrides}), tmp_path / CHECKPOINT
+
+
+@pytest.mark.parametrize("cut", ["mid-epoch", "epoch-end"])
+def test_resume_continues_exactly_as_the_uninterrupted_run(tmp_path, cut):
+    data, config, options, ckpt = _resume_setup(tmp_path, checkpoint_every=2)
+    n_batches = -(-len(data.split("train")) // 32)
+    whole = train(config, data, options)
+    stop_at = n_batches + 2 if cut == "mid-epoch" else n_batches  # updates before the interruption
+    first = train(config, data, TrainOptions(**{**options.__dict__, "max_updates": stop_at}), checkpoint=ckpt)
+    assert ckpt.is_file() and sum(h.complete for h in first.history) == stop_at // n_batches
+    resumed = train(config, data, options, checkpoint=ckpt, resume=True)
+    torch.testing.assert_close(resumed.model.state_dict(), whole.model.state_dict(), atol=0, rtol=0)
+    assert [c.updates for c in resumed.curve] == [c.updates for c in whole.curve]
+    assert [c.test_accuracy for c in resumed.curve] == [c.test_accuracy for c in whole.curve]
+    assert [(h.epoch, h.loss, h.complete) for h in resumed.history] == [(h.epoch, h.loss, True) for h in whole.history]
+    # a finished run is extended by more epochs as if they had been asked for from the start
+    longer = TrainOptions(**{**options.__dict__, "epochs": 3})
+    extended = train(config, data, longer, checkpoint=ckpt, resume=True)
+    torch.testing.assert_close(extended.model.state_dict(), train(config, data, longer).model.state_dict())
+    assert len(extended.history) == 3
+
+
+def test_resume_refuses_other_settings_and_damaged_checkpoints(tmp_path):
+    data, config, options, ckpt = _resume_setup(tmp_path, epochs=1)
+    with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
+        train(config, data, options, checkpoint=ckpt, resume=True)
+    train(config, data, options, checkpoint=ckpt)
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt: the interrupted run had dim 8, not 16"):
+        train(
+            SeqConfig(vocab=12, dim=16, order="random", random_iter=True), data, options, checkpoint=ckpt, resume=True
+        )
+    other = TrainOptions(**{**options.__dict__, "batch_size": 16})
+    with pytest.raises(CheckpointError, match="had batch_size 32, not 16"):
+        train(config, data, other, checkpoint=ckpt, resume=True)
+    bigger = generate(DataSpec(vocab=12, min_length=4, max_length=7, mask_ratio=0.34))
+    with pytest.raises(CheckpointError, match="had data max_length 6, not 7"):
+        train(config, bigger, options, checkpoint=ckpt, resume=True)
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
+        train(config, data, options, checkpoint=ckpt, resume=True)
+
+
+def test_resume_takes_the_new_learning_rate_and_init_state_the_given_weights(tmp_path):
+    data, config, options, ckpt = _resume_setup(tmp_path, epochs=1)
+    trained = train(config, data, options, checkpoint=ckpt)
+    frozen = TrainOptions(**{**options.__dict__, "epochs": 2, "lr": 0.0})
+    resumed = train(config, data, frozen, checkpoint=ckpt, resume=True)  # a second epoch at learning rate 0
+    torch.testing.assert_close(resumed.model.state_dict(), trained.model.state_dict(), atol=0, rtol=0)
+    started = train(
+        config, data, TrainOptions(**{**options.__dict__, "lr": 0.0}), init_state=trained.model.state_dict()
+    )
+    torch.testing.assert_close(started.model.state_dict(), trained.model.state_dict(), atol=0, rtol=0)
+    fresh = train(config, data, TrainOptions(**{**options.__dict__, "lr": 0.0}))
+    assert not torch.equal(fresh.model.embedding.weight, trained.model.embedding.weight)
+
+
 def _png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
@@ -200,3 +269,33 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.exit_code == 1 and "x.npz: missing" in result.stderr
     result = runner.invoke(app, ["generate", "--output", str(tmp_path / "g.npz"), "--min-length", "30"])
     assert result.exit_code == 2
+
+
+def test_cli_resume_and_init_from(tmp_path):
+    runner = CliRunner()
+    data, model = tmp_path / "seq.npz", tmp_path / "model"
+    save_dataset(data, generate(TINY))
+    common = ["--data", str(data), "--dim", "8", "--device", "cpu", "--no-progress", "--lr", "3e-3"]
+    result = runner.invoke(app, ["train", *common, "--output", str(model), "--epochs", "2", "--max-updates", "3"])
+    assert result.exit_code == 0, result.output
+    assert "stopped after 3 updates" in result.stderr and (model / CHECKPOINT).is_file()
+    result = runner.invoke(app, ["train", *common, "--output", str(model), "--epochs", "2", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "resuming from" in result.stderr and "3 updates done" in result.stderr
+    history = json.loads((model / "config.json").read_text())["training"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and all(h["complete"] for h in history)
+    result = runner.invoke(app, ["train", *common, "--output", str(tmp_path / "new"), "--resume"])
+    assert result.exit_code == 1 and "no checkpoint to resume from" in result.stderr
+    assert result.stderr.count("\n") == 1
+    result = runner.invoke(
+        app, ["train", *common[:2], *common[4:], "--output", str(tmp_path / "ft"), "--init-from", str(model)]
+    )
+    assert result.exit_code == 0, result.output  # the dimension comes from the model
+    assert load_model(tmp_path / "ft").config.dim == 8
+    result = runner.invoke(
+        app, ["train", *common, "--output", str(tmp_path / "ft"), "--init-from", str(model), "--resume"]
+    )
+    assert result.exit_code == 2
+    wrong = ["train", "--data", str(data), "--dim", "16", "--output", str(tmp_path / "x"), "--init-from", str(model)]
+    result = runner.invoke(app, wrong)
+    assert result.exit_code == 1 and "has dim 8, not 16" in result.stderr

@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from unnparse.checkpoints import CHECKPOINT
 from unnparse.cli.common import Nproc, fail, join_processes
 from unnparse.distributed import exit_process, shutdown
 from unnparse.mnist.data import MnistDataError, load_mnist
@@ -82,6 +83,14 @@ def train_command(
     ] = None,
     device: Device = "auto",
     threads: Threads = 0,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help=f"continue the interrupted or finished run in OUTPUT from its {CHECKPOINT}, written after every "
+            "epoch (same options and data; more --epochs extend it, --lr may change)",
+        ),
+    ] = False,
     nproc: Nproc = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
 ) -> None:
@@ -116,7 +125,7 @@ def train_command(
                 f"untied baseline: {unn_iter} unrolled sweeps, channels H1={c1}, H2={c2}, "
                 "forward-only (no prototype loss)"
             )
-        result = train(config, data, options, dist=dist)
+        result = train(config, data, options, dist=dist, checkpoint=output / CHECKPOINT, resume=resume)
     except (MnistDataError, ValueError) as err:
         _fail(err)
     finally:

@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
+from unnparse.checkpoints import CHECKPOINT, CheckpointError
 from unnparse.cli.common import Nproc, fail, join_processes
 from unnparse.distributed import exit_process, shutdown
 from unnparse.model_files import ModelFileError
@@ -76,7 +77,10 @@ def train_command(
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Adam learning rate")] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
-    dim: Annotated[int, typer.Option("--dim", min=2, help="hidden size d (even)")] = 256,
+    dim: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--dim", min=2, help="hidden size d (even) [default: 256, or the --init-from model's]"),
+    ] = None,
     clip: Annotated[float, typer.Option("--clip", min=0.0, help="gradient norm clipping (0: off)")] = 10.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Device = "auto",
@@ -96,6 +100,30 @@ def train_command(
         Optional[float],  # noqa: UP045
         typer.Option("--max-minutes", min=0.0, help="stop after this much training time (evaluations not counted)"),
     ] = None,
+    max_updates: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--max-updates", min=1, help="stop after this many updates in all"),
+    ] = None,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option(
+            "--checkpoint-every",
+            min=0,
+            help=f"write OUTPUT/{CHECKPOINT} every N updates (also after every epoch and when stopping; 0: only then)",
+        ),
+    ] = 1000,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help=f"continue the interrupted or finished run in OUTPUT from its {CHECKPOINT} (same options and data; "
+            "more --epochs, --max-minutes or --max-updates extend it, --lr may change)",
+        ),
+    ] = False,
+    init_from: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--init-from", help="start from this model's weights (fresh optimizer), e.g. to fine-tune"),
+    ] = None,
     nproc: Nproc = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
 ) -> None:
@@ -104,12 +132,25 @@ def train_command(
     With --nproc N (or under torchrun) each of N processes takes its share of every batch of --batch-size instances.
     """
     set_threads(threads)
+    if resume and init_from is not None:
+        raise typer.BadParameter("--resume continues a run; --init-from starts a new one: give one of them")
+    init_state = None
     try:
         dataset = load_dataset(data)
+        vocab = dataset.spec.vocab
+        if init_from is not None:
+            start = load_model(init_from)
+            if dim is not None and dim != start.config.dim:
+                raise SeqDataError(f"{init_from}: the model has dim {start.config.dim}, not {dim}")
+            if dataset.spec.vocab > start.config.vocab:
+                raise SeqDataError(
+                    f"{data}: vocabulary 1..{dataset.spec.vocab} exceeds that of {init_from} (1..{start.config.vocab})"
+                )
+            vocab, dim, init_state = start.config.vocab, start.config.dim, start.state_dict()
         config = SeqConfig(
-            vocab=dataset.spec.vocab, dim=dim, unn_iter=unn_iter, order=order.value, random_iter=random_iter, seed=seed
+            vocab=vocab, dim=dim or 256, unn_iter=unn_iter, order=order.value, random_iter=random_iter, seed=seed
         )
-    except SeqDataError as err:
+    except (SeqDataError, ModelFileError) as err:
         _fail(err)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
@@ -123,12 +164,16 @@ def train_command(
         eval_each_epoch=report_test,
         eval_every=eval_every,
         max_minutes=max_minutes,
+        max_updates=max_updates,
+        checkpoint_every=checkpoint_every,
         progress=progress,
     )
     try:
         dist = join_processes(nproc, device)
-        result = train(config, dataset, options, dist=dist)
-    except ValueError as err:
+        result = train(
+            config, dataset, options, dist=dist, checkpoint=output / CHECKPOINT, resume=resume, init_state=init_state
+        )
+    except (CheckpointError, ValueError) as err:
         _fail(err)
     finally:
         shutdown()

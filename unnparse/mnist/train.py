@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +22,13 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
+from unnparse.checkpoints import (
+    check_signature,
+    gather_rank_states,
+    read_checkpoint,
+    restore_rank_state,
+    write_checkpoint,
+)
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
 from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
@@ -133,6 +141,8 @@ def train(
     console: Console | None = None,
     dist: DistContext | None = None,
     on_batch: Callable[[Tensor], None] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train a model on ``data.train_*`` minus a seeded dev split; keep the parameters of the best dev epoch.
 
@@ -140,7 +150,16 @@ def train(
     ``batch_size`` images and trains on its own share of each (:func:`rank_share`); one all-reduce per step makes
     the update that of the whole batch, so the run follows the one-process run. Only rank 0 evaluates on dev,
     reports and keeps the best epoch. ``on_batch`` receives the training-image indices of each of this rank's
-    shares (for tests)."""
+    shares (for tests).
+
+    ``checkpoint``: a file that rank 0 writes after every epoch (weights, the best epoch's weights, optimizer,
+    every rank's random states). With ``resume`` the run continues from it as the uninterrupted run would have;
+    more ``epochs`` extend a finished run, and the learning rate is ``options.lr``.
+
+    Raises:
+        CheckpointError: ``resume`` without a readable checkpoint of this configuration, data, batch size, seed
+            and number of processes.
+    """
     console = console or Console(stderr=True)
     dist = dist or DistContext(device=resolve_device(options.device))
     device = dist.device
@@ -163,8 +182,33 @@ def train(
     best_state: dict[str, Tensor] | None = None
     n_batches = -(-len(train_idx) // options.batch_size)
     show = options.progress and dist.is_main
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    signature = {
+        **config.to_dict(),
+        **{k: getattr(options, k) for k in ("batch_size", "gamma", "seed", "dev_size", "train_limit")},
+        "training images": len(data.train_labels),
+        "processes": dist.world_size,
+    }
+    start_epoch = 1
+    if resume:
+        if ckpt is None:
+            raise ValueError("resume needs a checkpoint path")
+        state, meta = read_checkpoint(ckpt)
+        check_signature(ckpt, meta["signature"], signature)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:
+            group["lr"] = options.lr
+        if dist.is_main:  # the only rank that keeps the best epoch
+            best_state = {k: v.to(device) for k, v in state["best"].items()}
+        restore_rank_state(state["ranks"], dist, [shuffle, y_init])
+        start_epoch = meta["epoch"] + 1
+        result.best_epoch, result.best_dev_accuracy = meta["best_epoch"], meta["best_dev_accuracy"]
+        if dist.is_main:
+            result.history = [EpochStats(**h) for h in meta["history"]]
+            console.print(f"resuming from {ckpt} after epoch {meta['epoch']}")
     with training_progress(enabled=show, unit="img", console=console) as progress:
-        for epoch in range(1, options.epochs + 1):
+        for epoch in range(start_epoch, options.epochs + 1):
             task = progress.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, loss=0.0, speed=0.0)
             model.train()
             start, data_seconds, seen, shown = time.perf_counter(), 0.0, 0, 0.0
@@ -193,6 +237,7 @@ def train(
                 progress.update(task, advance=1, loss=shown, speed=seen / max(elapsed, 1e-9))
             total_loss = float(loss_sum)
             seconds = time.perf_counter() - start
+            rank_states = gather_rank_states(dist, [shuffle, y_init]) if ckpt is not None else None
             if not dist.is_main:
                 continue
             dev = accuracy(model, data.train_images[dev_idx], data.train_labels[dev_idx])
@@ -205,6 +250,16 @@ def train(
             if best_state is None or dev > result.best_dev_accuracy:
                 result.best_epoch, result.best_dev_accuracy = epoch, dev
                 best_state = copy.deepcopy(model.state_dict())
+            if ckpt is not None and best_state is not None:
+                meta = {
+                    "signature": signature,
+                    "epoch": epoch,
+                    "history": [asdict(h) for h in result.history],
+                    "best_epoch": result.best_epoch,
+                    "best_dev_accuracy": result.best_dev_accuracy,
+                }
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "best": best_state}
+                write_checkpoint(ckpt, {**state, "ranks": rank_states}, meta)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from unnparse.checkpoints import CHECKPOINT
 from unnparse.io_utils import atomic_output, atomic_write_text
 from unnparse.parser.batching import shard_batches, shard_pass_weights, token_budget_batches
 from unnparse.parser.conllu_data import Sentence
@@ -33,7 +34,6 @@ from unnparse.runtime import adam, autocast, denormals_flushed, precision_name, 
 
 __all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "train_parser"]
 
-CHECKPOINT = "checkpoint.pt"
 METRICS_LOG = "metrics.json"
 
 

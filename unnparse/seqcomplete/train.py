@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
+from unnparse.checkpoints import check_signature, read_checkpoint, write_checkpoint
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
 from unnparse.runtime import adam, denormals_flushed, resolve_device, synchronize, training_progress
@@ -48,6 +50,11 @@ class TrainOptions:
     eval_every: int = 0
     #: stop after this much training time (evaluations not counted), checked after every update
     max_minutes: float | None = None
+    #: stop after this many updates in all (None: no limit)
+    max_updates: int | None = None
+    #: write the checkpoint every this many updates, besides at the end of every epoch and when stopping (0: only
+    #: there); needs a checkpoint path (see :func:`train`)
+    checkpoint_every: int = 1000
     progress: bool = True
 
 
@@ -60,6 +67,8 @@ class EpochStats:
     train_accuracy: float
     seconds: float
     test_accuracy: float | None = None
+    #: False for an epoch cut short by ``max_minutes`` or ``max_updates`` (then its figures cover the part done)
+    complete: bool = True
 
 
 @dataclass
@@ -118,6 +127,29 @@ def evaluate(model: SeqCompletionUNN, data: SeqDataset, index: Tensor, batch_siz
     return Score(100.0 * correct / max(total, 1), 100.0 * exact / max(n, 1), total, n)
 
 
+@dataclass
+class _Position:
+    """Where a run stands: what a checkpoint stores besides the tensors (JSON-able)."""
+
+    epoch: int = 1  # the epoch in progress
+    batch: int = 0  # batches of that epoch done
+    updates: int = 0
+    trained: float = 0.0  # seconds of training before this epoch, evaluations left out
+    epoch_seconds: float = 0.0  # seconds of training in this epoch so far
+    seen: int = 0  # instances of this epoch so far
+
+
+def _run_signature(config: SeqConfig, data: SeqDataset, options: TrainOptions) -> dict[str, Any]:
+    """What must not change between a run and its continuation (the batches and the model depend on it)."""
+    return {
+        **config.to_dict(),
+        **{f"data {k}": v for k, v in asdict(data.spec).items()},
+        "data instances": len(data),
+        "batch_size": options.batch_size,
+        "seed": options.seed,
+    }
+
+
 @denormals_flushed
 def train(
     config: SeqConfig,
@@ -127,6 +159,9 @@ def train(
     console: Console | None = None,
     dist: DistContext | None = None,
     on_batch: Callable[[Tensor], None] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    init_state: dict[str, Tensor] | None = None,
 ) -> TrainResult:
     """Train on the train split of ``data`` for ``options.epochs`` epochs; return the final model.
 
@@ -134,12 +169,24 @@ def train(
     the same sweep counts and orders) and trains on its own share of each batch (:func:`rank_share`); one
     all-reduce per step makes the update that of the whole batch, so the run follows the one-process run. Only
     rank 0 evaluates and reports; its clock decides ``max_minutes`` for all. ``on_batch`` receives the instance
-    indices of each of this rank's shares (for tests)."""
+    indices of each of this rank's shares (for tests).
+
+    ``checkpoint``: a file that rank 0 keeps up to date (weights, optimizer, random states, position in the
+    epoch; see ``options.checkpoint_every``). With ``resume`` the run continues from it: the same batches, sweeps
+    and updates as the uninterrupted run, so that more ``epochs``, ``max_minutes`` or ``max_updates`` extend a
+    finished run; the learning rate is ``options.lr`` (it may differ from the interrupted run's). ``init_state``:
+    weights to start from instead of random ones (a fresh optimizer; see ``--init-from``).
+
+    Raises:
+        CheckpointError: ``resume`` without a readable checkpoint of this configuration, data and batch size.
+    """
     console = console or Console(stderr=True)
     dist = dist or DistContext(device=resolve_device(options.device))
     device = dist.device
     torch.manual_seed(options.seed)
     model = SeqCompletionUNN(config).to(device)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     broadcast_parameters(model, dist)
     optimizer = adam(model.parameters(), lr=options.lr)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -148,17 +195,72 @@ def train(
     train_idx, test_idx = data.split("train"), data.split("test")
     n_batches = -(-len(train_idx) // options.batch_size)
     result = TrainResult(model)
+    pos = _Position()
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # masked, loss, correct; read back rarely
+    signature = _run_signature(config, data, options)
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    epoch_shuffle = shuffle.get_state()  # the state that draws the epoch's permutation
+    if resume:
+        if ckpt is None:
+            raise ValueError("resume needs a checkpoint path")
+        state, meta = read_checkpoint(ckpt)
+        check_signature(ckpt, meta["signature"], signature)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:
+            group["lr"] = options.lr
+        epoch_shuffle = state["shuffle"]
+        order.set_state(state["order"])
+        torch.set_rng_state(state["rng"])
+        totals = state["totals"].to(device=device, dtype=torch.float64)
+        pos = _Position(**meta["position"])
+        result.history = [EpochStats(**h) for h in meta["history"]]
+        result.curve = [CurvePoint(**c) for c in meta["curve"]]
+        if dist.is_main:
+            console.print(f"resuming from {ckpt}: epoch {pos.epoch}, {pos.updates} updates done")
+
+    def save_checkpoint() -> None:
+        if ckpt is None or not dist.is_main:
+            return
+        meta = {
+            "signature": signature,
+            "position": asdict(pos),
+            "history": [asdict(h) for h in result.history],
+            "curve": [asdict(c) for c in result.curve],
+        }
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "shuffle": epoch_shuffle,
+            "order": order.get_state(),
+            "rng": torch.get_rng_state(),
+            "totals": totals.cpu(),
+        }
+        write_checkpoint(ckpt, state, meta)
+
+    def out_of_budget(updates: int, seconds: float) -> str | None:
+        """The option whose budget ``updates`` updates in ``seconds`` of training have used up, if any."""
+        if options.max_updates is not None and updates >= options.max_updates:
+            return "--max-updates"
+        if options.max_minutes is not None and seconds >= 60 * options.max_minutes:
+            return "--max-minutes"
+        return None
+
     show = options.progress and dist.is_main
-    updates, trained, out_of_time = 0, 0.0, False  # trained: seconds of training, evaluations left out
+    spent = out_of_budget(pos.updates, pos.trained + pos.epoch_seconds) if resume else None  # checked after updates
+    stopped = spent is not None
     with training_progress(enabled=show, unit="seq", console=console) as progress:
-        for epoch in range(1, options.epochs + 1):
-            task = progress.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, loss=0.0, speed=0.0)
+        while pos.epoch <= options.epochs and not stopped:
+            epoch = pos.epoch
+            task = progress.add_task(
+                f"epoch {epoch}/{options.epochs}", total=n_batches, completed=pos.batch, loss=0.0, speed=0.0
+            )
             model.train()
-            start, seen, shown = time.perf_counter(), 0, 0.0
-            totals = torch.zeros(3, dtype=torch.float64, device=device)  # masked, loss, correct; read back rarely
-            evaluating = 0.0  # seconds of this epoch spent in evaluations
+            # seconds of this epoch before this process took it over (a resumed run), evaluations left out
+            start, evaluating, shown = time.perf_counter() - pos.epoch_seconds, 0.0, 0.0
+            shuffle.set_state(epoch_shuffle)
             perm = train_idx[torch.randperm(len(train_idx), generator=shuffle)]
-            for b in range(n_batches):
+            for b in range(pos.batch, n_batches):
                 global_index = perm[b * options.batch_size : (b + 1) * options.batch_size]
                 index, weight = rank_share(global_index, dist)
                 if on_batch is not None and weight:
@@ -171,51 +273,69 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 (loss * weight).backward()
                 stop = 0.0
-                if options.max_minutes is not None and dist.is_main:
-                    spent = trained + time.perf_counter() - start - evaluating
-                    stop = float(spent >= 60 * options.max_minutes)
+                if dist.is_main:  # rank 0 decides for all (its clock)
+                    spent = out_of_budget(pos.updates + 1, pos.trained + time.perf_counter() - start - evaluating)
+                    stop = float(spent is not None)
                 sums = torch.stack([n_masked.float(), loss.detach().float(), n_correct.float()]) * weight
                 sums = mean_gradients(params, torch.cat([sums, sums.new_full((1,), stop)]), dist)
                 if options.clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, options.clip)
                 optimizer.step()
                 totals += sums[:3].double()
-                seen += len(global_index)
-                updates += 1
+                pos.seen += len(global_index)
+                pos.updates += 1
+                pos.batch = b + 1
                 if show and ((b + 1) % 20 == 0 or b + 1 == n_batches):
                     shown = float(totals[1] / totals[0].clamp_min(1))
                 now = time.perf_counter()
-                epoch_seconds = now - start - evaluating  # of training in this epoch, evaluations left out
-                progress.update(task, advance=1, loss=shown, speed=seen / max(epoch_seconds, 1e-9))
-                if options.eval_every and updates % options.eval_every == 0 and dist.is_main:
+                pos.epoch_seconds = now - start - evaluating  # of training in this epoch, evaluations left out
+                progress.update(task, advance=1, loss=shown, speed=pos.seen / max(pos.epoch_seconds, 1e-9))
+                if options.eval_every and pos.updates % options.eval_every == 0 and dist.is_main:
                     synchronize(device)
                     now = time.perf_counter()
-                    epoch_seconds = now - start - evaluating
-                    point = CurvePoint(updates, trained + epoch_seconds, evaluate(model, data, test_idx).accuracy)
+                    pos.epoch_seconds = now - start - evaluating
+                    accuracy = evaluate(model, data, test_idx).accuracy
+                    point = CurvePoint(pos.updates, pos.trained + pos.epoch_seconds, accuracy)
                     model.train()
                     result.curve.append(point)
                     progress.console.print(
-                        f"update {updates}: test acc {point.test_accuracy:.2f}% after {point.seconds:.1f} s of training"
+                        f"update {pos.updates}: test acc {accuracy:.2f}% after {point.seconds:.1f} s of training"
                     )
                     evaluating += time.perf_counter() - now
-                if options.max_minutes is not None and (float(sums[3]) > 0 if dist.distributed else stop):
-                    out_of_time = True
+                stopped = float(sums[3]) > 0 if dist.distributed else bool(stop)
+                if stopped:
                     break
-            masked, total_loss, correct = totals.tolist()
-            seconds = time.perf_counter() - start - evaluating
-            trained += seconds
-            if dist.is_main:
-                stats = EpochStats(epoch, total_loss / max(masked, 1), 100.0 * correct / max(masked, 1), seconds)
+                if options.checkpoint_every and pos.updates % options.checkpoint_every == 0 and b + 1 < n_batches:
+                    save_checkpoint()
+            complete = pos.batch == n_batches
+            stats = None
+            if dist.is_main and (complete or stopped):
+                masked, total_loss, correct = totals.tolist()
+                seconds = pos.epoch_seconds
+                stats = EpochStats(
+                    epoch, total_loss / max(masked, 1), 100.0 * correct / max(masked, 1), seconds, complete=complete
+                )
                 line = f"epoch {epoch}: loss {stats.loss:.4f}  train acc {stats.train_accuracy:.2f}%"
                 if options.eval_each_epoch:
                     stats.test_accuracy = evaluate(model, data, test_idx).accuracy
                     line += f"  test acc {stats.test_accuracy:.2f}%"
+                if not complete:
+                    line += f"  ({pos.batch}/{n_batches} batches)"
+                progress.console.print(f"{line}  {seconds:.1f} s ({pos.seen / max(seconds, 1e-9):.0f} seq/s)")
+            if complete:
+                if stats is not None:
+                    result.history.append(stats)
+                pos = _Position(epoch + 1, 0, pos.updates, pos.trained + pos.epoch_seconds)
+                totals.zero_()
+                epoch_shuffle = shuffle.get_state()
+            save_checkpoint()
+            if stats is not None and not complete:  # after the checkpoint: a resumed run reports the whole epoch
                 result.history.append(stats)
-                progress.console.print(f"{line}  {seconds:.1f} s ({seen / seconds:.0f} seq/s)")
-            if out_of_time:
-                if dist.is_main:
-                    progress.console.print(f"stopped after {trained / 60:.1f} minutes of training (--max-minutes)")
-                break
+        if stopped and dist.is_main:
+            seconds = pos.trained + pos.epoch_seconds
+            progress.console.print(
+                f"stopped after {pos.updates} updates, {seconds / 60:.1f} minutes of training ({spent})"
+            )
     model.eval()
     return result
 

@@ -1,0 +1,99 @@
+"""Resumable training checkpoints of ``unn mnist train`` and ``unn seqcomplete train`` (the parser's
+``unnparse train --resume`` uses the same file name).
+
+A checkpoint is one file, ``OUTPUT/checkpoint.pt``, written atomically by rank 0: a flat dict of tensors and
+state dicts (read back with ``torch.load(..., weights_only=True)``: no pickled code) plus ``meta``, a JSON string
+with the run's *signature* (the settings a continuation must share: model options, data, batch size, seed,
+number of processes) and whatever position the trainer needs. Random states that differ between processes
+(dropout masks, random initialisations) are gathered from every rank, so that a resumed multi-process run draws
+what the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unnparse.distributed import DistContext
+from unnparse.io_utils import atomic_output
+
+__all__ = [
+    "CHECKPOINT",
+    "CheckpointError",
+    "check_signature",
+    "gather_rank_states",
+    "read_checkpoint",
+    "restore_rank_state",
+    "write_checkpoint",
+]
+
+#: the file in a model's output directory from which ``--resume`` continues
+CHECKPOINT = "checkpoint.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or from a run that cannot be continued with these settings (one line
+    naming the file)."""
+
+
+def write_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write ``state`` (tensors, state dicts, lists of them) and the JSON-able ``meta`` to ``path`` atomically."""
+    with atomic_output(path, "wb") as fh:
+        torch.save({**state, "meta": json.dumps(meta)}, fh)
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state, meta) of a checkpoint written by :func:`write_checkpoint`, tensors on the CPU (``load_state_dict``
+    of modules and optimizers moves them where the parameters are).
+
+    Raises:
+        CheckpointError: no such file, or not a readable checkpoint.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        meta = json.loads(state.pop("meta"))
+        if not isinstance(meta, dict) or "signature" not in meta:
+            raise ValueError("no run signature")
+    except Exception as err:  # torch raises many kinds on a damaged file
+        raise CheckpointError(f"{path}: corrupt checkpoint ({' '.join(str(err).split())[:200]})") from None
+    return state, meta
+
+
+def check_signature(path: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointError` naming the first setting in which the flat dicts ``saved`` and ``wanted``
+    differ."""
+    for key, value in wanted.items():
+        if saved.get(key) != value:
+            raise CheckpointError(
+                f"{path}: the interrupted run had {key} {saved.get(key)}, not {value} "
+                "(resume with the options and data of that run)"
+            )
+
+
+def gather_rank_states(dist: DistContext, generators: list[torch.Generator]) -> list[dict[str, Any]] | None:
+    """Every rank's global random state (CPU, and CUDA where training runs) and the states of its ``generators``,
+    one dict per rank, on rank 0 (None elsewhere). Every rank must call it (a collective when distributed)."""
+    mine: dict[str, Any] = {"cpu": torch.get_rng_state(), "generators": [g.get_state() for g in generators]}
+    if dist.device.type == "cuda":
+        mine["cuda"] = torch.cuda.get_rng_state(dist.device)
+    if not dist.distributed:
+        return [mine]
+    everyone: list[Any] = [None] * dist.world_size
+    torch.distributed.all_gather_object(everyone, mine)
+    return everyone if dist.is_main else None
+
+
+def restore_rank_state(states: list[dict[str, Any]], dist: DistContext, generators: list[torch.Generator]) -> None:
+    """Set this rank's global random state and ``generators`` from what :func:`gather_rank_states` collected (the
+    CUDA state only where both runs use CUDA)."""
+    mine = states[dist.rank]
+    torch.set_rng_state(mine["cpu"])
+    if dist.device.type == "cuda" and "cuda" in mine:
+        torch.cuda.set_rng_state(mine["cuda"], dist.device)
+    for generator, state in zip(generators, mine["generators"], strict=True):
+        generator.set_state(state)
