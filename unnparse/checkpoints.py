@@ -27,6 +27,7 @@ __all__ = [
     "gather_rank_states",
     "read_checkpoint",
     "restore_rank_state",
+    "resume_training",
     "write_checkpoint",
 ]
 
@@ -73,6 +74,32 @@ def check_signature(path: Path, saved: dict[str, Any], wanted: dict[str, Any]) -
                 f"{path}: the interrupted run had {key} {saved.get(key)}, not {value} "
                 "(resume with the options and data of that run)"
             )
+
+
+def resume_training(
+    path: Path | None,
+    signature: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read the checkpoint ``path`` of a run with this ``signature``, load its ``"model"`` and ``"optimizer"``
+    states into ``model`` and ``optimizer`` (at learning rate ``lr`` from now on), and return (state, meta) for
+    the rest.
+
+    Raises:
+        CheckpointError: see :func:`read_checkpoint` and :func:`check_signature`.
+        ValueError: no checkpoint path given.
+    """
+    if path is None:
+        raise ValueError("resuming needs a checkpoint path")
+    state, meta = read_checkpoint(path)
+    check_signature(path, meta["signature"], signature)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return state, meta
 
 
 def gather_rank_states(dist: DistContext, generators: list[torch.Generator]) -> list[dict[str, Any]] | None:

@@ -22,13 +22,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
-from unnparse.checkpoints import (
-    check_signature,
-    gather_rank_states,
-    read_checkpoint,
-    restore_rank_state,
-    write_checkpoint,
-)
+from unnparse.checkpoints import gather_rank_states, restore_rank_state, resume_training, write_checkpoint
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
 from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
@@ -191,14 +185,7 @@ def train(
     }
     start_epoch = 1
     if resume:
-        if ckpt is None:
-            raise ValueError("resume needs a checkpoint path")
-        state, meta = read_checkpoint(ckpt)
-        check_signature(ckpt, meta["signature"], signature)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:
-            group["lr"] = options.lr
+        state, meta = resume_training(ckpt, signature, model, optimizer, options.lr)
         if dist.is_main:  # the only rank that keeps the best epoch
             best_state = {k: v.to(device) for k, v in state["best"].items()}
         restore_rank_state(state["ranks"], dist, [shuffle, y_init])

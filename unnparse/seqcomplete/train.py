@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
-from unnparse.checkpoints import check_signature, read_checkpoint, write_checkpoint
+from unnparse.checkpoints import resume_training, write_checkpoint
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
 from unnparse.runtime import adam, denormals_flushed, resolve_device, synchronize, training_progress
@@ -201,14 +201,7 @@ def train(
     ckpt = Path(checkpoint) if checkpoint is not None else None
     epoch_shuffle = shuffle.get_state()  # the state that draws the epoch's permutation
     if resume:
-        if ckpt is None:
-            raise ValueError("resume needs a checkpoint path")
-        state, meta = read_checkpoint(ckpt)
-        check_signature(ckpt, meta["signature"], signature)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:
-            group["lr"] = options.lr
+        state, meta = resume_training(ckpt, signature, model, optimizer, options.lr)
         epoch_shuffle = state["shuffle"]
         order.set_state(state["order"])
         torch.set_rng_state(state["rng"])
