@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import urllib.error
 from pathlib import Path
 
@@ -66,6 +67,21 @@ def test_train_writes_a_model_directory(trained):
     assert "nsubj" in config["vocab"]["rels"]["items"]
     assert (model / "model.safetensors").stat().st_size > 1000
     assert len(json.loads((model / "metrics.json").read_text())) == 3
+
+
+def test_train_resume_extends_the_run_and_a_new_run_warns(trained, tmp_path):
+    root, model = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(model, copy)
+    common = ["train", "--treebank", "UD_Toy-Test", "--data-dir", str(root / "data"), "--output", str(copy)]
+    common += ["--unn-iter", "2", "--lr", "0.005", *SMALL]
+    result = runner.invoke(app, [*common, "--epochs", "4", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "resuming from" in result.stderr and "after epoch 3" in result.stderr
+    assert len(json.loads((copy / "metrics.json").read_text())) == 4
+    result = runner.invoke(app, [*common, "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "warning: starting a new run: it replaces" in result.stderr
 
 
 def test_evaluate_json_and_table(trained):

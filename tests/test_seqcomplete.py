@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from unnparse.checkpoints import CHECKPOINT, CheckpointError
+from unnparse.checkpoints import CHECKPOINT, CheckpointError, write_checkpoint
 from unnparse.cli.seqcomplete_cli import app
 from unnparse.engine import FixedOrder
 from unnparse.seqcomplete.data import (
@@ -199,6 +199,12 @@ def test_resume_refuses_other_settings_and_damaged_checkpoints(tmp_path):
     bigger = generate(DataSpec(vocab=12, min_length=4, max_length=7, mask_ratio=0.34))
     with pytest.raises(CheckpointError, match="had data max_length 6, not 7"):
         train(config, bigger, options, checkpoint=ckpt, resume=True)
+    write_checkpoint(ckpt, {}, {"signature": {"kind": "mnist"}})
+    with pytest.raises(CheckpointError, match="a checkpoint of `unn mnist train`, not `unn seqcomplete train`"):
+        train(config, data, options, checkpoint=ckpt, resume=True)
+    write_checkpoint(ckpt, {}, {"history": []})  # like the parser's
+    with pytest.raises(CheckpointError, match="not a checkpoint of `unn mnist train` or `unn seqcomplete train`"):
+        train(config, data, options, checkpoint=ckpt, resume=True)
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="corrupt checkpoint"):
         train(config, data, options, checkpoint=ckpt, resume=True)
@@ -271,14 +277,27 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.exit_code == 2
 
 
-def test_cli_resume_and_init_from(tmp_path):
+def test_cli_resume_and_init_from(tmp_path, monkeypatch):
     runner = CliRunner()
     data, model = tmp_path / "seq.npz", tmp_path / "model"
     save_dataset(data, generate(TINY))
     common = ["--data", str(data), "--dim", "8", "--device", "cpu", "--no-progress", "--lr", "3e-3"]
+    calls = []
+
+    def interrupt_fourth(*args, **kwargs):  # Ctrl-C while the fourth batch is being made
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return make_batch(*args, **kwargs)
+
+    monkeypatch.setattr("unnparse.seqcomplete.train.make_batch", interrupt_fourth)
+    result = runner.invoke(app, ["train", *common, "--output", str(model), "--epochs", "2", "--checkpoint-every", "1"])
+    assert result.exit_code == 130 and "the same command with --resume continues from" in result.stderr
+    monkeypatch.undo()
     result = runner.invoke(app, ["train", *common, "--output", str(model), "--epochs", "2", "--max-updates", "3"])
     assert result.exit_code == 0, result.output
     assert "stopped after 3 updates" in result.stderr and (model / CHECKPOINT).is_file()
+    assert "warning: starting a new run: it replaces" in result.stderr  # the interrupted run's checkpoint
     result = runner.invoke(app, ["train", *common, "--output", str(model), "--epochs", "2", "--resume"])
     assert result.exit_code == 0, result.output
     assert "resuming from" in result.stderr and "3 updates done" in result.stderr

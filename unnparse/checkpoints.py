@@ -58,16 +58,20 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         meta = json.loads(state.pop("meta"))
-        if not isinstance(meta, dict) or "signature" not in meta:
-            raise ValueError("no run signature")
     except Exception as err:  # torch raises many kinds on a damaged file
         raise CheckpointError(f"{path}: corrupt checkpoint ({' '.join(str(err).split())[:200]})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("signature"), dict):
+        raise CheckpointError(f"{path}: not a checkpoint of `unn mnist train` or `unn seqcomplete train`")
     return state, meta
 
 
 def check_signature(path: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
     """Raise :class:`CheckpointError` naming the first setting in which the flat dicts ``saved`` and ``wanted``
-    differ."""
+    differ (``"kind"``, the model kind, first)."""
+    if saved.get("kind") != wanted.get("kind"):
+        raise CheckpointError(
+            f"{path}: a checkpoint of `unn {saved.get('kind')} train`, not `unn {wanted.get('kind')} train`"
+        )
     for key, value in wanted.items():
         if saved.get(key) != value:
             raise CheckpointError(

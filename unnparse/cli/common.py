@@ -7,7 +7,8 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,9 +21,11 @@ __all__ = [
     "Nproc",
     "err_console",
     "fail",
+    "interrupted",
     "join_processes",
     "relaunch_if_asked",
     "user_errors",
+    "warn_new_run_over",
     "without_option",
 ]
 
@@ -86,6 +89,24 @@ def user_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def warn_new_run_over(checkpoint: Path, resume: bool) -> None:
+    """Warn (stderr) when a training run without ``--resume`` is about to replace the checkpoint of another."""
+    if not resume and checkpoint.is_file():
+        err_console.print(
+            f"[yellow]warning:[/] starting a new run: it replaces {checkpoint} (--resume continues that run)",
+            soft_wrap=True,
+        )
+
+
+def interrupted(checkpoint: Path) -> NoReturn:
+    """Leave a training command stopped by Ctrl-C (exit status 130), saying how to continue."""
+    if checkpoint.is_file():
+        err_console.print(f"interrupted; the same command with --resume continues from {checkpoint}", soft_wrap=True)
+    else:
+        err_console.print("interrupted before the first checkpoint", soft_wrap=True)
+    raise typer.Exit(130)
 
 
 def without_option(argv: list[str], name: str) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from unnparse.checkpoints import CHECKPOINT
-from unnparse.cli.common import Nproc, fail, join_processes
+from unnparse.cli.common import Nproc, fail, interrupted, join_processes, warn_new_run_over
 from unnparse.distributed import exit_process, shutdown
 from unnparse.mnist.data import MnistDataError, load_mnist
 from unnparse.mnist.model import MnistConfig, untied_channels
@@ -125,9 +125,13 @@ def train_command(
                 f"untied baseline: {unn_iter} unrolled sweeps, channels H1={c1}, H2={c2}, "
                 "forward-only (no prototype loss)"
             )
+        if dist.is_main:
+            warn_new_run_over(output / CHECKPOINT, resume)
         result = train(config, data, options, dist=dist, checkpoint=output / CHECKPOINT, resume=resume)
     except (MnistDataError, ValueError) as err:
         _fail(err)
+    except KeyboardInterrupt:
+        interrupted(output / CHECKPOINT)
     finally:
         shutdown()
     if dist.is_main:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from unnparse.cli.common import err_console, fail, relaunch_if_asked, user_errors
+from unnparse.cli.common import err_console, fail, relaunch_if_asked, user_errors, warn_new_run_over
 
 if TYPE_CHECKING:
     import torch
@@ -188,6 +188,7 @@ def train(
     """Train a parser on a UD treebank; the best epoch on dev is kept in the model directory."""
     import torch
 
+    from unnparse.checkpoints import CHECKPOINT
     from unnparse.distributed import exit_process, init_from_env, shutdown
     from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import Parser, default_config, resolve_device
@@ -281,6 +282,8 @@ def train(
             msg += f", dev UAS {dev['uas']:.2f} LAS {dev['las']:.2f}"
         err_console.print(msg + (" [green](best)[/]" if record["best"] else ""))
 
+    if dist.is_main:
+        warn_new_run_over(out_dir / CHECKPOINT, resume)
     ddp = None
     if dist.distributed:
         ids = [dist.local_rank] if dev_device.type == "cuda" else None

@@ -11,7 +11,7 @@ from typing import Annotated, NoReturn, Optional
 import typer
 
 from unnparse.checkpoints import CHECKPOINT, CheckpointError
-from unnparse.cli.common import Nproc, fail, join_processes
+from unnparse.cli.common import Nproc, fail, interrupted, join_processes, warn_new_run_over
 from unnparse.distributed import exit_process, shutdown
 from unnparse.model_files import ModelFileError
 from unnparse.runtime import set_threads
@@ -170,11 +170,15 @@ def train_command(
     )
     try:
         dist = join_processes(nproc, device)
+        if dist.is_main:
+            warn_new_run_over(output / CHECKPOINT, resume)
         result = train(
             config, dataset, options, dist=dist, checkpoint=output / CHECKPOINT, resume=resume, init_state=init_state
         )
     except (CheckpointError, ValueError) as err:
         _fail(err)
+    except KeyboardInterrupt:
+        interrupted(output / CHECKPOINT)
     finally:
         shutdown()
     if dist.is_main:

@@ -178,6 +178,7 @@ def train(
     show = options.progress and dist.is_main
     ckpt = Path(checkpoint) if checkpoint is not None else None
     signature = {
+        "kind": MODEL_KIND,
         **config.to_dict(),
         **{k: getattr(options, k) for k in ("batch_size", "gamma", "seed", "dev_size", "train_limit")},
         "training images": len(data.train_labels),

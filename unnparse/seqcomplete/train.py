@@ -142,6 +142,7 @@ class _Position:
 def _run_signature(config: SeqConfig, data: SeqDataset, options: TrainOptions) -> dict[str, Any]:
     """What must not change between a run and its continuation (the batches and the model depend on it)."""
     return {
+        "kind": MODEL_KIND,
         **config.to_dict(),
         **{f"data {k}": v for k, v in asdict(data.spec).items()},
         "data instances": len(data),
