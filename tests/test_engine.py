@@ -502,6 +502,79 @@ def test_skipping_the_last_activation_changes_nothing_else(sweeps):
         unn.infer({"X": x, **states}, schedule, 1, context=ctx, activate_last=False, trace=True)
 
 
+def _count_messages(unn: UNN) -> dict[tuple[int, str], int]:
+    """Wrap every factor's ``message`` to count calls per (factor index, target); undo with ``del f.message``."""
+    counts: dict[tuple[int, str], int] = {}
+    for i, f in enumerate(unn.factors):
+        original = f.message
+
+        def counted(target, states, context=None, i=i, original=original):
+            counts[(i, target)] = counts.get((i, target), 0) + 1
+            return original(target, states, context)
+
+        f.message = counted
+    return counts
+
+
+def _attention_run(unn: UNN, reuse: bool, sweeps: int, order=None):
+    g = torch.Generator().manual_seed(8)
+    b, n, d = 2, 5, 4
+    x = torch.randn(b, n, d, dtype=DT, generator=g).requires_grad_()
+    ctx = {
+        "positions": torch.randn(n, d, dtype=DT, generator=g),
+        "attn_mask": torch.ones(b, n, n, dtype=torch.bool),
+        "x_observed": torch.rand(b, n, 1, generator=g) > 0.4,
+    }
+    states, _ = _zeros(unn, {v: ((b, n, n) if v == "S" else (b, n, d)) for v in "QKVSH"}, ctx)
+    schedule = order or forward_backward(["Q", "K", "V", "S", "H"], tail=["X"])
+    out = unn.infer({"X": x, **states}, schedule, sweeps, context=ctx, reuse_messages=reuse)
+    return out, x
+
+
+@pytest.mark.parametrize("sweeps", [1, 2])
+def test_reused_messages_give_the_same_states_and_gradients(sweeps):
+    unn = _attention_unn(4)
+    _randomize(unn, 9)
+    runs = []
+    for reuse in (True, False):
+        out, x = _attention_run(unn, reuse, sweeps)
+        loss = sum((v * torch.cos(torch.arange(v.numel(), dtype=DT)).view_as(v)).sum() for v in out.states.values())
+        grads = torch.autograd.grad(loss, [x, *unn.parameters()])
+        runs.append((out, grads))
+    (fast, g_fast), (slow, g_slow) = runs
+    for name in slow.states:
+        torch.testing.assert_close(fast.states[name], slow.states[name], rtol=0, atol=0)
+        torch.testing.assert_close(fast.preactivations[name], slow.preactivations[name], rtol=0, atol=0)
+    for a, b in zip(g_fast, g_slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_messages_are_computed_again_only_when_an_input_changed():
+    unn = _attention_unn(4)
+    _randomize(unn, 10)
+    counts = _count_messages(unn)
+    _attention_run(unn, True, 1)  # Q K V S H S V K Q X
+    xq, xk, xv, qks, svh = range(5)
+    # X does not change before the last update: its messages to Q, K, V are computed once, not twice; S's second
+    # update reuses the Q-K score message (Q and K unchanged since the first) and recomputes the S-V-H one (H changed)
+    assert counts[(xq, "Q")] == counts[(xk, "K")] == counts[(xv, "V")] == 1
+    assert counts[(qks, "S")] == 1 and counts[(svh, "S")] == 2
+    assert counts[(qks, "Q")] == counts[(qks, "K")] == counts[(svh, "V")] == 2
+    assert sum(counts.values()) == 16
+    counts.clear()
+    _attention_run(unn, False, 1)
+    assert sum(counts.values()) == 20 and counts[(xq, "Q")] == 2
+    # the parser's K sweeps of H, M, Y: X is observed, so X -> H and X -> M are computed once for all K sweeps
+    parser = _parser_unn()
+    _randomize(parser, 11)
+    counts = _count_messages(parser)
+    x, ctx = _parser_inputs()
+    B, n, _ = x.shape
+    states, pre = _zeros(parser, {"H": (B, n, 5), "M": (B, n, 5), "Y": (B, n, n)}, ctx, mode="uniform")
+    parser.infer({"X": x, **states}, FixedOrder(["H", "M", "Y"]), 3, context=ctx, preactivations=pre)
+    assert counts[(0, "H")] == counts[(1, "M")] == 1 and counts[(2, "Y")] == 3
+
+
 def test_errors_are_clear():
     unn = _smooth_unn()
     with pytest.raises(ValueError, match="missing"):

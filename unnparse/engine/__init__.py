@@ -25,7 +25,7 @@ from unnparse.engine.factors import (
     Factor,
     signed_distance_buckets,
 )
-from unnparse.engine.graph import UNN, Inference, InitMode, TraceStep, Variable
+from unnparse.engine.graph import UNN, Inference, InitMode, MessageCache, TraceStep, Variable
 from unnparse.engine.regularizers import (
     NonNegativeSquaredNorm,
     Regularizer,
@@ -52,6 +52,7 @@ __all__ = [
     "FixedOrder",
     "Inference",
     "InitMode",
+    "MessageCache",
     "NonNegativeSquaredNorm",
     "RandomPermutation",
     "Regularizer",

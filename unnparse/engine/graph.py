@@ -20,7 +20,7 @@ from unnparse.engine.factors import Factor
 from unnparse.engine.regularizers import Regularizer, TreeEntropy
 from unnparse.engine.schedules import Schedule
 
-__all__ = ["Inference", "InitMode", "TraceStep", "UNN", "Variable"]
+__all__ = ["Inference", "InitMode", "MessageCache", "TraceStep", "UNN", "Variable"]
 
 InitMode = Literal["zero", "uniform", "random"]
 Context = Mapping[str, Any]
@@ -94,11 +94,22 @@ class UNN(nn.Module):
                 self._neighbors[n].append(f)
 
     # ------------------------------------------------------------------ updates
-    def preactivation(self, name: str, states: Mapping[str, Tensor], context: Context | None = None) -> Tensor:
-        """z = b + Σ_f message_f→name (eq. 22); requires every neighbour's state."""
+    def preactivation(
+        self,
+        name: str,
+        states: Mapping[str, Tensor],
+        context: Context | None = None,
+        *,
+        messages: MessageCache | None = None,
+    ) -> Tensor:
+        """z = b + Σ_f message_f→name (eq. 22); requires every neighbour's state.
+
+        With ``messages`` (what :meth:`infer` keeps), a factor's message is computed again only when one of the
+        other variables it links has changed since it was last computed.
+        """
         z: Tensor | None = None
         for f in self._neighbors[name]:
-            m = f.message(name, states, context)
+            m = f.message(name, states, context) if messages is None else messages.get(f, name, states, context)
             z = m if z is None else z + m
         if name in self.biases:
             b = self.biases[name]
@@ -122,11 +133,16 @@ class UNN(nn.Module):
         return reg.activation(z, context), None
 
     def update(
-        self, name: str, states: Mapping[str, Tensor], context: Context | None = None
+        self,
+        name: str,
+        states: Mapping[str, Tensor],
+        context: Context | None = None,
+        *,
+        messages: MessageCache | None = None,
     ) -> tuple[Tensor, Tensor, Any]:
         """The exact block minimizer of the energy in ``name``: returns (new state, pre-activation, aux)."""
         var = self.variables[name]
-        z = self.preactivation(name, states, context)
+        z = self.preactivation(name, states, context, messages=messages)
         new, aux = self._activate(var, z, context)
         return self._finish(var, new, states.get(name), context), z, aux
 
@@ -201,6 +217,7 @@ class UNN(nn.Module):
         trace: bool = False,
         trace_states: bool = False,
         activate_last: bool = True,
+        reuse_messages: bool = True,
     ) -> Inference:
         """Run ``sweeps`` sweeps of block coordinate descent from ``states``.
 
@@ -213,6 +230,10 @@ class UNN(nn.Module):
         With ``activate_last=False`` the very last update of the run computes only its pre-activation (in
         ``preactivations``) and leaves that variable's state as it was: nothing reads the new state, so callers that
         need only the final scores (tree decoding) skip its activation, e.g. a matrix-tree computation.
+        With ``reuse_messages`` (the default) a factor's message to a variable is computed once and reused until
+        one of the factor's other variables changes: the messages of observed inputs (X → H in every sweep) and
+        those of a schedule that visits a variable again before its neighbours change (the second half of a
+        forward-backward sweep) are computed once. The results are the same; ``False`` recomputes every message.
         """
         if sweeps < 0:
             raise ValueError(f"sweeps must be >= 0, got {sweeps}")
@@ -226,6 +247,7 @@ class UNN(nn.Module):
             raise ValueError(f"schedule names unknown variables {sorted(unknown)}")
         cur = dict(states)
         pre = dict(preactivations or {})
+        messages = MessageCache() if reuse_messages else None
         result = Inference(states=cur, preactivations=pre)
         masks: dict[str, Tensor] = {}
         if trace or trace_states:
@@ -235,9 +257,9 @@ class UNN(nn.Module):
             order = schedule.sweep(t, generator)
             for i, name in enumerate(order):
                 if not activate_last and t == sweeps - 1 and i == len(order) - 1:
-                    pre[name] = self.preactivation(name, cur, context)
+                    pre[name] = self.preactivation(name, cur, context, messages=messages)
                     break
-                new, z, aux = self.update(name, cur, context)
+                new, z, aux = self.update(name, cur, context, messages=messages)
                 var = self.variables[name]
                 if self.training and var.dropout > 0:
                     if name not in masks:
@@ -245,6 +267,8 @@ class UNN(nn.Module):
                         masks[name] = dropout_mask(new, var.dropout, generator=gen)
                     new = new * masks[name]
                 cur[name], pre[name] = new, z
+                if messages is not None:
+                    messages.changed(name)
                 if aux is not None:
                     result.aux[name] = aux
                 if trace or trace_states:
@@ -259,6 +283,38 @@ class UNN(nn.Module):
     def _traced_energy(self, states: Mapping[str, Tensor], context: Context | None, pre: Mapping[str, Tensor]):
         with torch.no_grad():
             return self.energy(states, context, pre).detach()
+
+
+class MessageCache:
+    """Factor messages of one inference, each kept with the versions of the states it was computed from.
+
+    A message of a multilinear factor to a variable depends only on the states of the factor's other variables
+    (and on the context and parameters, fixed during an inference): it is reused while none of those changed.
+    """
+
+    def __init__(self) -> None:
+        self._versions: dict[str, int] = {}
+        self._kept: dict[tuple[int, str], tuple[tuple[int, ...], Tensor]] = {}
+        #: messages computed, and messages reused (for tests and benchmarks)
+        self.computed = 0
+        self.reused = 0
+
+    def changed(self, name: str) -> None:
+        """Record that the state of ``name`` has been replaced."""
+        self._versions[name] = self._versions.get(name, 0) + 1
+
+    def get(self, factor: Factor, target: str, states: Mapping[str, Tensor], context: Context | None) -> Tensor:
+        """``factor.message(target, states, context)``, computed again only if one of its inputs changed."""
+        stamp = tuple(self._versions.get(v, 0) for v in factor.variables if v != target)
+        key = (id(factor), target)
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] == stamp:
+            self.reused += 1
+            return kept[1]
+        message = factor.message(target, states, context)
+        self._kept[key] = (stamp, message)
+        self.computed += 1
+        return message
 
 
 def _lookup(context: Context | None, key: str, name: str) -> Tensor:
