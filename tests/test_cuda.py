@@ -11,14 +11,16 @@ import pytest
 import torch
 
 from tests.parser_fixtures import conllu_text
-from unnparse.mnist.data import MnistData
-from unnparse.mnist.model import MnistConfig
+from unnparse.mnist.data import MnistData, binarize, to_float
+from unnparse.mnist.model import MnistConfig, MnistUNN
 from unnparse.mnist.train import TrainOptions as MnistOptions
+from unnparse.mnist.train import batch_loss
 from unnparse.mnist.train import train as train_mnist
 from unnparse.parser.conllu_data import read_conllu
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser
-from unnparse.seqcomplete.data import DataSpec, generate
+from unnparse.runtime import adam, host_to_device
+from unnparse.seqcomplete.data import DataSpec, generate, make_batch
 from unnparse.seqcomplete.model import SeqConfig
 from unnparse.seqcomplete.train import TrainOptions as SeqOptions
 from unnparse.seqcomplete.train import train as train_seq
@@ -84,6 +86,33 @@ def test_batches_are_pinned_and_copied_to_the_gpu():
     on_gpu = batch.to_device(CUDA)
     assert on_gpu.lengths.is_cuda and on_gpu.words.is_cuda
     assert torch.equal(on_gpu.lengths.cpu(), batch.lengths)
+
+
+def test_sequence_batches_are_pinned_copies_and_an_mnist_step_never_waits_for_the_gpu():
+    seq = generate(DataSpec(vocab=12, min_length=4, max_length=6, mask_ratio=0.34))
+    batch = make_batch(seq, torch.arange(8))
+    on_gpu = batch.to(CUDA)
+    assert on_gpu.tokens.is_cuda and torch.equal(on_gpu.masked.cpu(), batch.masked)
+    assert host_to_device(batch.tokens, CUDA).is_cuda and host_to_device(batch.tokens, "cpu") is batch.tokens
+    # a training step of `unn mnist train`: index copy, loss with the prototype term, backward, fused Adam
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 28, 28), generator=g, dtype=torch.uint8).to(CUDA)
+    labels = (torch.arange(64) % 10).to(CUDA)
+    model = MnistUNN(MnistConfig(unn_iter=3, order="fb")).to(CUDA).train()
+    optimizer = adam(model.parameters(), lr=1e-3)
+    for step in range(3):  # the first step warms up the allocators and kernels
+        if step:
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            idx = host_to_device(torch.randperm(64, generator=g)[:32], CUDA)
+            loss = batch_loss(model, to_float(images[idx]), binarize(images[idx]), labels[idx], 0.1)[0]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(loss)
 
 
 def test_mnist_and_sequence_completion_train_on_cuda():

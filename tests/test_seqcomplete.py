@@ -29,6 +29,7 @@ from unnparse.seqcomplete.train import (
     TrainOptions,
     evaluate,
     load_model,
+    masked_loss,
     save_trained,
     train,
 )
@@ -124,6 +125,21 @@ def test_random_order_is_reproducible_and_random_iter_evaluates_with_3_sweeps():
 
 
 # ----------------------------------------------------------------------------- training, files, CLI
+def test_masked_loss_counts_the_masked_positions_only():
+    data = generate(TINY)
+    model = SeqCompletionUNN(SeqConfig(vocab=12, dim=8)).double()
+    batch = make_batch(data, data.split("train")[:40])
+    logits = model(batch)[batch.masked]
+    gold = batch.tokens[batch.masked] - 1
+    total, correct, n = masked_loss(model, batch, reduction="sum")
+    torch.testing.assert_close(total, F.cross_entropy(logits, gold, reduction="sum"))
+    mean = masked_loss(model, batch)[0]
+    torch.testing.assert_close(mean, F.cross_entropy(logits, gold))
+    assert int(n) == len(gold) and int(correct) == int((logits.argmax(-1) == gold).sum())
+    with pytest.raises(ValueError, match="reduction"):
+        masked_loss(model, batch, reduction="none")
+
+
 def test_train_save_load_same_predictions(tmp_path):
     data = generate(TINY)
     options = TrainOptions(epochs=2, lr=3e-3, batch_size=32, device="cpu", progress=False, eval_each_epoch=True)

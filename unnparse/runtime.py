@@ -26,6 +26,7 @@ __all__ = [
     "autocast",
     "check_precision",
     "cpu_has_native_bf16",
+    "host_to_device",
     "lstm_bfloat16_supported",
     "precision_name",
     "precision_warning",
@@ -130,6 +131,15 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContext
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def host_to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``tensor`` (on the CPU) on ``device``: to CUDA a pinned, asynchronous copy, so that the host goes on queueing
+    work instead of waiting for the device to finish what it has (a plain copy from pageable memory waits)."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def synchronize(device: torch.device) -> None:

@@ -19,6 +19,7 @@ from unnparse.engine.dropout import dropout_mask
 from unnparse.engine.factors import Factor
 from unnparse.engine.regularizers import Regularizer, TreeEntropy
 from unnparse.engine.schedules import Schedule
+from unnparse.runtime import host_to_device
 
 __all__ = ["Inference", "InitMode", "MessageCache", "TraceStep", "UNN", "Variable"]
 
@@ -169,7 +170,7 @@ class UNN(nn.Module):
             state = z
         elif mode in ("uniform", "random"):
             if mode == "random":
-                z = torch.rand(tuple(shape), generator=generator, dtype=dtype, device="cpu").to(z.device)
+                z = host_to_device(torch.rand(tuple(shape), generator=generator, dtype=dtype, device="cpu"), z.device)
             state = self._activate(var, z, context)[0]
         else:
             raise ValueError(f"unknown init mode {mode!r}; use zero, uniform or random")

@@ -27,7 +27,7 @@ from unnparse.distributed import DistContext, broadcast_parameters, mean_gradien
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
 from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
 from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
-from unnparse.runtime import adam, denormals_flushed, resolve_device, training_progress
+from unnparse.runtime import adam, denormals_flushed, host_to_device, resolve_device, training_progress
 
 __all__ = [
     "EpochStats",
@@ -207,7 +207,7 @@ def train(
                 idx, weight = rank_share(batch_idx, dist)
                 if on_batch is not None and weight:
                     on_batch(idx)
-                idx = idx.to(device)
+                idx = host_to_device(idx, device)
                 raw, y = images[idx], labels[idx]
                 x, target = to_float(raw), binarize(raw)
                 data_seconds += time.perf_counter() - t0

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from unnparse.io_utils import atomic_write_bytes
+from unnparse.runtime import host_to_device
 
 __all__ = [
     "FORMAT",
@@ -108,8 +109,8 @@ class Batch:
     lengths: Tensor
 
     def to(self, device: torch.device | str) -> Batch:
-        """The same batch on ``device``."""
-        return Batch(self.tokens.to(device), self.masked.to(device), self.lengths.to(device))
+        """The same batch on ``device`` (to CUDA: pinned, asynchronous copies)."""
+        return Batch(*(host_to_device(t, device) for t in (self.tokens, self.masked, self.lengths)))
 
     @property
     def valid(self) -> Tensor:

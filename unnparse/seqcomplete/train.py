@@ -103,11 +103,19 @@ def masked_loss(
     model: SeqCompletionUNN, batch: Batch, *, reduction: str = "mean", **kwargs: Any
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(cross-entropy over the masked positions, number correct, number masked) of a batch; ``reduction`` "mean"
-    or "sum" over the masked positions."""
-    logits = model(batch, **kwargs)[batch.masked]
-    gold = batch.tokens[batch.masked] - 1
-    correct = (logits.argmax(-1) == gold).sum()
-    return F.cross_entropy(logits, gold, reduction=reduction), correct, gold.new_tensor(len(gold))
+    or "sum" over the masked positions.
+
+    Computed at every position and weighted by the mask rather than by selecting the masked rows, whose number the
+    host would have to wait for on a GPU."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"unknown reduction {reduction!r}")
+    logits = model(batch, **kwargs)
+    gold = (batch.tokens - 1).clamp_min(0)  # padding (0) becomes class 0, weighted out below
+    weight = batch.masked.to(logits.dtype)
+    losses = F.cross_entropy(logits.flatten(0, 1), gold.flatten(), reduction="none").view_as(weight)
+    total, n_masked = (losses * weight).sum(), batch.masked.sum()
+    correct = ((logits.argmax(-1) == gold) & batch.masked).sum()
+    return (total if reduction == "sum" else total / n_masked.clamp_min(1)), correct, n_masked
 
 
 @torch.no_grad()
