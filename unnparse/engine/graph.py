@@ -296,9 +296,6 @@ class MessageCache:
     def __init__(self) -> None:
         self._versions: dict[str, int] = {}
         self._kept: dict[tuple[int, str], tuple[tuple[int, ...], Tensor]] = {}
-        #: messages computed, and messages reused (for tests and benchmarks)
-        self.computed = 0
-        self.reused = 0
 
     def changed(self, name: str) -> None:
         """Record that the state of ``name`` has been replaced."""
@@ -310,11 +307,9 @@ class MessageCache:
         key = (id(factor), target)
         kept = self._kept.get(key)
         if kept is not None and kept[0] == stamp:
-            self.reused += 1
             return kept[1]
         message = factor.message(target, states, context)
         self._kept[key] = (stamp, message)
-        self.computed += 1
         return message
 
 

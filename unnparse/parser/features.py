@@ -11,6 +11,7 @@ from torch import Tensor
 
 from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
 from unnparse.parser.vocab import ROOT, UNK, Vocab
+from unnparse.runtime import host_to_device
 
 __all__ = ["Batch", "Featurizer"]
 
@@ -53,10 +54,8 @@ class Batch:
         return self._map(lambda v: v.to(device, non_blocking=non_blocking))
 
     def to_device(self, device: torch.device) -> Batch:
-        """This batch on ``device``: a pinned, asynchronous copy to CUDA; the batch itself on the CPU."""
-        if device.type == "cuda":
-            return self.pin_memory().to(device, non_blocking=True)
-        return self.to(device)
+        """This batch on ``device``: a pinned, asynchronous copy to CUDA (:func:`~unnparse.runtime.host_to_device`)."""
+        return self._map(lambda v: host_to_device(v, device))
 
     def pin_memory(self) -> Batch:
         """A copy with every tensor in pinned host memory (faster, asynchronous copies to a GPU)."""
