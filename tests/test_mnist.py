@@ -295,3 +295,9 @@ def test_cli_errors_are_one_line(tmp_path):
     assert out.exit_code == 1 and out.stderr.startswith("error: ") and "missing MNIST file" in out.stderr
     out = runner.invoke(app, ["train", "--order", "sideways", "--output", str(tmp_path / "m")])
     assert out.exit_code == 2
+    out = runner.invoke(
+        app, ["train", "--data-dir", str(root), "--no-download", "--output", str(model / "config.json")]
+    )
+    assert out.exit_code == 1 and "exists and is not a directory" in out.stderr
+    out = runner.invoke(app, ["prototypes", "--model", str(model), "--output", str(tmp_path)])
+    assert out.exit_code == 1 and "is a directory" in out.stderr

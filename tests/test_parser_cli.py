@@ -260,6 +260,34 @@ def test_no_partial_output_on_error(trained, tmp_path):
     assert not out.exists()
 
 
+def test_files_that_are_directories_or_missing_are_one_line(trained, tmp_path):
+    root, model = trained
+    gold = root / "data" / "UD_Toy-Test" / "toy-ud-dev.conllu"
+    result = runner.invoke(app, ["evaluate", "--gold", str(gold), "--pred", str(tmp_path)])
+    _one_line_error(result, str(tmp_path), "directory")
+    result = runner.invoke(app, ["evaluate", "--gold", str(tmp_path / "missing.conllu"), "--pred", str(gold)])
+    _one_line_error(result, "missing.conllu", "No such file")
+    result = runner.invoke(app, ["parse", "--model", str(model), "--input", str(tmp_path)])
+    _one_line_error(result, str(tmp_path), "directory")
+
+
+def test_unusable_output_paths_fail_before_any_work(trained, tmp_path):
+    root, model = trained
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    result = runner.invoke(app, ["parse", "--model", str(model), "--output", str(tmp_path)], input="The dog.\n")
+    _one_line_error(result, "--output", "is a directory")
+    result = runner.invoke(app, ["parse", "--model", str(model), "--output", str(a_file / "x.conllu")], input="x\n")
+    _one_line_error(result, "not a directory")
+    result = runner.invoke(
+        app, ["train", "--treebank", "UD_Toy-Test", "--data-dir", str(root / "data"), "--output", str(a_file), *SMALL]
+    )
+    _one_line_error(result, str(a_file), "not a directory")
+    result = runner.invoke(app, ["ensemble", str(model), str(model), "--output", str(a_file)])
+    _one_line_error(result, str(a_file), "not a directory")
+    assert a_file.read_text() == "keep me"
+
+
 def test_unknown_treebank_offline(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
@@ -274,6 +302,19 @@ def test_help_lists_commands():
     assert result.exit_code == 0
     for cmd in ("train", "evaluate", "parse", "ensemble", "merge-shards"):
         assert cmd in result.stdout
+
+
+def test_version_names_the_package_torch_and_python():
+    import torch
+
+    import unnparse
+    from unnparse.cli.unn_app import app as unn_app
+
+    for application in (app, unn_app):
+        result = runner.invoke(application, ["--version"])
+        assert result.exit_code == 0
+        line = result.stdout.strip()
+        assert line.startswith(f"unnparse {unnparse.__version__} (") and f"torch {torch.__version__}" in line
 
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "ud"

@@ -291,6 +291,19 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.exit_code == 1 and "x.npz: missing" in result.stderr
     result = runner.invoke(app, ["generate", "--output", str(tmp_path / "g.npz"), "--min-length", "30"])
     assert result.exit_code == 2
+    result = runner.invoke(app, ["train", "--data", str(tmp_path), "--output", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "is a directory" in result.stderr
+    result = runner.invoke(app, ["generate", "--output", str(tmp_path)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "is a directory" in result.stderr
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    save_dataset(tmp_path / "d.npz", data)
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "d.npz"), "--output", str(a_file)])
+    assert result.exit_code == 1 and "exists and is not a directory" in result.stderr
+    result = runner.invoke(
+        app, ["attention", "--model", str(tmp_path / "model"), "--sequence", "1 _", "--output", str(a_file / "x.png")]
+    )
+    assert result.exit_code == 1 and "not a directory" in result.stderr and a_file.read_text() == "x"
 
 
 def test_cli_resume_and_init_from(tmp_path, monkeypatch):

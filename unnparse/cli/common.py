@@ -19,10 +19,14 @@ if TYPE_CHECKING:
 __all__ = [
     "USER_ERRORS",
     "Nproc",
+    "VersionOption",
+    "check_output_dir",
+    "check_output_file",
     "err_console",
     "fail",
     "interrupted",
     "join_processes",
+    "os_error_message",
     "relaunch_if_asked",
     "user_errors",
     "warn_new_run_over",
@@ -45,8 +49,6 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         ModelFileError,
         EncoderLoadError,
         TreebankError,
-        FileNotFoundError,
-        FileExistsError,
         UnicodeDecodeError,
     )
 
@@ -58,6 +60,78 @@ def fail(message: str, code: int = 1) -> None:
     """Print ``error: message`` on stderr (one line) and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
     raise typer.Exit(code)
+
+
+def version_text() -> str:
+    """``unnparse X (torch Y, transformers Z, Python W)``: what a bug report needs."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import unnparse
+
+    parts = []
+    for package in ("torch", "transformers"):
+        try:
+            parts.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            parts.append(f"{package} not installed")
+    parts.append(f"Python {platform.python_version()}")
+    return f"unnparse {unnparse.__version__} ({', '.join(parts)})"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
+VersionOption = Annotated[
+    bool,
+    typer.Option("--version", callback=_print_version, is_eager=True, help="Show the versions and exit."),
+]
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for a file-system error: ``PATH: reason`` (the destination of a failed rename)."""
+    reason = err.strerror or str(err)
+    path = err.filename2 if err.filename2 is not None else err.filename
+    if path is None:
+        return str(err) if err.errno is None else reason
+    return f"{os.fsdecode(path) if isinstance(path, bytes) else path}: {reason}"
+
+
+def _unwritable_ancestor(path: Path) -> str | None:
+    """Why a file or directory cannot be created at ``path`` (None when it probably can)."""
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent}: permission denied"
+    return None
+
+
+def check_output_dir(path: Path, option: str = "--output") -> None:
+    """Fail at once (one line) when ``path`` cannot become an output directory, before any work is done."""
+    if path.exists():
+        if not path.is_dir():
+            fail(f"{option} {path}: exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            fail(f"{option} {path}: permission denied")
+        return
+    problem = _unwritable_ancestor(path)
+    if problem:
+        fail(f"{option} {path}: {problem}")
+
+
+def check_output_file(path: Path, option: str = "--output") -> None:
+    """Fail at once (one line) when ``path`` cannot be written as a file, before any work is done."""
+    if path.is_dir():
+        fail(f"{option} {path}: is a directory")
+    problem = _unwritable_ancestor(path)
+    if problem:
+        fail(f"{option} {path}: {problem}")
 
 
 def _warning_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -79,6 +153,14 @@ def user_errors(func: F) -> F:
             if os.environ.get("UNNPARSE_DEBUG"):
                 raise
             fail(str(err).replace("[", "\\["))
+        except BrokenPipeError:
+            # the reader of our output went away (e.g. `| head`): stop quietly, as other Unix tools do
+            _silence_stdout()
+            sys.exit(1)
+        except OSError as err:
+            if os.environ.get("UNNPARSE_DEBUG"):
+                raise
+            fail(os_error_message(err).replace("[", "\\["))
         except ValueError as err:
             if os.environ.get("UNNPARSE_DEBUG"):
                 raise
@@ -89,6 +171,15 @@ def user_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush raises nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def warn_new_run_over(checkpoint: Path, resume: bool) -> None:

@@ -11,7 +11,16 @@ from typing import Annotated, NoReturn
 import typer
 
 from unnparse.checkpoints import CHECKPOINT
-from unnparse.cli.common import Nproc, fail, interrupted, join_processes, warn_new_run_over
+from unnparse.cli.common import (
+    Nproc,
+    check_output_dir,
+    check_output_file,
+    fail,
+    interrupted,
+    join_processes,
+    user_errors,
+    warn_new_run_over,
+)
 from unnparse.distributed import exit_process, shutdown
 from unnparse.mnist.data import MnistDataError, load_mnist
 from unnparse.mnist.model import MnistConfig, untied_channels
@@ -61,6 +70,7 @@ Threads = Annotated[int, typer.Option("--threads", min=0, help="CPU threads for 
 
 
 @app.command("train")
+@user_errors
 def train_command(
     output: Annotated[Path, typer.Option("--output", help="model directory to write")],
     data_dir: DataDir = None,
@@ -98,6 +108,7 @@ def train_command(
 
     With --nproc N (or under torchrun) each of N processes takes its share of every batch of --batch-size images.
     """
+    check_output_dir(output)
     set_threads(threads)
     try:
         dist = join_processes(nproc, device)
@@ -145,6 +156,7 @@ def train_command(
 
 
 @app.command("evaluate")
+@user_errors
 def evaluate_command(
     model: Annotated[Path, typer.Option("--model", help="model directory")],
     data_dir: DataDir = None,
@@ -185,11 +197,13 @@ def evaluate_command(
 
 
 @app.command("prototypes")
+@user_errors
 def prototypes_command(
     model: Annotated[Path, typer.Option("--model", help="model directory")],
     output: Annotated[Path, typer.Option("--output", help="PNG file to write")],
 ) -> None:
     """Draw the prototypes of the 10 digits after each sweep t = 1..k (one row per digit, Figure 3)."""
+    check_output_file(output)
     try:
         unn = load_model(model)
         if unn.config.untied:

@@ -13,7 +13,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from unnparse.cli.common import err_console, fail, relaunch_if_asked, user_errors, warn_new_run_over
+from unnparse.cli.common import (
+    VersionOption,
+    check_output_dir,
+    check_output_file,
+    err_console,
+    fail,
+    relaunch_if_asked,
+    user_errors,
+    warn_new_run_over,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -27,6 +36,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(version: VersionOption = False) -> None:
+    """Dependency parsing with undirected neural networks (UNNs)."""
+
 
 out_console = Console(highlight=False)
 
@@ -212,6 +227,7 @@ def train(
         if not files_train:
             fail(f"treebank {treebank} has no *-ud-train*.conllu file; pass --train FILE")
     out_dir = output or Path("models") / (treebank or Path(files_train[0]).stem.replace("-ud-train", ""))
+    check_output_dir(out_dir)
     train_sents = [s for f in files_train for s in read_conllu(f, allow_empty=False)]
     dev_sents = read_conllu(file_dev, allow_empty=False) if file_dev else []
     per_file: dict[str, list[int]] = {}
@@ -437,6 +453,8 @@ def parse(
     ] = None,
 ) -> None:
     """Parse text, tokenized sentences or CoNLL-U from stdin (or --input), streaming the output."""
+    if output_file is not None:
+        check_output_file(output_file)
     if devices is not None:
         _parse_on_devices(
             devices,
@@ -520,6 +538,7 @@ def ensemble(
     """
     from unnparse.parser.ensemble import combine_parsers
 
+    check_output_dir(output)
     out = combine_parsers(models, output)
     err_console.print(f"ensemble of {len(models)} parsers written to {out}")
 
@@ -584,6 +603,8 @@ def merge_shards_command(
     for path in outputs:
         if not path.is_file():
             fail(f"{path}: no such file")
+    if output_file is not None:
+        check_output_file(output_file)
     records = merge_shards(outputs, output_format.value, block=shard_block)
     if output_file is not None:
         with atomic_output(output_file, "w") as fh:

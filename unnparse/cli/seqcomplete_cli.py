@@ -11,7 +11,16 @@ from typing import Annotated, NoReturn, Optional
 import typer
 
 from unnparse.checkpoints import CHECKPOINT, CheckpointError
-from unnparse.cli.common import Nproc, fail, interrupted, join_processes, warn_new_run_over
+from unnparse.cli.common import (
+    Nproc,
+    check_output_dir,
+    check_output_file,
+    fail,
+    interrupted,
+    join_processes,
+    user_errors,
+    warn_new_run_over,
+)
 from unnparse.distributed import exit_process, shutdown
 from unnparse.model_files import ModelFileError
 from unnparse.runtime import set_threads
@@ -43,6 +52,7 @@ Threads = Annotated[int, typer.Option("--threads", min=0, help="CPU threads for 
 
 
 @app.command("generate")
+@user_errors
 def generate_command(
     output: Annotated[Path, typer.Option("--output", help="data file to write (.npz)")],
     vocab: Annotated[int, typer.Option("--vocab", min=1, help="tokens are the integers 1..vocab")] = 64,
@@ -55,6 +65,7 @@ def generate_command(
     seed: Annotated[int, typer.Option("--seed", help="seed of the train/test split")] = 0,
 ) -> None:
     """Write every ascending/descending run with every combination of masked positions, split train/test."""
+    check_output_file(output)
     try:
         spec = DataSpec(vocab, min_length, max_length, mask_ratio, test_fraction, seed)
     except ValueError as err:
@@ -66,6 +77,7 @@ def generate_command(
 
 
 @app.command("train")
+@user_errors
 def train_command(
     data: Annotated[Path, typer.Option("--data", help="data file from `generate`")],
     output: Annotated[Path, typer.Option("--output", help="model directory to write")],
@@ -131,6 +143,7 @@ def train_command(
 
     With --nproc N (or under torchrun) each of N processes takes its share of every batch of --batch-size instances.
     """
+    check_output_dir(output)
     set_threads(threads)
     if resume and init_from is not None:
         raise typer.BadParameter("--resume continues a run; --init-from starts a new one: give one of them")
@@ -190,6 +203,7 @@ def train_command(
 
 
 @app.command("evaluate")
+@user_errors
 def evaluate_command(
     model: ModelDir,
     data: Annotated[Path, typer.Option("--data", help="data file from `generate`")],
@@ -228,6 +242,7 @@ def evaluate_command(
 
 
 @app.command("complete")
+@user_errors
 def complete_command(
     sequence: Annotated[str, typer.Argument(help='tokens with _ for blanks, e.g. "3 4 _ _ 7 8"')],
     model: ModelDir,
@@ -242,6 +257,7 @@ def complete_command(
 
 
 @app.command("attention")
+@user_errors
 def attention_command(
     model: ModelDir,
     sequence: Annotated[str, typer.Option("--sequence", help='tokens with _ for blanks, e.g. "3 4 _ _ 7 8"')],
@@ -251,6 +267,7 @@ def attention_command(
     ] = None,
 ) -> None:
     """Draw the attention weights S after each of their updates (Figures 4 and 8)."""
+    check_output_file(output)
     try:
         unn = load_model(model)
         batch = parse_sequence(sequence, unn.config.vocab)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from unnparse.cli.common import VersionOption
 from unnparse.cli.mnist_cli import app as mnist_app
 from unnparse.cli.parser_app import ensemble, evaluate, merge_shards_command, parse, train
 from unnparse.cli.seqcomplete_cli import app as seqcomplete_app
@@ -17,6 +18,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(version: VersionOption = False) -> None:
+    """Undirected neural networks."""
+
+
 app.command(name="train", help="Train a dependency parser (same as `unnparse train`).")(train)
 app.command(name="evaluate", help="Score a dependency parser (same as `unnparse evaluate`).")(evaluate)
 app.command(name="parse", help="Parse text with a trained parser (same as `unnparse parse`).")(parse)

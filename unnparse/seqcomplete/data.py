@@ -177,6 +177,8 @@ def load_dataset(path: str | os.PathLike[str]) -> SeqDataset:
         SeqDataError: missing file, not such an ``.npz``, or inconsistent arrays (one line naming the file).
     """
     path = Path(path)
+    if path.is_dir():
+        raise SeqDataError(f"{path}: is a directory, not a data file from `unn seqcomplete generate`")
     if not path.is_file():
         raise SeqDataError(f"{path}: missing (create it with `unn seqcomplete generate --output {path}`)")
     try:
