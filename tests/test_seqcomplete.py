@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from unnparse.checkpoints import CHECKPOINT, CheckpointError, write_checkpoint
+from unnparse.checkpoints import CHECKPOINT, CheckpointError, read_checkpoint, write_checkpoint
 from unnparse.cli.seqcomplete_cli import app
 from unnparse.engine import FixedOrder
 from unnparse.seqcomplete.data import (
@@ -28,6 +28,7 @@ from unnparse.seqcomplete.model import SeqCompletionUNN, SeqConfig, sinusoidal_p
 from unnparse.seqcomplete.train import (
     TrainOptions,
     evaluate,
+    learning_rate_factor,
     load_model,
     masked_loss,
     save_trained,
@@ -180,19 +181,35 @@ def _resume_setup(tmp_path, **overrides):
     return data, config, TrainOptions(**{**settings, **overrides}), tmp_path / CHECKPOINT
 
 
-@pytest.mark.parametrize("cut", ["mid-epoch", "epoch-end"])
-def test_resume_continues_exactly_as_the_uninterrupted_run(tmp_path, cut):
-    data, config, options, ckpt = _resume_setup(tmp_path, checkpoint_every=2)
+@pytest.mark.parametrize(
+    ("cut", "schedule"), [("mid-epoch", "constant"), ("epoch-end", "constant"), ("mid-epoch", "linear")]
+)
+def test_resume_continues_exactly_as_the_uninterrupted_run(tmp_path, cut, schedule):
+    data, config, options, ckpt = _resume_setup(tmp_path, checkpoint_every=2, lr_schedule=schedule, warmup=3)
     n_batches = -(-len(data.split("train")) // 32)
     whole = train(config, data, options)
     stop_at = n_batches + 2 if cut == "mid-epoch" else n_batches  # updates before the interruption
-    first = train(config, data, TrainOptions(**{**options.__dict__, "max_updates": stop_at}), checkpoint=ckpt)
-    assert ckpt.is_file() and sum(h.complete for h in first.history) == stop_at // n_batches
+    if schedule == "linear":  # a smaller --max-updates would move the end of the decay: interrupt, as Ctrl-C does
+        batches = []
+
+        def interrupt(index):
+            batches.append(index)
+            if len(batches) > stop_at:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            train(config, data, options, checkpoint=ckpt, on_batch=interrupt)
+        assert read_checkpoint(ckpt)[1]["position"]["updates"] in (stop_at - 1, stop_at)
+    else:
+        first = train(config, data, TrainOptions(**{**options.__dict__, "max_updates": stop_at}), checkpoint=ckpt)
+        assert ckpt.is_file() and sum(h.complete for h in first.history) == stop_at // n_batches
     resumed = train(config, data, options, checkpoint=ckpt, resume=True)
     torch.testing.assert_close(resumed.model.state_dict(), whole.model.state_dict(), atol=0, rtol=0)
     assert [c.updates for c in resumed.curve] == [c.updates for c in whole.curve]
     assert [c.test_accuracy for c in resumed.curve] == [c.test_accuracy for c in whole.curve]
     assert [(h.epoch, h.loss, h.complete) for h in resumed.history] == [(h.epoch, h.loss, True) for h in whole.history]
+    if schedule == "linear":
+        return  # more epochs move the end of the decay: no longer the run asked for from the start
     # a finished run is extended by more epochs as if they had been asked for from the start
     longer = TrainOptions(**{**options.__dict__, "epochs": 3})
     extended = train(config, data, longer, checkpoint=ckpt, resume=True)
@@ -240,6 +257,30 @@ def test_resume_takes_the_new_learning_rate_and_init_state_the_given_weights(tmp
     assert not torch.equal(fresh.model.embedding.weight, trained.model.embedding.weight)
 
 
+def test_learning_rate_schedules():
+    assert [learning_rate_factor(u, 10) for u in (0, 5, 9, 12)] == [1.0] * 4
+    assert [learning_rate_factor(u, 6, warmup=4) for u in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    linear = [learning_rate_factor(u, 6, "linear", warmup=2) for u in range(7)]
+    assert linear == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]  # the 6th and last update still learns
+    assert [learning_rate_factor(u, 4, "linear") for u in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    with pytest.raises(ValueError, match="one of constant, linear"):
+        learning_rate_factor(0, 4, "cosine")
+
+
+def test_linear_schedule_ends_at_the_update_budget_and_the_epochs(tmp_path):
+    data, config, options, ckpt = _resume_setup(tmp_path, lr_schedule="linear", epochs=2)
+    n_batches = -(-len(data.split("train")) // 32)
+    for budget, planned in [(5, 5), (None, 2 * n_batches)]:
+        train(config, data, TrainOptions(**{**options.__dict__, "max_updates": budget}), checkpoint=ckpt)
+        state, meta = read_checkpoint(ckpt)
+        assert meta["position"]["updates"] == planned
+        # the rate of the last update: one step of the decay above zero
+        assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(options.lr / planned)
+    constant = train(config, data, TrainOptions(**{**options.__dict__, "lr_schedule": "constant"}))
+    decayed = train(config, data, options)
+    assert not torch.equal(constant.model.embedding.weight, decayed.model.embedding.weight)
+
+
 def _png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
@@ -255,10 +296,13 @@ def test_cli_generate_train_evaluate_complete_attention(tmp_path):
     result = runner.invoke(
         app,
         ["train", "--data", str(data), "--output", str(model), "--dim", "16", "--epochs", "1", "--order", "random",
-         "--random-iter", "--lr", "1e-3", "--device", "cpu", "--no-progress", "--report-test"],
+         "--random-iter", "--lr", "1e-3", "--lr-schedule", "linear", "--warmup", "2", "--device", "cpu",
+         "--no-progress", "--report-test"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "test acc" in result.stderr
+    training = json.loads((model / "config.json").read_text())["training"]
+    assert (training["lr_schedule"], training["warmup"]) == ("linear", 2)
     result = runner.invoke(app, ["evaluate", "--model", str(model), "--data", str(data), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

@@ -41,6 +41,13 @@ class Order(str, Enum):
     random = "random"
 
 
+class LRSchedule(str, Enum):
+    """Learning rate over the run, after any warmup."""
+
+    constant = "constant"
+    linear = "linear"
+
+
 def _fail(error: BaseException) -> NoReturn:
     fail(" ".join(str(error).split()).replace("[", "\\["))
     raise AssertionError("unreachable")  # fail() always exits
@@ -88,6 +95,14 @@ def train_command(
     ] = False,
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Adam learning rate")] = 1e-4,
+    lr_schedule: Annotated[
+        LRSchedule,
+        typer.Option(
+            "--lr-schedule",
+            help="constant, or linear: decay to zero on the last update (of --max-updates, else of --epochs)",
+        ),
+    ] = LRSchedule.constant,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="updates of linear warmup to --lr")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
     dim: Annotated[
         Optional[int],  # noqa: UP045
@@ -170,6 +185,8 @@ def train_command(
     options = TrainOptions(
         epochs=epochs,
         lr=lr,
+        lr_schedule=lr_schedule.value,
+        warmup=warmup,
         batch_size=batch_size,
         clip=clip,
         seed=seed,

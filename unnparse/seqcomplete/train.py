@@ -27,6 +27,7 @@ __all__ = [
     "Score",
     "TrainOptions",
     "evaluate",
+    "learning_rate_factor",
     "load_model",
     "masked_loss",
     "save_trained",
@@ -40,6 +41,10 @@ class TrainOptions:
 
     epochs: int = 10
     lr: float = 1e-4
+    #: "constant", or "linear": decay to zero on the last update (that of ``max_updates``, else of ``epochs``)
+    lr_schedule: str = "constant"
+    #: updates of linear warmup from ``lr / warmup`` to ``lr`` (0: none)
+    warmup: int = 0
     batch_size: int = 64
     clip: float = 10.0
     seed: int = 0
@@ -56,6 +61,25 @@ class TrainOptions:
     #: there); needs a checkpoint path (see :func:`train`)
     checkpoint_every: int = 1000
     progress: bool = True
+
+
+LR_SCHEDULES = ("constant", "linear")
+
+
+def learning_rate_factor(updates: int, total: int, schedule: str = "constant", warmup: int = 0) -> float:
+    """The multiplier of the learning rate for the update after ``updates`` updates of a run of ``total``.
+
+    ``warmup`` updates rise linearly to 1; then ``constant`` stays at 1 and ``linear`` falls linearly so that the
+    last update (number ``total``) still has a positive rate and the next would have none.
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"learning-rate schedule must be one of {', '.join(LR_SCHEDULES)}, not {schedule!r}")
+    if updates < warmup:
+        return (updates + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    span = total - warmup
+    return max(0.0, (total - updates) / span) if span > 0 else 0.0
 
 
 @dataclass
@@ -183,7 +207,9 @@ def train(
     ``checkpoint``: a file that rank 0 keeps up to date (weights, optimizer, random states, position in the
     epoch; see ``options.checkpoint_every``). With ``resume`` the run continues from it: the same batches, sweeps
     and updates as the uninterrupted run, so that more ``epochs``, ``max_minutes`` or ``max_updates`` extend a
-    finished run; the learning rate is ``options.lr`` (it may differ from the interrupted run's). ``init_state``:
+    finished run; the learning rate is ``options.lr`` (it may differ from the interrupted run's), times
+    :func:`learning_rate_factor` of the updates done, which the run's end (``max_updates``, else ``epochs``) and
+    ``options.lr_schedule`` / ``options.warmup`` decide. ``init_state``:
     weights to start from instead of random ones (a fresh optimizer; see ``--init-from``).
 
     Raises:
@@ -203,6 +229,10 @@ def train(
     order = torch.Generator().manual_seed(options.seed + 2)
     train_idx, test_idx = data.split("train"), data.split("test")
     n_batches = -(-len(train_idx) // options.batch_size)
+    planned = options.epochs * n_batches
+    if options.max_updates is not None:
+        planned = min(planned, options.max_updates)
+    learning_rate_factor(0, planned, options.lr_schedule, options.warmup)  # checks the schedule's name
     result = TrainResult(model)
     pos = _Position()
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # masked, loss, correct; read back rarely
@@ -282,6 +312,9 @@ def train(
                 sums = mean_gradients(params, torch.cat([sums, sums.new_full((1,), stop)]), dist)
                 if options.clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, options.clip)
+                rate = options.lr * learning_rate_factor(pos.updates, planned, options.lr_schedule, options.warmup)
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
                 optimizer.step()
                 totals += sums[:3].double()
                 pos.seen += len(global_index)
