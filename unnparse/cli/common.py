@@ -29,6 +29,7 @@ __all__ = [
     "os_error_message",
     "relaunch_if_asked",
     "user_errors",
+    "version_text",
     "warn_new_run_over",
     "without_option",
 ]
