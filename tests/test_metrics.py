@@ -7,7 +7,13 @@ import io
 import pytest
 
 from unnparse.parser.conllu_data import CoNLLUError, Sentence, read_conllu
-from unnparse.parser.metrics import AlignmentError, AttachmentScores, score_sentences, universal_deprel
+from unnparse.parser.metrics import (
+    AlignmentError,
+    AttachmentScores,
+    relation_scores,
+    score_sentences,
+    universal_deprel,
+)
 
 
 def _sent(sid: str, rows: list[tuple[str, int, str]]) -> str:
@@ -56,9 +62,15 @@ def test_hand_computed_scores() -> None:
     assert scores.modifier_list_accuracy == pytest.approx(60.0)
     assert scores.exact_match == pytest.approx(100 * 2 / 3)
     assert scores.labeled_exact_match == pytest.approx(100 * 1 / 3)
+    # CLAS: content words (punct and the function relations det, case, mark ... excluded)
+    #   gold: cat sat mats | My dog | Go              -> 6
+    #   pred: cat sat mats | My dog | Go "." (dep)    -> 7
+    #   correct (head and relation): cat sat | My dog | Go -> 5 (mats has the wrong head)
+    assert scores.clas == pytest.approx(100 * 2 * 5 / (6 + 7))
     assert scores.as_dict() == {
         "uas": scores.uas,
         "las": scores.las,
+        "clas": scores.clas,
         "modifier_list_accuracy": 60.0,
         "exact_match": scores.exact_match,
         "labeled_exact_match": scores.labeled_exact_match,
@@ -69,7 +81,7 @@ def test_hand_computed_scores() -> None:
 
 def test_perfect_and_single_sentence() -> None:
     gold = _read(_sent("s1", GOLD_1))
-    assert score_sentences(gold, gold) == AttachmentScores(100.0, 100.0, 100.0, 100.0, 100.0, 1, 6)
+    assert score_sentences(gold, gold) == AttachmentScores(100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 1, 6)
     pred = _read(_sent("s1", PRED_1))
     scores = score_sentences(gold, pred)
     # 5/6 heads, 4/6 labels, 1/3 modifier lists, no exact match
@@ -86,6 +98,34 @@ def test_missing_modifier_in_prediction_counts_as_wrong() -> None:
     # UAS 2/3; gold modifier lists only for word 2: {1,3} vs predicted {1} -> 0/1
     assert scores.uas == pytest.approx(200 / 3)
     assert scores.modifier_list_accuracy == 0.0
+
+
+def test_relation_scores_by_hand() -> None:
+    gold = _read(_sent("s1", GOLD_1) + _sent("s2", GOLD_2) + _sent("s3", GOLD_3))
+    pred = _read(_sent("s1", PRED_1) + _sent("s2", PRED_2) + _sent("s3", PRED_3))
+    scores = relation_scores(gold, pred)
+    counts = {rel: (s.gold, s.predicted, s.correct) for rel, s in scores.items()}
+    assert counts == {
+        "punct": (3, 2, 2),  # the "." of sentence 3 is predicted as dep
+        "root": (3, 3, 3),
+        "case": (1, 0, 0),
+        "det": (1, 1, 1),
+        "nmod": (1, 1, 1),  # nmod:poss and nmod: the same universal relation
+        "nsubj": (1, 1, 1),
+        "obl": (1, 1, 0),  # right label, wrong head
+        "dep": (0, 1, 0),
+        "mark": (0, 1, 0),
+    }
+    assert list(scores)[:2] == ["punct", "root"]  # most frequent gold relation first, then by name
+    punct = scores["punct"]
+    assert (punct.precision, punct.recall) == (100.0, pytest.approx(200 / 3))
+    assert punct.f1 == pytest.approx(100 * 4 / 5)
+    assert scores["case"].as_dict() == {
+        "gold": 1, "predicted": 0, "correct": 0, "precision": None, "recall": 0.0, "f1": 0.0
+    }  # fmt: skip
+    assert (scores["dep"].precision, scores["dep"].recall) == (0.0, None)  # predicted, never gold
+    # the per-relation counts add up to the corpus scores
+    assert sum(s.correct for s in scores.values()) == round(score_sentences(gold, pred).las * 11 / 100)
 
 
 def test_universal_deprel() -> None:

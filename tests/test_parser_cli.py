@@ -109,9 +109,17 @@ def test_evaluate_json_and_table(trained):
         "sentences",
         "words",
     }
-    assert scores["sentences"] == 15
+    assert scores["sentences"] == 15 and "clas" in scores and "relations" not in scores
     table = runner.invoke(app, args)
-    assert table.exit_code == 0 and "UAS" in table.stdout
+    assert table.exit_code == 0 and "UAS" in table.stdout and "CLAS" in table.stdout
+    detailed = json.loads(runner.invoke(app, [*args, "--json", "--per-relation"]).stdout)
+    relations = detailed.pop("relations")
+    assert detailed == scores
+    assert sum(r["gold"] for r in relations.values()) == scores["words"]
+    assert sum(r["predicted"] for r in relations.values()) == scores["words"]
+    assert sum(r["correct"] for r in relations.values()) == round(scores["las"] * scores["words"] / 100)
+    table = runner.invoke(app, [*args, "--per-relation"])
+    assert table.exit_code == 0 and "per relation" in table.stdout and "precision" in table.stdout
 
 
 def test_evaluate_gold_pred_perfect(tmp_path):

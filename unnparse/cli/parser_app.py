@@ -27,6 +27,8 @@ from unnparse.cli.common import (
 if TYPE_CHECKING:
     import torch
 
+    from unnparse.parser.metrics import RelationScore
+
 app = typer.Typer(
     name="unnparse",
     help="Dependency parsing with undirected neural networks (UNNs): [bold]train[/], [bold]evaluate[/], "
@@ -339,22 +341,25 @@ def evaluate(
     gold: Annotated[Optional[Path], typer.Option(help="Gold CoNLL-U (with --pred: score two files).")] = None,  # noqa: UP045
     pred: Annotated[Optional[Path], typer.Option(help="Predicted CoNLL-U (with --gold).")] = None,  # noqa: UP045
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    per_relation: Annotated[
+        bool, typer.Option("--per-relation", help="Also score each relation (precision, recall, F1 of LAS).")
+    ] = False,
     batch_tokens: Annotated[int, typer.Option(min=1)] = 6000,
     device: Annotated[str, typer.Option()] = "auto",
     precision: PrecisionOption = Precision.auto,
 ) -> None:
-    """Score a parser: UAS, LAS, modifier-list accuracy, exact match (all words, punctuation included)."""
+    """Score a parser: UAS, LAS, modifier-list accuracy, exact match (all words, punctuation included), CLAS."""
     from unnparse.parser.conllu_data import read_conllu
-    from unnparse.parser.metrics import score_sentences
+    from unnparse.parser.metrics import relation_scores, score_sentences
 
     if gold is not None or pred is not None:
         if gold is None or pred is None:
             fail("--gold and --pred go together")
-        scores = score_sentences(_read_gold(gold), read_conllu(pred, allow_empty=False))
+        gold_sents, predicted = _read_gold(gold), read_conllu(pred, allow_empty=False)
         source = f"{pred} against {gold}"
     else:
         from unnparse.parser.parser import Parser
-        from unnparse.parser.training import evaluate_parser
+        from unnparse.parser.training import reparse
         from unnparse.parser.treebank import resolve_treebank
 
         if (treebank is None) == (input_file is None):
@@ -366,10 +371,16 @@ def evaluate(
                 fail(f"treebank {treebank} has no {split.value} file")
         model_dir = _resolve_model(model)
         parser = Parser.load(model_dir, device=device, precision=precision.value)
-        scores = evaluate_parser(parser, _read_gold(input_file), batch_tokens=batch_tokens)
+        gold_sents = _read_gold(input_file)
+        predicted = reparse(parser, gold_sents, batch_tokens=batch_tokens)
         source = f"{model_dir} on {input_file}"
+    scores = score_sentences(gold_sents, predicted)
+    relations = relation_scores(gold_sents, predicted) if per_relation else None
     if as_json:
-        out_console.print_json(json.dumps(scores.as_dict()))
+        report: dict[str, object] = dict(scores.as_dict())
+        if relations is not None:
+            report["relations"] = {rel: score.as_dict() for rel, score in relations.items()}
+        out_console.print_json(json.dumps(report))
         return
     table = Table(title=f"evaluation: {source}")
     table.add_column("metric")
@@ -378,6 +389,7 @@ def evaluate(
     for key, label in (
         ("uas", "UAS"),
         ("las", "LAS"),
+        ("clas", "CLAS (content words)"),
         ("modifier_list_accuracy", "modifier-list accuracy"),
         ("exact_match", "exact match"),
         ("labeled_exact_match", "labeled exact match"),
@@ -386,6 +398,24 @@ def evaluate(
     table.add_row("sentences", f"{d['sentences']:,}")
     table.add_row("words", f"{d['words']:,}")
     out_console.print(table)
+    if relations is not None:
+        out_console.print(_relation_table(relations))
+
+
+def _relation_table(relations: dict[str, RelationScore]) -> Table:
+    table = Table(title="labeled attachment per relation (universal part)")
+    for column in ("relation", "gold", "predicted", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "relation" else "right")
+    for rel, score in relations.items():
+        table.add_row(
+            rel,
+            f"{score.gold:,}",
+            f"{score.predicted:,}",
+            "–" if score.precision is None else f"{score.precision:.2f}",
+            "–" if score.recall is None else f"{score.recall:.2f}",
+            f"{score.f1:.2f}",
+        )
+    return table
 
 
 def _resolve_model(model: Path | None) -> Path:

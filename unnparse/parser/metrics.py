@@ -1,8 +1,9 @@
 """Attachment scores for dependency parses.
 
 All scores are percentages over the syntactic words of the gold tokenization,
-punctuation included.  Labeled scores compare the universal part of DEPREL (before
-``:``), so ``nmod:poss`` and ``nmod`` count as the same label.
+punctuation included (but for CLAS, which counts content words only, as the CoNLL 2018
+shared task did).  Labeled scores compare the universal part of DEPREL (before ``:``),
+so ``nmod:poss`` and ``nmod`` count as the same label.
 """
 
 from __future__ import annotations
@@ -12,7 +13,22 @@ from dataclasses import asdict, dataclass
 
 from unnparse.parser.conllu_data import CoNLLUError, Sentence
 
-__all__ = ["AlignmentError", "AttachmentScores", "score_sentences", "universal_deprel"]
+__all__ = [
+    "CONTENT_DEPRELS",
+    "AlignmentError",
+    "AttachmentScores",
+    "RelationScore",
+    "relation_scores",
+    "score_sentences",
+    "universal_deprel",
+]
+
+#: Universal relations of content words (CLAS): all but the function-word relations
+#: aux, case, cc, clf, cop, det, mark, and punct.
+CONTENT_DEPRELS = frozenset(
+    "nsubj obj iobj csubj ccomp xcomp obl vocative expl dislocated advcl advmod discourse nmod appos nummod acl amod "
+    "conj fixed flat compound list parataxis orphan goeswith reparandum root dep".split()
+)
 
 
 class AlignmentError(CoNLLUError):
@@ -26,6 +42,8 @@ class AttachmentScores:
     Attributes:
         uas: words with the correct head.
         las: words with the correct head and universal deprel.
+        clas: LAS over content words (:data:`CONTENT_DEPRELS`), as the F1 of the gold and the
+            predicted content words: 2 * correct / (gold content words + predicted content words).
         modifier_list_accuracy: among words (not ROOT) that head at least one gold
             modifier, those whose predicted set of modifiers equals the gold set
             (100 when no word has a modifier).
@@ -37,6 +55,7 @@ class AttachmentScores:
 
     uas: float
     las: float
+    clas: float
     modifier_list_accuracy: float
     exact_match: float
     labeled_exact_match: float
@@ -51,6 +70,37 @@ class AttachmentScores:
 def universal_deprel(deprel: str) -> str:
     """The universal part of a dependency relation: ``"nmod:poss"`` -> ``"nmod"``."""
     return deprel.split(":", 1)[0]
+
+
+@dataclass
+class RelationScore:
+    """Labeled attachment of one universal relation: ``correct`` words have the gold head and this relation in
+    both files; precision over the ``predicted`` words with the relation, recall over the ``gold`` ones (percent;
+    None where there is no such word to count over).
+    """
+
+    gold: int
+    predicted: int
+    correct: int
+
+    @property
+    def precision(self) -> float | None:
+        """Percent of the predicted words with this relation that are correct (None: none predicted)."""
+        return _pct(self.correct, self.predicted) if self.predicted else None
+
+    @property
+    def recall(self) -> float | None:
+        """Percent of the gold words with this relation that are correct (None: none in the gold file)."""
+        return _pct(self.correct, self.gold) if self.gold else None
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall, in percent."""
+        return _pct(2 * self.correct, self.gold + self.predicted)
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """Counts and percentages as a plain dictionary."""
+        return {**asdict(self), "precision": self.precision, "recall": self.recall, "f1": self.f1}
 
 
 def _pct(num: int, den: int) -> float:
@@ -76,6 +126,7 @@ def score_sentences(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> Attac
     if not gold:
         raise ValueError("nothing to score: no sentences")
     words = heads_ok = labels_ok = 0
+    content_gold = content_pred = content_ok = 0
     exact = labeled_exact = 0
     mods_total = mods_ok = 0
     for index, (g, p) in enumerate(zip(gold, pred, strict=True)):
@@ -106,10 +157,14 @@ def score_sentences(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> Attac
         assert g_heads is not None and p_heads is not None and g_rels is not None and p_rels is not None
         sent_heads = sent_labels = 0
         for gh, ph, gr, pr in zip(g_heads, p_heads, g_rels, p_rels, strict=True):
+            g_rel, p_rel = universal_deprel(gr), universal_deprel(pr)
+            content_gold += g_rel in CONTENT_DEPRELS
+            content_pred += p_rel in CONTENT_DEPRELS
             if gh == ph:
                 sent_heads += 1
-                if universal_deprel(gr) == universal_deprel(pr):
+                if g_rel == p_rel:
                     sent_labels += 1
+                    content_ok += g_rel in CONTENT_DEPRELS
         n = len(g_words)
         words += n
         heads_ok += sent_heads
@@ -129,9 +184,27 @@ def score_sentences(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> Attac
     return AttachmentScores(
         uas=_pct(heads_ok, words),
         las=_pct(labels_ok, words),
+        clas=_pct(2 * content_ok, content_gold + content_pred),
         modifier_list_accuracy=_pct(mods_ok, mods_total),
         exact_match=_pct(exact, len(gold)),
         labeled_exact_match=_pct(labeled_exact, len(gold)),
         sentences=len(gold),
         words=words,
     )
+
+
+def relation_scores(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> dict[str, RelationScore]:
+    """Labeled attachment per universal relation, most frequent gold relation first.
+
+    The files must line up as for :func:`score_sentences` (call it first: it raises the errors).
+    """
+    scores: dict[str, RelationScore] = {}
+    for g, p in zip(gold, pred, strict=True):
+        assert g.heads is not None and p.heads is not None and g.deprels is not None and p.deprels is not None
+        for gh, ph, gr, pr in zip(g.heads, p.heads, g.deprels, p.deprels, strict=True):
+            g_rel, p_rel = universal_deprel(gr), universal_deprel(pr)
+            scores.setdefault(g_rel, RelationScore(0, 0, 0)).gold += 1
+            scores.setdefault(p_rel, RelationScore(0, 0, 0)).predicted += 1
+            if gh == ph and g_rel == p_rel:
+                scores[g_rel].correct += 1
+    return dict(sorted(scores.items(), key=lambda item: (-item[1].gold, item[0])))

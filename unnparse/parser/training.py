@@ -79,10 +79,14 @@ def _param_groups(parser: Parser, opts: TrainOptions) -> list[dict[str, Any]]:
     return [{"params": list(parser.model.parameters()), "lr": opts.lr}]
 
 
+def reparse(parser: Parser, gold: Sequence[Sentence], *, batch_tokens: int = 6000) -> list[Sentence]:
+    """Parse the words of the gold sentences (their annotation is not used): the predictions, in order."""
+    return [p.sentence for p in parser.predict(gold, batch_tokens=batch_tokens)]
+
+
 def evaluate_parser(parser: Parser, gold: Sequence[Sentence], *, batch_tokens: int = 6000) -> AttachmentScores:
     """Parse the gold sentences' words and score the result against them."""
-    predicted = [p.sentence for p in parser.predict(gold, batch_tokens=batch_tokens)]
-    return score_sentences(gold, predicted)
+    return score_sentences(gold, reparse(parser, gold, batch_tokens=batch_tokens))
 
 
 class WeightAverage:
