@@ -1,0 +1,93 @@
+"""The README's examples stay true: every option its command lines use exists, and its engine example runs."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+import typer
+
+from unnparse.cli.parser_app import app as parser_app
+from unnparse.cli.unn_app import app as unn_app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _code_blocks(language: str) -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def _command_lines() -> list[list[str]]:
+    """Each `unnparse …` / `unn …` invocation of the README's bash blocks, as words (continuations joined)."""
+    commands = []
+    for block in _code_blocks("bash"):
+        joined = re.sub(r"\\\n", " ", block)
+        for line in joined.splitlines():
+            for part in re.split(r"[|;&]|\bdo\b|\bdone\b", line.split("#", 1)[0]):
+                words = shlex.split(part.replace("…", ""))
+                if "-m" in words:  # torchrun … -m unnparse train …
+                    words = words[words.index("-m") + 1 :]
+                if words and words[0] in ("unnparse", "unn"):
+                    commands.append(words)
+    return commands
+
+
+def _resolve(words: list[str]):
+    """The (click) command that ``words`` run, and the words left for it."""
+    group = typer.main.get_command(parser_app if words[0] == "unnparse" else unn_app)
+    command, rest = group, words[1:]
+    while hasattr(command, "commands") and rest and rest[0] in command.commands:
+        command, rest = command.commands[rest[0]], rest[1:]
+    return command, rest
+
+
+def test_the_readme_has_command_lines_to_check():
+    commands = _command_lines()
+    assert len(commands) >= 15
+    for expected in (["unnparse", "train"], ["unnparse", "parse"], ["unn", "mnist", "train"], ["unn", "seqcomplete"]):
+        assert any(words[: len(expected)] == expected for words in commands), expected
+
+
+@pytest.mark.parametrize("words", _command_lines(), ids=lambda words: " ".join(words)[:60])
+def test_every_option_in_the_readme_exists(words):
+    command, rest = _resolve(words)
+    assert not hasattr(command, "commands"), f"{' '.join(words)}: no such command"
+    known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    used = {word.split("=", 1)[0] for word in rest if word.startswith("--")}
+    assert used <= known, f"{' '.join(words)}: unknown {sorted(used - known)}"
+
+
+def test_the_engine_example_runs():
+    (example,) = [block for block in _code_blocks("python") if "unnparse.engine" in block]
+    batch = 5
+    scope = {"x": torch.randn(batch, 784), "h0": torch.zeros(batch, 64), "y0": torch.zeros(batch, 10)}
+    exec(example, scope)  # noqa: S102 - the README's own code
+    states = scope["out"].states
+    assert states["H"].shape == (batch, 64) and states["Y"].shape == (batch, 10)
+    assert bool((states["H"] >= 0).all()) and bool((states["H"] > 0).any())  # relu of a non-zero input
+    torch.testing.assert_close(states["Y"].sum(-1), torch.ones(batch))  # softmax: a distribution over 10 classes
+
+
+def test_the_python_api_example_runs(tmp_path, capsys):
+    from typer.testing import CliRunner
+
+    from tests.parser_fixtures import write_treebank
+
+    write_treebank(tmp_path / "data")
+    model = tmp_path / "model"
+    small = ["--hidden", "16", "--rel-hidden", "8", "--lstm-hidden", "16", "--lstm-layers", "1", "--epochs", "1"]
+    args = ["train", "--treebank", "UD_Toy-Test", "--data-dir", str(tmp_path / "data"), "--output", str(model)]
+    result = CliRunner().invoke(parser_app, [*args, *small, "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    (example,) = [block for block in _code_blocks("python") if "Parser.load" in block]
+    assert '"models/UD_English-Sample"' in example
+    exec(example.replace('"models/UD_English-Sample"', repr(str(model))), {})  # noqa: S102 - the README's own code
+    printed = capsys.readouterr().out
+    assert "# text = The cat sat on the mat." in printed and "# text = It was happy." in printed
+    words = [line.split("\t") for line in printed.splitlines() if line and not line.startswith("#")]
+    assert [w[1] for w in words] == ["The", "cat", "sat", "on", "the", "mat", ".", "It", "was", "happy", "."]
+    assert all(w[6].isdigit() for w in words)  # every word has a head
