@@ -1,4 +1,5 @@
-"""The README's examples stay true: every option its command lines use exists, and its engine example runs."""
+"""The documentation stays true: every option the command lines of README.md and BENCHMARKS.md use exists, and
+the README's engine and Python API examples run."""
 
 from __future__ import annotations
 
@@ -13,26 +14,39 @@ import typer
 from unnparse.cli.parser_app import app as parser_app
 from unnparse.cli.unn_app import app as unn_app
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCUMENTS = ("README.md", "BENCHMARKS.md")
 
 
-def _code_blocks(language: str) -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+def _code_blocks(language: str, document: Path = README) -> list[str]:
+    """The fenced code blocks of ``document`` whose language (empty when none is given) matches ``language``."""
+    blocks, lang, lines = [], None, []
+    for line in document.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            if lang is None:
+                lang, lines = line[3:].strip(), []
+            else:
+                if re.fullmatch(language, lang):
+                    blocks.append("\n".join(lines) + "\n")
+                lang = None
+        elif lang is not None:
+            lines.append(line)
+    return blocks
 
 
-def _command_lines() -> list[list[str]]:
-    """Each `unnparse …` / `unn …` invocation of the README's bash blocks, as words (continuations joined)."""
+def _command_lines(document: str = "README.md") -> list[list[str]]:
+    """Each `unnparse …` / `unn …` invocation in the code blocks of ``document``, as words (continuations joined)."""
     commands = []
-    for block in _code_blocks("bash"):
+    for block in _code_blocks("(?:bash|sh)?", ROOT / document):
         joined = re.sub(r"\\\n", " ", block)
         for line in joined.splitlines():
             for part in re.split(r"[|;&]|\bdo\b|\bdone\b", line.split("#", 1)[0]):
                 words = shlex.split(part.replace("…", ""))
                 if "-m" in words:  # torchrun … -m unnparse train …
                     words = words[words.index("-m") + 1 :]
-                if words and words[0] in ("unnparse", "unn"):
-                    commands.append(words)
+                if words and Path(words[0]).name in ("unnparse", "unn"):  # also .venv/bin/unnparse
+                    commands.append([Path(words[0]).name, *words[1:]])
     return commands
 
 
@@ -45,15 +59,18 @@ def _resolve(words: list[str]):
     return command, rest
 
 
-def test_the_readme_has_command_lines_to_check():
+def test_the_documentation_has_command_lines_to_check():
+    assert len(_command_lines("BENCHMARKS.md")) >= 15
     commands = _command_lines()
     assert len(commands) >= 15
     for expected in (["unnparse", "train"], ["unnparse", "parse"], ["unn", "mnist", "train"], ["unn", "seqcomplete"]):
         assert any(words[: len(expected)] == expected for words in commands), expected
 
 
-@pytest.mark.parametrize("words", _command_lines(), ids=lambda words: " ".join(words)[:60])
-def test_every_option_in_the_readme_exists(words):
+@pytest.mark.parametrize(
+    "words", [words for doc in DOCUMENTS for words in _command_lines(doc)], ids=lambda words: " ".join(words)[:60]
+)
+def test_every_option_the_documentation_uses_exists(words):
     command, rest = _resolve(words)
     assert not hasattr(command, "commands"), f"{' '.join(words)}: no such command"
     known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
