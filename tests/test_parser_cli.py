@@ -184,6 +184,20 @@ def test_parse_json_tree_marginals_and_conllu_input(trained, tmp_path):
     assert tree.exit_code == 0 and "►" in tree.stdout and "p=" in tree.stdout
 
 
+def test_parse_progress_on_stderr(trained, tmp_path):
+    root, model = trained
+    dev = root / "data" / "UD_Toy-Test" / "toy-ud-dev.conllu"
+    base = ["parse", "--model", str(model), "--input-format", "conllu", "--input", str(dev)]
+    out = tmp_path / "out.conllu"
+    shown = runner.invoke(app, [*base, "--output", str(out), "--progress"])
+    assert shown.exit_code == 0, shown.output
+    assert "15 sentences" in shown.stderr and "words" in shown.stderr
+    assert len(read_conllu(out)) == 15
+    quiet = runner.invoke(app, [*base, "--output", str(out)])  # not a terminal: no progress by default
+    assert quiet.exit_code == 0 and "sentences" not in quiet.stderr
+    assert runner.invoke(app, [*base, "--no-progress"]).stdout == out.read_text()
+
+
 def test_parse_uses_newest_model_under_models(trained, monkeypatch):
     root, model = trained
     monkeypatch.chdir(root)

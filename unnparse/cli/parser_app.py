@@ -474,6 +474,15 @@ def parse(
         typer.Option(help="Parse only shard I of N (e.g. 0/4), for several processes; see merge-shards."),
     ] = None,
     shard_block: Annotated[int, typer.Option(help="Sentences per block dealt to the shards.", min=1)] = 1000,
+    progress: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show sentences parsed and their rate on stderr [default: when writing --output and stderr is a "
+            "terminal].",
+            show_default=False,
+        ),
+    ] = None,
     devices: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -533,25 +542,51 @@ def parse(
                 return to_json_line(p.sentence, p.marginals) + "\n"
             return draw_tree(p.sentence, p.marginals) + "\n"
 
-        count = 0
+        count = words = 0
         results = parser.predict(sentences, batch_tokens=batch_tokens, marginals=marginals, chunk_sentences=256)
-        if output_file is not None:
-            with atomic_output(output_file, "w") as fh:
+        if progress is None:  # on a terminal the bar would mix with parses written to stdout
+            progress = output_file is not None and err_console.is_terminal
+        with _parse_progress(progress) as bar:
+            task = bar.add_task("parsing", total=None, words=0)
+            if output_file is not None:
+                with atomic_output(output_file, "w") as fh:
+                    for p in results:
+                        fh.write(render(p))
+                        count, words = count + 1, words + len(p.sentence)
+                        bar.update(task, completed=count, words=words)
+            else:
                 for p in results:
-                    fh.write(render(p))
-                    count += 1
-        else:
-            for p in results:
-                sys.stdout.write(render(p))
-                count += 1
-                if count % 256 == 0:
-                    sys.stdout.flush()
-            sys.stdout.flush()
+                    sys.stdout.write(render(p))
+                    count, words = count + 1, words + len(p.sentence)
+                    bar.update(task, completed=count, words=words)
+                    if count % 256 == 0:
+                        sys.stdout.flush()
+                sys.stdout.flush()
         if count == 0 and shard_spec is None:
             fail(f"{name}: empty input (no sentences to parse)")
     finally:
         if input_file:
             raw.close()
+
+
+def _parse_progress(enabled: bool):
+    """A bar without a total (the input streams): sentences and words parsed so far, sentences per second."""
+    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class SentenceRate(ProgressColumn):
+        def render(self, task) -> Text:  # noqa: ANN001 - rich's Task
+            return Text(f"{task.speed:,.0f} sentences/s" if task.speed else "")
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed:,.0f} sentences, {task.fields[words]:,} words"),
+        SentenceRate(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not enabled,
+    )
 
 
 @app.command()
@@ -604,6 +639,7 @@ def _parse_on_devices(
     args = ["--model", str(model_dir), "--input-format", input_format.value, "--output-format", output_format.value]
     args += ["--batch-tokens", str(batch_tokens), "--precision", precision.value]
     args += ["--marginals"] if marginals else []
+    args += ["--no-progress"]
     try:
         count = run_on_devices(
             args, input_file, names, output_format=output_format.value, block=shard_block, output_file=output_file
