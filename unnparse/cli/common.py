@@ -40,16 +40,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
+    from unnparse.mnist.data import MnistDataError
     from unnparse.model_files import ModelFileError
     from unnparse.parser.conllu_data import CoNLLUError
     from unnparse.parser.encoders import EncoderLoadError
     from unnparse.parser.treebank import TreebankError
+    from unnparse.seqcomplete.data import SeqDataError
 
     return (
         CoNLLUError,
         ModelFileError,
         EncoderLoadError,
         TreebankError,
+        MnistDataError,
+        SeqDataError,
         UnicodeDecodeError,
     )
 
@@ -153,7 +157,7 @@ def user_errors(func: F) -> F:
         except _user_error_types() as err:
             if os.environ.get("UNNPARSE_DEBUG"):
                 raise
-            fail(str(err).replace("[", "\\["))
+            fail(_one_line(str(err)))
         except BrokenPipeError:
             # the reader of our output went away (e.g. `| head`): stop quietly, as other Unix tools do
             _silence_stdout()
@@ -161,17 +165,22 @@ def user_errors(func: F) -> F:
         except OSError as err:
             if os.environ.get("UNNPARSE_DEBUG"):
                 raise
-            fail(os_error_message(err).replace("[", "\\["))
+            fail(_one_line(os_error_message(err)))
         except ValueError as err:
             if os.environ.get("UNNPARSE_DEBUG"):
                 raise
             # ValueErrors raised by option checks in our own code are user errors too
-            fail(str(err).replace("[", "\\["))
+            fail(_one_line(str(err)))
         except KeyboardInterrupt:
             err_console.print("interrupted")
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(message: str) -> str:
+    """``message`` on one line (runs of whitespace, newlines included, become one space), safe from rich markup."""
+    return " ".join(message.split()).replace("[", "\\[")
 
 
 def _silence_stdout() -> None:

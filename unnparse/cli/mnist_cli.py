@@ -6,7 +6,7 @@ import json
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -22,11 +22,10 @@ from unnparse.cli.common import (
     warn_new_run_over,
 )
 from unnparse.distributed import exit_process, shutdown
-from unnparse.mnist.data import MnistDataError, load_mnist
+from unnparse.mnist.data import load_mnist
 from unnparse.mnist.model import MnistConfig, untied_channels
 from unnparse.mnist.prototypes import write_prototypes
 from unnparse.mnist.train import TrainOptions, accuracy, load_model, prototype_predictions, save_trained, train
-from unnparse.model_files import ModelFileError
 from unnparse.runtime import set_threads
 
 __all__ = ["app"]
@@ -49,11 +48,6 @@ class YInit(str, Enum):
     zero = "zero"
     uniform = "uniform"
     random = "random"
-
-
-def _fail(error: BaseException) -> NoReturn:
-    fail(" ".join(str(error).split()).replace("[", "\\["))
-    raise AssertionError("unreachable")  # fail() always exits
 
 
 DataDir = Annotated[
@@ -110,10 +104,7 @@ def train_command(
     """
     check_output_dir(output)
     set_threads(threads)
-    try:
-        dist = join_processes(nproc, device)
-    except ValueError as err:
-        _fail(err)
+    dist = join_processes(nproc, device)
     config = MnistConfig(
         unn_iter=unn_iter, order=order.value, y_init=y_init.value, dropout=dropout, untied=untied, seed=seed
     )
@@ -139,8 +130,6 @@ def train_command(
         if dist.is_main:
             warn_new_run_over(output / CHECKPOINT, resume)
         result = train(config, data, options, dist=dist, checkpoint=output / CHECKPOINT, resume=resume)
-    except (MnistDataError, ValueError) as err:
-        _fail(err)
     except KeyboardInterrupt:
         interrupted(output / CHECKPOINT)
     finally:
@@ -167,11 +156,8 @@ def evaluate_command(
 ) -> None:
     """Test accuracy, and whether the model recognises its own prototypes."""
     set_threads(threads)
-    try:
-        unn = load_model(model, device)
-        data = load_mnist(data_dir, download=download)
-    except (ModelFileError, MnistDataError, ValueError) as err:
-        _fail(err)
+    unn = load_model(model, device)
+    data = load_mnist(data_dir, download=download)
     start = time.perf_counter()
     acc = accuracy(unn, data.test_images, data.test_labels)
     seconds = time.perf_counter() - start
@@ -204,12 +190,9 @@ def prototypes_command(
 ) -> None:
     """Draw the prototypes of the 10 digits after each sweep t = 1..k (one row per digit, Figure 3)."""
     check_output_file(output)
-    try:
-        unn = load_model(model)
-        if unn.config.untied:
-            raise ValueError("the untied baseline is a forward-only classifier; it generates no prototypes")
-    except (ModelFileError, ValueError) as err:
-        _fail(err)
+    unn = load_model(model)
+    if unn.config.untied:
+        fail("the untied baseline is a forward-only classifier; it generates no prototypes")
     write_prototypes(unn, output)
     predicted = prototype_predictions(unn)
     recognised = sum(p == c for c, p in enumerate(predicted))

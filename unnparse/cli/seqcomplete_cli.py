@@ -6,23 +6,21 @@ import json
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from unnparse.checkpoints import CHECKPOINT, CheckpointError
+from unnparse.checkpoints import CHECKPOINT
 from unnparse.cli.common import (
     Nproc,
     check_output_dir,
     check_output_file,
-    fail,
     interrupted,
     join_processes,
     user_errors,
     warn_new_run_over,
 )
 from unnparse.distributed import exit_process, shutdown
-from unnparse.model_files import ModelFileError
 from unnparse.runtime import set_threads
 from unnparse.seqcomplete.attention_plot import write_attention
 from unnparse.seqcomplete.data import DataSpec, SeqDataError, generate, load_dataset, parse_sequence, save_dataset
@@ -46,11 +44,6 @@ class LRSchedule(str, Enum):
 
     constant = "constant"
     linear = "linear"
-
-
-def _fail(error: BaseException) -> NoReturn:
-    fail(" ".join(str(error).split()).replace("[", "\\["))
-    raise AssertionError("unreachable")  # fail() always exits
 
 
 ModelDir = Annotated[Path, typer.Option("--model", help="model directory")]
@@ -178,8 +171,6 @@ def train_command(
         config = SeqConfig(
             vocab=vocab, dim=dim or 256, unn_iter=unn_iter, order=order.value, random_iter=random_iter, seed=seed
         )
-    except (SeqDataError, ModelFileError) as err:
-        _fail(err)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     options = TrainOptions(
@@ -205,8 +196,6 @@ def train_command(
         result = train(
             config, dataset, options, dist=dist, checkpoint=output / CHECKPOINT, resume=resume, init_state=init_state
         )
-    except (CheckpointError, ValueError) as err:
-        _fail(err)
     except KeyboardInterrupt:
         interrupted(output / CHECKPOINT)
     finally:
@@ -230,13 +219,10 @@ def evaluate_command(
 ) -> None:
     """Accuracy on the masked tokens of the test split."""
     set_threads(threads)
-    try:
-        unn = load_model(model, device)
-        dataset = load_dataset(data)
-        if dataset.spec.vocab > unn.config.vocab:
-            raise SeqDataError(f"{data}: vocabulary 1..{dataset.spec.vocab} exceeds the model's 1..{unn.config.vocab}")
-    except (ModelFileError, SeqDataError, ValueError) as err:
-        _fail(err)
+    unn = load_model(model, device)
+    dataset = load_dataset(data)
+    if dataset.spec.vocab > unn.config.vocab:
+        raise SeqDataError(f"{data}: vocabulary 1..{dataset.spec.vocab} exceeds the model's 1..{unn.config.vocab}")
     start = time.perf_counter()
     score = evaluate(unn, dataset, dataset.split("test"))
     seconds = time.perf_counter() - start
@@ -265,11 +251,8 @@ def complete_command(
     model: ModelDir,
 ) -> None:
     """Fill in the blanks of a sequence."""
-    try:
-        unn = load_model(model)
-        batch = parse_sequence(sequence, unn.config.vocab)
-    except (ModelFileError, SeqDataError) as err:
-        _fail(err)
+    unn = load_model(model)
+    batch = parse_sequence(sequence, unn.config.vocab)
     typer.echo(" ".join(str(t) for t in unn.complete(batch)[0].tolist()))
 
 
@@ -285,11 +268,8 @@ def attention_command(
 ) -> None:
     """Draw the attention weights S after each of their updates (Figures 4 and 8)."""
     check_output_file(output)
-    try:
-        unn = load_model(model)
-        batch = parse_sequence(sequence, unn.config.vocab)
-    except (ModelFileError, SeqDataError) as err:
-        _fail(err)
+    unn = load_model(model)
+    batch = parse_sequence(sequence, unn.config.vocab)
     maps = write_attention(unn, batch, output, unn_iter)
     completed = " ".join(str(t) for t in unn.complete(batch, sweeps=unn_iter)[0].tolist())
     typer.echo(f"wrote {output}: {len(maps)} attention maps; completion: {completed}")

@@ -32,7 +32,7 @@ from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
 from unnparse.runtime import adam, autocast, denormals_flushed, precision_name, resolve_precision
 
-__all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "train_parser"]
+__all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "reparse", "train_parser"]
 
 METRICS_LOG = "metrics.json"
 
