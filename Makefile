@@ -31,9 +31,11 @@ DEMO_TEXT := The old man saw a small dog in the park. She cannot read the letter
 
 demo: $(STAMP)
 	$(VENV)/bin/unnparse train --treebank UD_English-Sample --data-dir $(DEMO_DATA) --output $(DEMO_MODEL) \
-		--epochs 10 --max-minutes 4 --lstm-hidden 128 --lstm-layers 2 --hidden 128 --device cpu
+		--epochs 10 --max-minutes 4 --lstm-hidden 128 --lstm-layers 2 --hidden 128 --device cpu --tokenizer-steps 300
 	$(VENV)/bin/unnparse evaluate --model $(DEMO_MODEL) --treebank UD_English-Sample --data-dir $(DEMO_DATA) \
 		--split test --device cpu
+	$(VENV)/bin/unnparse evaluate --model $(DEMO_MODEL) --treebank UD_English-Sample --data-dir $(DEMO_DATA) \
+		--split test --device cpu --raw-text
 	echo "$(DEMO_TEXT)" | $(VENV)/bin/unnparse parse --model $(DEMO_MODEL) --device cpu
 	echo "$(DEMO_TEXT)" | $(VENV)/bin/unnparse parse --model $(DEMO_MODEL) --device cpu --output-format tree \
 		--marginals

@@ -46,7 +46,7 @@ def train_member(treebank: str, name: str, minutes: float, out: Path, options: l
     run(
         [EXE, "train", "--treebank", treebank, "--data-dir", str(SHARED), "--output", str(out / f"{treebank}-{name}")]
         + ["--epochs", "100000", "--max-minutes", str(minutes), "--patience", "100000", "--device", "cpu"]
-        + ["--threads", "1", "--no-progress", *MEMBERS[name], *options]
+        + ["--threads", "1", "--no-progress", "--tokenizer-steps", "0", *MEMBERS[name], *options]
     )
 
 

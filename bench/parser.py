@@ -98,6 +98,8 @@ def train_one(treebank: str, encoder: str, k: int, minutes: float, out_root: Pat
         "--no-progress",
         "--precision",
         PRECISION,
+        "--tokenizer-steps",
+        "0",  # the parser's training time alone; raw-text tokenization is measured by bench/tokenizer.py
     ]
     if encoder != "scratch":
         train_cmd += ["--lr", "1e-3", "--encoder-lr", "5e-5", "--batch-tokens", "1500"]

@@ -130,6 +130,92 @@ def test_evaluate_gold_pred_perfect(tmp_path):
     assert json.loads(result.stdout)["uas"] == 100.0
 
 
+def test_evaluate_scores_the_tags_the_model_predicts_and_raw_text(trained):
+    root, model = trained
+    args = ["evaluate", "--model", str(model), "--treebank", "UD_Toy-Test", "--data-dir", str(root / "data")]
+    args += ["--device", "cpu", "--json"]
+    scores = json.loads(runner.invoke(app, args).stdout)
+    assert scores["alignment"] == "words" and 0.0 <= scores["upos"] <= 100.0  # the gold UPOS were cleared first
+    assert "xpos" not in scores  # the model does not tag XPOS
+    raw = runner.invoke(app, [*args, "--raw-text"])
+    assert raw.exit_code == 0, raw.output
+    report = json.loads(raw.stdout)
+    assert report["alignment"] == "characters" and report["scores"]["tokens"]["f1"] == 100.0
+    assert report["scores"]["words"]["gold"] == scores["words"] and "upos" in report
+    # the toy sentences start in lowercase: the splitter sees one sentence
+    assert report["scores"]["sentences"]["predicted"] == 1
+    table = runner.invoke(app, [*args[:-1], "--raw-text"])
+    assert table.exit_code == 0 and "tokens" in table.stdout and "precision" in table.stdout
+    bad = runner.invoke(app, [*args, "--raw-text", "--alignment", "words"])
+    assert bad.exit_code == 1 and "--raw-text scores through the text" in bad.stderr
+
+
+def test_evaluate_other_tokenization_and_tags_of_two_files(tmp_path):
+    folder = write_treebank(tmp_path)
+    gold = folder / "toy-ud-dev.conllu"
+    lines = gold.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line and not line.startswith("#"))
+    cols = lines[first].split("\t")
+    lines[first] = "\t".join([*cols[:3], "X", *cols[4:]])  # one UPOS wrong
+    pred = tmp_path / "pred.conllu"
+    pred.write_text("\n".join(lines) + "\n")
+    scores = json.loads(runner.invoke(app, ["evaluate", "--gold", str(gold), "--pred", str(pred), "--json"]).stdout)
+    assert scores["upos"] == pytest.approx(100.0 * (scores["words"] - 1) / scores["words"])
+    # merge the first two words of the first sentence into one token: the words no longer line up
+    second = lines[first + 1].split("\t")
+    lines[first] = "\t".join(["1", cols[1] + second[1], *cols[2:]])
+    del lines[first + 1]
+    for i in range(first + 1, len(lines)):
+        if not lines[i]:
+            break
+        row = lines[i].split("\t")
+        row[0] = str(int(row[0]) - 1)
+        row[6] = "0" if row[6] == "0" else str(max(int(row[6]) - 1, 1))
+        lines[i] = "\t".join(row)
+    pred.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["evaluate", "--gold", str(gold), "--pred", str(pred), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "aligned through the text" in result.stderr
+    report = json.loads(result.stdout)
+    assert (
+        report["alignment"] == "characters"
+        and report["scores"]["tokens"]["correct"] == report["scores"]["tokens"]["gold"] - 2
+    )
+    strict = runner.invoke(app, ["evaluate", "--gold", str(gold), "--pred", str(pred), "--alignment", "words"])
+    assert strict.exit_code == 1 and "pred.conllu:" in strict.stderr and "words" in strict.stderr
+    other = tmp_path / "other.conllu"
+    other.write_text(pred.read_text().replace(cols[1] + second[1], "Xx", 1))
+    result = runner.invoke(app, ["evaluate", "--gold", str(gold), "--pred", str(other)])
+    assert result.exit_code == 1 and "text differs from the gold text" in result.stderr
+
+
+def test_train_tokenizer_command_and_parse_with_it(trained, tmp_path):
+    root, model = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(model, copy)
+    data = root / "data" / "UD_Toy-Test"
+    no = runner.invoke(app, ["parse", "--model", str(copy), "--tokenizer", "model", "--device", "cpu"], input="x\n")
+    assert no.exit_code == 1 and "has no trained tokenizer" in no.stderr and "Traceback" not in no.output
+    args = ["train-tokenizer", "--model", str(copy), "--train", str(data / "toy-ud-train.conllu"), "--steps", "3"]
+    args += ["--device", "cpu"]
+    checked = runner.invoke(app, [*args, "--dev", str(data / "toy-ud-dev.conllu")])
+    assert checked.exit_code == 0, checked.output
+    kept = (copy / "tokenizer.safetensors").exists()
+    assert ("tokenizer saved" in checked.stderr) == kept and ("not kept" in checked.stderr) != kept
+    result = runner.invoke(app, args)  # no dev set: nothing to compare with, kept
+    assert result.exit_code == 0 and "no dev set" in result.stderr
+    assert "tokenizer" in json.loads((copy / "config.json").read_text())
+    text = "the old dog saw a cat. a man reads the book.\n"
+    parsed = runner.invoke(app, ["parse", "--model", str(copy), "--tokenizer", "model", "--device", "cpu"], input=text)
+    assert parsed.exit_code == 0, parsed.output
+    words = [r.split("\t")[1] for r in parsed.stdout.splitlines() if r and not r.startswith("#") and "-" not in r[:4]]
+    assert "".join(words) == "".join(text.split())
+    rules = runner.invoke(app, ["parse", "--model", str(copy), "--tokenizer", "rules", "--device", "cpu"], input=text)
+    assert rules.exit_code == 0 and rules.stdout.count("# text") == 1  # lowercase starts: one sentence by rules
+    bad = runner.invoke(app, ["train-tokenizer", "--model", str(tmp_path / "none"), "--train", "x.conllu"])
+    assert bad.exit_code == 1 and "no such model directory" in bad.stderr
+
+
 @pytest.mark.parametrize(
     ("fmt", "text"),
     [

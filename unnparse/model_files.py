@@ -27,6 +27,7 @@ __all__ = [
     "load_weights",
     "save_config",
     "save_model",
+    "save_weights",
 ]
 
 CONFIG_FILE = "config.json"
@@ -41,8 +42,7 @@ def save_model(directory: str | os.PathLike[str], config: dict[str, Any], state_
     """Write ``config`` and the tensors of ``state_dict`` into ``directory`` (created if needed)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    atomic_write_bytes(out / WEIGHTS_FILE, save_safetensors(tensors))
+    save_weights(out, state_dict, WEIGHTS_FILE)
     save_config(out, config)
     return out
 
@@ -73,9 +73,16 @@ def load_config(directory: str | os.PathLike[str], *, kind: str | None = None) -
     return config
 
 
-def load_weights(directory: str | os.PathLike[str], module: torch.nn.Module) -> None:
-    """Copy the tensors of ``model.safetensors`` into ``module`` (strict: names and shapes must match)."""
-    path = Path(directory) / WEIGHTS_FILE
+def save_weights(directory: str | os.PathLike[str], state_dict: dict[str, torch.Tensor], filename: str) -> None:
+    """Write the tensors of ``state_dict`` as ``directory/filename`` (safetensors), atomically."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    atomic_write_bytes(Path(directory) / filename, save_safetensors(tensors))
+
+
+def load_weights(directory: str | os.PathLike[str], module: torch.nn.Module, filename: str = WEIGHTS_FILE) -> None:
+    """Copy the tensors of ``filename`` (``model.safetensors``) into ``module`` (strict: names and shapes must
+    match)."""
+    path = Path(directory) / filename
     if not path.is_file():
         raise ModelFileError(f"{path}: missing")
     try:

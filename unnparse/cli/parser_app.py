@@ -27,7 +27,7 @@ from unnparse.cli.common import (
 if TYPE_CHECKING:
     import torch
 
-    from unnparse.parser.metrics import RelationScore
+    from unnparse.parser.conllu_data import Sentence
 
 app = typer.Typer(
     name="unnparse",
@@ -63,6 +63,28 @@ class OutputFormat(str, Enum):
     conllu = "conllu"
     json = "json"
     tree = "tree"
+
+
+class Alignment(str, Enum):
+    auto = "auto"
+    words = "words"
+    characters = "characters"
+
+
+class TokenizerChoice(str, Enum):
+    auto = "auto"
+    model = "model"
+    rules = "rules"
+
+
+TokenizerOption = Annotated[
+    TokenizerChoice,
+    typer.Option(
+        "--tokenizer",
+        help="How raw text is split into sentences and tokens: model (the tokenizer learnt with the parser), rules, "
+        "or auto (the model's when it has one).",
+    ),
+]
 
 
 class Pooling(str, Enum):
@@ -200,9 +222,18 @@ def train(
     nproc: Annotated[
         int, typer.Option(help="Processes for distributed data-parallel training (launches torchrun).", min=1)
     ] = 1,
+    tokenizer_steps: Annotated[
+        int,
+        typer.Option(
+            help="Updates of the tokenizer and sentence splitter trained after the parser, for raw text "
+            "(at most 20 passes over the training text; 0: none, raw text is then split by rules).",
+            min=0,
+        ),
+    ] = 1000,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Train a parser on a UD treebank; the best epoch on dev is kept in the model directory."""
+    """Train a parser on a UD treebank; the best epoch on dev is kept in the model directory, with a tokenizer
+    learnt from the same treebank."""
     import torch
 
     from unnparse.checkpoints import CHECKPOINT
@@ -326,8 +357,77 @@ def train(
     if dist.is_main:
         err_console.print(epoch_table(result.history))
         err_console.print(f"best epoch {result.best_epoch} saved to {out_dir}")
+        if tokenizer_steps:
+            _train_tokenizer_into(out_dir, train_sents, dev_sents, tokenizer_steps, dev_device, seed)
     if dist.distributed:
         exit_process(0)
+
+
+def _train_tokenizer_into(
+    model_dir: Path, train_sents: list[Sentence], dev_sents: list[Sentence], steps: int, device: torch.device, seed: int
+) -> None:
+    """Train a tokenizer on the training sentences' text and add it to the model directory, unless the rule-based
+    tokenizer segments the dev text better (the mean of token and sentence F1)."""
+    from unnparse.parser.trained_tokenizer import rule_scores, train_tokenizer
+
+    err_console.print(f"training the tokenizer and sentence splitter (at most {steps} updates)")
+    tokenizer, scores = train_tokenizer(
+        train_sents, dev_sents or None, steps=steps, seed=seed, device=device, log=err_console.print
+    )
+    if not scores:
+        tokenizer.save(model_dir)
+        err_console.print(f"tokenizer saved to {model_dir} (no dev set to check it on)")
+        return
+    rules = rule_scores(dev_sents)
+
+    def summary(f1: dict[str, float]) -> str:
+        return f"tokens {f1['tokens']:.2f}, sentences {f1['sentences']:.2f}, words {f1['words']:.2f}"
+
+    if (rules["tokens"] + rules["sentences"]) > (scores["tokens"] + scores["sentences"]):
+        err_console.print(
+            f"[yellow]tokenizer not kept:[/] on dev the rules segment better ({summary(rules)}) than the trained "
+            f"tokenizer ({summary(scores)}); raw text will be split by the rules"
+        )
+        return
+    tokenizer.save(model_dir)
+    err_console.print(f"tokenizer saved to {model_dir}: dev F1 {summary(scores)} (rules: {summary(rules)})")
+
+
+@app.command("train-tokenizer")
+@user_errors
+def train_tokenizer_command(
+    model: Annotated[Path, typer.Option(help="Model directory to add the tokenizer to (replacing its own).")],
+    treebank: Annotated[Optional[str], typer.Option(help="UD treebank name, e.g. UD_Czech-PDT.")] = None,  # noqa: UP045
+    data_dir: DataDir = None,
+    train_files: Annotated[Optional[list[Path]], typer.Option("--train", help="Training CoNLL-U file(s).")] = None,  # noqa: UP045
+    dev_file: Annotated[Optional[Path], typer.Option("--dev", help="Development CoNLL-U file.")] = None,  # noqa: UP045
+    steps: Annotated[int, typer.Option(help="Updates (at most 20 passes over the training text).", min=1)] = 1000,
+    seed: Annotated[int, typer.Option()] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.")] = None,  # noqa: UP045
+) -> None:
+    """Train the tokenizer and sentence splitter of a parser (for raw text) on a treebank's text."""
+    import torch
+
+    from unnparse.model_files import load_config
+    from unnparse.parser.conllu_data import read_conllu
+    from unnparse.parser.parser import resolve_device
+    from unnparse.parser.treebank import resolve_treebank
+
+    if threads:
+        torch.set_num_threads(threads)
+    load_config(model)  # a model directory, before any work
+    files_train: list[Path] = list(train_files or [])
+    file_dev = dev_file
+    if treebank is not None:
+        found = resolve_treebank(treebank, data_dir, download=True)
+        files_train = files_train or list(found.train)
+        file_dev = file_dev or found.dev
+    if not files_train:
+        fail("give --treebank NAME or --train FILE (and --dev FILE)")
+    train_sents = [s for f in files_train for s in read_conllu(f, allow_empty=False, require_heads=False)]
+    dev_sents = read_conllu(file_dev, allow_empty=False, require_heads=False) if file_dev else []
+    _train_tokenizer_into(model, train_sents, dev_sents, steps, resolve_device(device), seed)
 
 
 @app.command()
@@ -340,6 +440,22 @@ def evaluate(
     input_file: Annotated[Optional[Path], typer.Option("--input", help="Gold CoNLL-U file to parse and score.")] = None,  # noqa: UP045
     gold: Annotated[Optional[Path], typer.Option(help="Gold CoNLL-U (with --pred: score two files).")] = None,  # noqa: UP045
     pred: Annotated[Optional[Path], typer.Option(help="Predicted CoNLL-U (with --gold).")] = None,  # noqa: UP045
+    raw_text: Annotated[
+        bool,
+        typer.Option(
+            "--raw-text",
+            help="Parse the gold file's text from scratch (sentence splitting and tokenization included) "
+            "instead of its words, and score through the text.",
+        ),
+    ] = False,
+    alignment: Annotated[
+        Alignment,
+        typer.Option(
+            help="words: the files have the same words (accuracies); characters: words aligned through the text, "
+            "as in the CoNLL 2018 shared task (F1, also of tokens and sentences); auto: words when they line up.",
+        ),
+    ] = Alignment.auto,
+    tokenizer: TokenizerOption = TokenizerChoice.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     per_relation: Annotated[
         bool, typer.Option("--per-relation", help="Also score each relation (precision, recall, F1 of LAS).")
@@ -348,15 +464,21 @@ def evaluate(
     device: Annotated[str, typer.Option()] = "auto",
     precision: PrecisionOption = Precision.auto,
 ) -> None:
-    """Score a parser: UAS, LAS, modifier-list accuracy, exact match (all words, punctuation included), CLAS."""
-    from unnparse.parser.conllu_data import read_conllu
-    from unnparse.parser.metrics import relation_scores, score_sentences
+    """Score a parser: UAS, LAS, CLAS, modifier-list accuracy, exact match (all words, punctuation included), tags.
 
+    With a model, the columns it tags (UPOS, XPOS, FEATS) are cleared before parsing and scored too.
+    """
+    from unnparse.parser.conllu_data import TAG_COLUMNS, read_conllu
+
+    tag_columns: tuple[str, ...] = ()
     if gold is not None or pred is not None:
         if gold is None or pred is None:
             fail("--gold and --pred go together")
+        if raw_text:
+            fail("--raw-text parses the gold text with a model: give --model with --treebank or --input, not --pred")
         gold_sents, predicted = _read_gold(gold), read_conllu(pred, allow_empty=False)
         source = f"{pred} against {gold}"
+        tag_columns = TAG_COLUMNS
     else:
         from unnparse.parser.parser import Parser
         from unnparse.parser.training import reparse
@@ -364,6 +486,8 @@ def evaluate(
 
         if (treebank is None) == (input_file is None):
             fail("give exactly one of --treebank NAME or --input GOLD.conllu (or --gold G --pred P)")
+        if raw_text and alignment is Alignment.words:
+            fail("--raw-text scores through the text: use --alignment characters (or auto)")
         if input_file is None:
             files = resolve_treebank(str(treebank), data_dir, download=True)
             input_file = files.test if split is Split.test else files.dev
@@ -372,50 +496,66 @@ def evaluate(
         model_dir = _resolve_model(model)
         parser = Parser.load(model_dir, device=device, precision=precision.value)
         gold_sents = _read_gold(input_file)
-        predicted = reparse(parser, gold_sents, batch_tokens=batch_tokens)
-        source = f"{model_dir} on {input_file}"
-    scores = score_sentences(gold_sents, predicted)
-    relations = relation_scores(gold_sents, predicted) if per_relation else None
-    if as_json:
-        report: dict[str, object] = dict(scores.as_dict())
-        if relations is not None:
-            report["relations"] = {rel: score.as_dict() for rel, score in relations.items()}
-        out_console.print_json(json.dumps(report))
-        return
-    table = Table(title=f"evaluation: {source}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    d = scores.as_dict()
-    for key, label in (
-        ("uas", "UAS"),
-        ("las", "LAS"),
-        ("clas", "CLAS (content words)"),
-        ("modifier_list_accuracy", "modifier-list accuracy"),
-        ("exact_match", "exact match"),
-        ("labeled_exact_match", "labeled exact match"),
-    ):
-        table.add_row(label, f"{d[key]:.2f}")
-    table.add_row("sentences", f"{d['sentences']:,}")
-    table.add_row("words", f"{d['words']:,}")
-    out_console.print(table)
-    if relations is not None:
-        out_console.print(_relation_table(relations))
+        if raw_text:
+            from unnparse.parser.aligned_metrics import corpus_text
 
-
-def _relation_table(relations: dict[str, RelationScore]) -> Table:
-    table = Table(title="labeled attachment per relation (universal part)")
-    for column in ("relation", "gold", "predicted", "precision", "recall", "F1"):
-        table.add_column(column, justify="left" if column == "relation" else "right")
-    for rel, score in relations.items():
-        table.add_row(
-            rel,
-            f"{score.gold:,}",
-            f"{score.predicted:,}",
-            "–" if score.precision is None else f"{score.precision:.2f}",
-            "–" if score.recall is None else f"{score.recall:.2f}",
-            f"{score.f1:.2f}",
+            lines = corpus_text(gold_sents).split("\n")
+            text = parser.text_sentences(lines, source=f"{input_file} (text)", tokenizer=tokenizer.value)
+            predicted = [p.sentence for p in parser.predict(text, batch_tokens=batch_tokens)]
+            source = f"{model_dir} on the text of {input_file}"
+        else:
+            tag_columns = tuple(parser.featurizer.tags)
+            untagged = [sentence.without_tags(tag_columns) for sentence in gold_sents]
+            predicted = reparse(parser, untagged, batch_tokens=batch_tokens)
+            source = f"{model_dir} on {input_file}"
+    if alignment is Alignment.auto:
+        same = len(gold_sents) == len(predicted) and all(
+            g.words == p.words for g, p in zip(gold_sents, predicted, strict=True)
         )
-    return table
+        alignment = Alignment.words if same else Alignment.characters
+        if not same and not raw_text:
+            err_console.print("the words differ from the gold ones: scoring words aligned through the text")
+    _report_scores(gold_sents, predicted, alignment, tag_columns, source, as_json=as_json, per_relation=per_relation)
+
+
+def _report_scores(
+    gold: list[Sentence],
+    pred: list[Sentence],
+    alignment: Alignment,
+    tag_columns: tuple[str, ...],
+    source: str,
+    *,
+    as_json: bool,
+    per_relation: bool,
+) -> None:
+    from unnparse.cli import evaluation_report as report
+
+    if alignment is Alignment.characters:
+        from unnparse.parser.aligned_metrics import aligned_relation_scores, score_aligned
+
+        aligned = score_aligned(gold, pred)
+        relations = aligned_relation_scores(gold, pred) if per_relation else None
+        if as_json:
+            out_console.print_json(json.dumps(report.aligned_json(aligned, relations)))
+            return
+        out_console.print(report.aligned_table(f"evaluation: {source}", aligned))
+    else:
+        from unnparse.parser.metrics import relation_scores, score_sentences, tag_accuracies
+
+        scores = score_sentences(gold, pred)
+        tags = tag_accuracies(gold, pred, _annotated(pred, tag_columns))
+        relations = relation_scores(gold, pred) if per_relation else None
+        if as_json:
+            out_console.print_json(json.dumps(report.words_json(scores, tags, relations)))
+            return
+        out_console.print(report.words_table(f"evaluation: {source}", scores, tags))
+    if relations is not None:
+        out_console.print(report.relation_table(relations))
+
+
+def _annotated(sentences: list[Sentence], columns: tuple[str, ...]) -> list[str]:
+    """The columns that some word of ``sentences`` annotates."""
+    return [c for c in columns if any(tag != "_" for sentence in sentences for tag in sentence.column(c))]
 
 
 def _resolve_model(model: Path | None) -> Path:
@@ -490,6 +630,7 @@ def parse(
             "--input FILE, merged in input order when all are done."
         ),
     ] = None,
+    tokenizer: TokenizerOption = TokenizerChoice.auto,
 ) -> None:
     """Parse text, tokenized sentences or CoNLL-U from stdin (or --input), streaming the output."""
     if output_file is not None:
@@ -507,6 +648,7 @@ def parse(
             precision=precision,
             shard=shard,
             shard_block=shard_block,
+            tokenizer=tokenizer,
         )
         return
     from unnparse.io_utils import atomic_output
@@ -514,7 +656,7 @@ def parse(
     from unnparse.parser.output_formats import draw_tree, to_json_line
     from unnparse.parser.parser import Parser
     from unnparse.parser.sharding import parse_shard_spec, take_shard
-    from unnparse.parser.text_input import iter_sentences_from_text, iter_sentences_from_tokenized
+    from unnparse.parser.text_input import iter_sentences_from_tokenized
 
     shard_spec = parse_shard_spec(shard) if shard is not None else None
     model_dir = _resolve_model(model)
@@ -527,8 +669,10 @@ def parse(
             sentences = iter_conllu(raw, name=name, require_heads=False)
         else:
             lines = _decoded_lines(raw, name)
-            make = iter_sentences_from_text if input_format is InputFormat.text else iter_sentences_from_tokenized
-            sentences = make(lines, source=name)
+            if input_format is InputFormat.text:
+                sentences = parser.text_sentences(lines, source=name, tokenizer=tokenizer.value)
+            else:
+                sentences = iter_sentences_from_tokenized(lines, source=name)
         if shard_spec is not None:
             sentences = take_shard(sentences, *shard_spec, block=shard_block)
 
@@ -621,6 +765,7 @@ def _parse_on_devices(
     precision: Precision,
     shard: str | None,
     shard_block: int,
+    tokenizer: TokenizerChoice,
 ) -> None:
     """`parse --devices`: one worker process per device (see unnparse.cli.device_parse)."""
     from unnparse.cli.device_parse import parse_devices, run_on_devices
@@ -637,7 +782,7 @@ def _parse_on_devices(
         fail(str(err))
     model_dir = _resolve_model(model)
     args = ["--model", str(model_dir), "--input-format", input_format.value, "--output-format", output_format.value]
-    args += ["--batch-tokens", str(batch_tokens), "--precision", precision.value]
+    args += ["--batch-tokens", str(batch_tokens), "--precision", precision.value, "--tokenizer", tokenizer.value]
     args += ["--marginals"] if marginals else []
     args += ["--no-progress"]
     try:

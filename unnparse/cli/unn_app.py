@@ -6,7 +6,7 @@ import typer
 
 from unnparse.cli.common import VersionOption
 from unnparse.cli.mnist_cli import app as mnist_app
-from unnparse.cli.parser_app import ensemble, evaluate, merge_shards_command, parse, train
+from unnparse.cli.parser_app import ensemble, evaluate, merge_shards_command, parse, train, train_tokenizer_command
 from unnparse.cli.seqcomplete_cli import app as seqcomplete_app
 
 app = typer.Typer(
@@ -26,6 +26,9 @@ def _options(version: VersionOption = False) -> None:
 
 
 app.command(name="train", help="Train a dependency parser (same as `unnparse train`).")(train)
+app.command(name="train-tokenizer", help="Train a parser's tokenizer (same as `unnparse train-tokenizer`).")(
+    train_tokenizer_command
+)
 app.command(name="evaluate", help="Score a dependency parser (same as `unnparse evaluate`).")(evaluate)
 app.command(name="parse", help="Parse text with a trained parser (same as `unnparse parse`).")(parse)
 app.command(name="merge-shards", help="Merge `parse --shard` outputs in input order.")(merge_shards_command)

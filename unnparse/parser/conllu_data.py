@@ -289,6 +289,24 @@ class Sentence:
         value = self.tokens.metadata.get("text")
         return None if value is None else str(value)
 
+    def surface_text(self) -> str:
+        """The sentence's text rebuilt from its surface tokens (multiword tokens, not their words), separated by a
+        space unless MISC says ``SpaceAfter=No``."""
+        parts: list[str] = []
+        covered = 0  # last word id inside the multiword token just written
+        for tok in self.tokens:
+            tid = _dict_get(tok, "id")
+            if isinstance(tid, tuple):
+                if tid[1] != "-":
+                    continue  # an empty node has no surface form
+                covered = tid[2]
+            elif tid <= covered:
+                continue
+            misc = _token_get(tok, "misc")
+            no_space = isinstance(misc, dict) and misc.get("SpaceAfter") == "No"
+            parts.append(str(tok["form"]) + ("" if no_space else " "))
+        return "".join(parts).rstrip()
+
     def __len__(self) -> int:
         """Number of syntactic words."""
         return sum(1 for tok in self.tokens if _is_word(tok))
@@ -340,6 +358,61 @@ class Sentence:
                     tag = str(values[i])
                     tok[name] = _parse_dict_field(tag) if name == "feats" else tag
         return new
+
+    def without_tags(self, columns: Iterable[str]) -> Sentence:
+        """Copy of this sentence with the ``upos``, ``xpos`` or ``feats`` columns of its words emptied (``_``),
+        so that a parser fills them with its own predictions."""
+        columns = list(columns)
+        for name in columns:
+            _check_tag_column(name)
+        new = self.copy()
+        for tok in new.word_tokens:
+            for name in columns:
+                tok[name] = "_" if name == "upos" else None
+        return new
+
+    @classmethod
+    def from_tokens(
+        cls,
+        tokens: Sequence[tuple[str, Sequence[str] | None, bool]],
+        *,
+        sent_id: str | None = None,
+        text: str | None = None,
+        source: str = "<memory>",
+        line: int = 1,
+    ) -> Sentence:
+        """Build an unannotated sentence from surface tokens ``(form, words, space after)``: a token with
+        ``words`` (two or more) becomes a multiword-token line followed by its words; ``SpaceAfter=No`` goes on the
+        token's line."""
+        forms: list[str] = []
+        spaces: list[bool] = []
+        ranges: list[tuple[int, int, str, bool]] = []  # first word index, number of words, token form, space after
+        for form, words, space in tokens:
+            if words is not None and len(words) > 1:
+                ranges.append((len(forms), len(words), form, space))
+                forms.extend(words)
+                spaces.extend([True] * len(words))
+            else:
+                forms.append(form)
+                spaces.append(space)
+        sentence = cls.from_words(forms, space_after=spaces, sent_id=sent_id, text=text, source=source, line=line)
+        for first, count, form, space in reversed(ranges):
+            if not form or any(ch in form for ch in "\t\n\r"):
+                raise ValueError(f"invalid token form {form!r}")
+            span = Token(
+                id=(first + 1, "-", first + count),
+                form=form,
+                lemma="_",
+                upos="_",
+                xpos=None,
+                feats=None,
+                head=None,
+                deprel="_",
+                deps=None,
+                misc=None if space else {"SpaceAfter": "No"},
+            )
+            sentence.tokens.insert(first, span)
+        return sentence
 
     @classmethod
     def from_words(

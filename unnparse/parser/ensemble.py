@@ -50,6 +50,7 @@ class ParserEnsemble(Parser):
         first = members[0]
         super().__init__(first.model, first.featurizer, config, precision=precision)
         self.members = list(members)
+        self.tokenizer = first.tokenizer
 
     @classmethod
     def load(

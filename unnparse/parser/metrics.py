@@ -20,6 +20,7 @@ __all__ = [
     "RelationScore",
     "relation_scores",
     "score_sentences",
+    "tag_accuracies",
     "universal_deprel",
 ]
 
@@ -208,3 +209,27 @@ def relation_scores(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> dict[
             if gh == ph and g_rel == p_rel:
                 scores[g_rel].correct += 1
     return dict(sorted(scores.items(), key=lambda item: (-item[1].gold, item[0])))
+
+
+def _canonical_tag(column: str, value: str) -> str:
+    return "|".join(sorted(value.split("|"))) if column == "feats" else value
+
+
+def tag_accuracies(gold: Sequence[Sentence], pred: Sequence[Sentence], columns: Sequence[str]) -> dict[str, float]:
+    """Percent of words whose ``upos``, ``xpos`` or ``feats`` (features in any order) is the gold one, by column.
+
+    The files must line up as for :func:`score_sentences`. A column is scored only where the gold file annotates it
+    (a word with ``_`` in gold is left out); a column that the gold file never annotates is left out of the result.
+    """
+    result: dict[str, float] = {}
+    for column in columns:
+        total = correct = 0
+        for g, p in zip(gold, pred, strict=True):
+            for g_tag, p_tag in zip(g.column(column), p.column(column), strict=True):
+                if g_tag == "_":
+                    continue
+                total += 1
+                correct += _canonical_tag(column, g_tag) == _canonical_tag(column, p_tag)
+        if total:
+            result[column] = _pct(correct, total)
+    return result

@@ -23,7 +23,8 @@ from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
 from unnparse.parser.encoders import TransformerEncoder, build_encoder
 from unnparse.parser.features import ROOT_CHAR, Featurizer
 from unnparse.parser.model import ParserModel
-from unnparse.parser.text_input import sentences_from_text, sentences_from_tokenized
+from unnparse.parser.text_input import iter_sentences_from_text, sentences_from_tokenized
+from unnparse.parser.trained_tokenizer import TrainedTokenizer
 from unnparse.parser.vocab import PAD, UNK, Vocab
 from unnparse.runtime import autocast, check_precision, resolve_device, resolve_precision
 
@@ -125,6 +126,8 @@ class Parser:
         self.featurizer = featurizer
         self.config = config
         self.precision = precision
+        #: The tokenizer and sentence splitter learnt from the training treebank (None: the rule-based one).
+        self.tokenizer: TrainedTokenizer | None = None
 
     @property
     def precision(self) -> str:
@@ -198,7 +201,11 @@ class Parser:
         model.eval()
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         model.to(dev)
-        return cls(model, Featurizer(rels, words, chars, tags=tags), config, precision=precision)
+        parser = cls(model, Featurizer(rels, words, chars, tags=tags), config, precision=precision)
+        if config.get("tokenizer") is not None:
+            parser.tokenizer = TrainedTokenizer.load(path, config["tokenizer"])
+            parser.tokenizer.net.to(dev)
+        return parser
 
     def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (+ encoder config and tokenizer files) atomically."""
@@ -207,9 +214,13 @@ class Parser:
         if extra:
             config.update(extra)
         out = Path(path)
+        config.pop("tokenizer", None)
         if isinstance(self.model.encoder, TransformerEncoder):
             self.model.encoder.save_pretrained_files(out / ENCODER_DIR)
         save_model(out, config, self.model.state_dict())
+        if self.tokenizer is not None:
+            self.tokenizer.save(out)
+            config["tokenizer"] = self.tokenizer.to_config()
         self.config = config
         return out
 
@@ -270,16 +281,37 @@ class Parser:
         heads, rels = self.model.decode(out, batch)
         return BatchPrediction(heads, rels, self.model.predict_tags(out, batch), out.marginals)
 
+    def text_sentences(
+        self, lines: Iterable[str], *, source: str = "<stdin>", tokenizer: str = "auto"
+    ) -> Iterator[Sentence]:
+        """Split and tokenize raw text (an iterable of lines, streamed): with the tokenizer learnt from the
+        treebank (``tokenizer="model"``, or ``"auto"`` when the model has one) or the rule-based one (``"rules"``).
+
+        Raises:
+            ValueError: ``tokenizer="model"`` for a model without a trained tokenizer, or an unknown name.
+        """
+        if tokenizer not in ("auto", "model", "rules"):
+            raise ValueError(f"tokenizer must be auto, model or rules, not {tokenizer!r}")
+        if tokenizer == "model" and self.tokenizer is None:
+            raise ValueError("this model has no trained tokenizer (train one with `unnparse train-tokenizer`)")
+        if tokenizer != "rules" and self.tokenizer is not None:
+            return self.tokenizer.iter_sentences(lines, source=source)
+        return iter_sentences_from_text(lines, source=source)
+
     def parse(
         self, inputs: str | Sequence[str] | Sequence[Sequence[str]], *, batch_tokens: int = 4000
     ) -> list[Sentence]:
-        """Parse raw text (a string, or a list of sentence strings) or pre-tokenized sentences (lists of words)."""
+        """Parse raw text (a string, or a list of sentence strings) or pre-tokenized sentences (lists of words).
+
+        Raw text is split and tokenized by the model's trained tokenizer when it has one (see
+        :meth:`text_sentences`)."""
         if isinstance(inputs, str):
-            sentences = sentences_from_text(inputs, source="<text>")
+            sentences = list(self.text_sentences(inputs.split("\n"), source="<text>"))
         elif inputs and not isinstance(inputs[0], str):
             sentences = [Sentence.from_words(list(words), source="<tokens>") for words in inputs]
         else:  # each string is a paragraph of its own: sentences never run across strings, ids run on
-            sentences = sentences_from_text("\n\n".join(str(text) for text in inputs), source="<text>")
+            joined = "\n\n".join(str(text) for text in inputs)
+            sentences = list(self.text_sentences(joined.split("\n"), source="<text>"))
         return [p.sentence for p in self.predict(sentences, batch_tokens=batch_tokens)]
 
     def parse_tokenized_lines(self, lines: Iterable[str]) -> Iterator[Sentence]:

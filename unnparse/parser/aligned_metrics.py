@@ -1,0 +1,419 @@
+"""Scores for parses whose tokenization differs from the gold one (the CoNLL 2018 shared task's evaluation).
+
+When a parser reads raw text, its tokens, multiword-token splits and sentence boundaries need not be the gold
+ones, so words cannot be compared position by position. Both files are instead laid over the same text: the
+characters of the token forms, which must be the same in both (compared in NFC, without whitespace and without the
+control and invisible format characters that the tokenizer drops). A token or a sentence is correct when the
+predicted one covers exactly the characters of a gold one. A word outside multiword tokens is aligned with the gold
+word of the same characters; inside a stretch where either file has multiword tokens, the words are aligned by a
+longest common subsequence of their lowercased forms. Each score is then an F1 between the gold and the predicted
+words: precision over the predicted words, recall over the gold ones. An aligned word has the correct head when
+its predicted head is aligned with its gold head (or both are the root). When the tokenizations are the same,
+every F1 equals the accuracy of :func:`~unnparse.parser.metrics.score_sentences`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from unnparse.parser.conllu_data import Sentence
+from unnparse.parser.metrics import CONTENT_DEPRELS, AlignmentError, RelationScore, universal_deprel
+from unnparse.parser.text_input import normalize_text
+
+__all__ = [
+    "AlignedScores",
+    "F1Score",
+    "WordAlignment",
+    "align_words",
+    "aligned_relation_scores",
+    "corpus_text",
+    "score_aligned",
+    "segmentation_scores",
+]
+
+
+@dataclass(frozen=True)
+class F1Score:
+    """``correct`` of ``gold`` gold items and ``predicted`` predicted items; percentages (100 when nothing to count)."""
+
+    gold: int
+    predicted: int
+    correct: int
+
+    @property
+    def precision(self) -> float:
+        """Percent of the predicted items that are correct."""
+        return 100.0 * self.correct / self.predicted if self.predicted else 100.0
+
+    @property
+    def recall(self) -> float:
+        """Percent of the gold items that are correct."""
+        return 100.0 * self.correct / self.gold if self.gold else 100.0
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall."""
+        total = self.gold + self.predicted
+        return 200.0 * self.correct / total if total else 100.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        """Counts and percentages as a plain dictionary."""
+        return {
+            "gold": self.gold,
+            "predicted": self.predicted,
+            "correct": self.correct,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+        }
+
+
+@dataclass(frozen=True)
+class AlignedScores:
+    """F1 scores of a prediction against gold over the shared text.
+
+    Attributes:
+        tokens: tokens (surface tokens: multiword tokens count once) with the same characters.
+        sentences: sentences with the same characters.
+        words: aligned syntactic words.
+        upos: aligned words with the gold UPOS (None when either file has no UPOS).
+        uas: aligned words with the correct head.
+        las: ... and the correct universal relation.
+        clas: LAS over content words (gold and predicted words whose relation is a content relation).
+    """
+
+    tokens: F1Score
+    sentences: F1Score
+    words: F1Score
+    upos: F1Score | None
+    uas: F1Score
+    las: F1Score
+    clas: F1Score
+
+    def as_dict(self) -> dict[str, dict[str, float | int]]:
+        """Each score's counts and percentages, by name (UPOS left out when it was not scored)."""
+        names = ("tokens", "sentences", "words", "upos", "uas", "las", "clas")
+        return {name: score.as_dict() for name in names if (score := getattr(self, name)) is not None}
+
+
+@dataclass(frozen=True)
+class _Word:
+    start: int  # character span over the non-whitespace text; a multiword token's words share its span
+    end: int
+    form: str
+    multiword: bool
+    head: int  # index of the head word in the file's word list, -1 for the root
+    deprel: str
+    upos: str
+
+
+@dataclass
+class _Laid:
+    """A file laid over its text: the characters, token and sentence spans, and the words."""
+
+    chars: list[str]
+    char_lines: list[int]  # line of the token each character belongs to
+    tokens: list[tuple[int, int]]
+    sentences: list[tuple[int, int]]
+    words: list[_Word]
+
+
+def _chars(form: str) -> str:
+    """The characters a form contributes to the text: NFC, without whitespace and invisible format characters."""
+    return "".join(normalize_text(form).split())
+
+
+def _lay_out(sentences: Sequence[Sentence], label: str, *, parsed: bool = True) -> _Laid:
+    laid = _Laid([], [], [], [], [])
+    for index, sentence in enumerate(sentences):
+        heads, deprels = sentence.heads, sentence.deprels
+        if not parsed:
+            heads, deprels = [0] * len(sentence), ["_"] * len(sentence)
+        elif heads is None or deprels is None:
+            raise AlignmentError(sentence.source, sentence.line, f"{label} sentence {index + 1}: HEAD/DEPREL missing")
+        upos = sentence.upos
+        offset = len(laid.words)
+        sentence_start = len(laid.chars)
+        mwt_end = 0  # last word id of the multiword token being read
+        mwt_span = (0, 0)
+        word = 0
+        for line, token in enumerate(sentence.tokens, start=sentence.line + len(sentence.comments)):
+            tid = token["id"]
+            if isinstance(tid, tuple) and tid[1] == ".":
+                continue
+            if isinstance(tid, tuple) or word + 1 > mwt_end:  # a surface token
+                start = len(laid.chars)
+                text = _chars(token["form"])
+                laid.chars.extend(text)
+                laid.char_lines.extend([line] * len(text))
+                span = (start, len(laid.chars))
+                laid.tokens.append(span)
+                if isinstance(tid, tuple):
+                    mwt_end, mwt_span = tid[2], span
+                    continue
+            else:
+                span = mwt_span
+            head = heads[word]
+            laid.words.append(
+                _Word(
+                    span[0],
+                    span[1],
+                    _chars(token["form"]).lower(),
+                    word + 1 <= mwt_end,
+                    -1 if head == 0 else offset + head - 1,
+                    universal_deprel(deprels[word]),
+                    upos[word],
+                )
+            )
+            word += 1
+        laid.sentences.append((sentence_start, len(laid.chars)))
+    return laid
+
+
+def _check_same_text(gold: _Laid, pred: _Laid, gold_source: str, pred_source: str) -> None:
+    if gold.chars == pred.chars:
+        return
+    at = next((i for i, (g, p) in enumerate(zip(gold.chars, pred.chars, strict=False)) if g != p), None)
+    if at is None:  # one text is a prefix of the other
+        at = min(len(gold.chars), len(pred.chars))
+    g_text = "".join(gold.chars[at : at + 20]) or "(end of text)"
+    p_text = "".join(pred.chars[at : at + 20]) or "(end of text)"
+    line = pred.char_lines[at] if at < len(pred.char_lines) else (pred.char_lines[-1] if pred.char_lines else None)
+    g_line = gold.char_lines[at] if at < len(gold.char_lines) else None
+    where = f"{gold_source}:{g_line}" if g_line is not None else gold_source
+    raise AlignmentError(
+        pred_source,
+        line,
+        f"the text differs from the gold text ({where}) at non-space character {at + 1}: "
+        f"{p_text!r} against gold {g_text!r}",
+    )
+
+
+def _span_matches(gold: Sequence[tuple[int, int]], pred: Sequence[tuple[int, int]]) -> int:
+    """Number of identical spans in two lists of spans sorted by start."""
+    i = j = correct = 0
+    while i < len(gold) and j < len(pred):
+        if gold[i][0] < pred[j][0]:
+            i += 1
+        elif pred[j][0] < gold[i][0]:
+            j += 1
+        else:
+            correct += gold[i][1] == pred[j][1]
+            i += 1
+            j += 1
+    return correct
+
+
+@dataclass(frozen=True)
+class WordAlignment:
+    """Pairs ``(gold word index, predicted word index)`` of aligned words, in text order."""
+
+    pairs: list[tuple[int, int]]
+    gold_words: int
+    predicted_words: int
+
+
+def _beyond(words: Sequence[_Word], i: int, end: int) -> bool:
+    return i >= len(words) or words[i].start >= end
+
+
+def _extend(word: _Word, end: int) -> int:
+    return word.end if word.multiword and word.end > end else end
+
+
+def _multiword_region(gold: Sequence[_Word], pred: Sequence[_Word], gi: int, pi: int) -> tuple[int, int, int, int]:
+    """The smallest stretch of words around a multiword token at ``gi`` or ``pi`` that both files cover alike."""
+    if gold[gi].multiword:
+        end = gold[gi].end
+        if not pred[pi].multiword and pred[pi].start < gold[gi].start:
+            pi += 1
+    else:
+        end = pred[pi].end
+        if not gold[gi].multiword and gold[gi].start < pred[pi].start:
+            gi += 1
+    g_start, p_start = gi, pi
+    while not _beyond(gold, gi, end) or not _beyond(pred, pi, end):
+        if gi < len(gold) and (pi >= len(pred) or gold[gi].start <= pred[pi].start):
+            end = _extend(gold[gi], end)
+            gi += 1
+        else:
+            end = _extend(pred[pi], end)
+            pi += 1
+    return g_start, p_start, gi, pi
+
+
+def _lcs_pairs(gold: Sequence[_Word], pred: Sequence[_Word]) -> list[tuple[int, int]]:
+    """Index pairs of a longest common subsequence of the two lists' forms."""
+    n, m = len(gold), len(pred)
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            if gold[i].form == pred[j].form:
+                table[i][j] = 1 + table[i + 1][j + 1]
+            else:
+                table[i][j] = max(table[i + 1][j], table[i][j + 1])
+    pairs = []
+    i = j = 0
+    while i < n and j < m:
+        if gold[i].form == pred[j].form:
+            pairs.append((i, j))
+            i += 1
+            j += 1
+        elif table[i + 1][j] >= table[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
+def _align(gold: Sequence[_Word], pred: Sequence[_Word]) -> WordAlignment:
+    pairs: list[tuple[int, int]] = []
+    gi = pi = 0
+    while gi < len(gold) and pi < len(pred):
+        if gold[gi].multiword or pred[pi].multiword:
+            g_start, p_start, gi, pi = _multiword_region(gold, pred, gi, pi)
+            pairs.extend((g_start + a, p_start + b) for a, b in _lcs_pairs(gold[g_start:gi], pred[p_start:pi]))
+        elif (gold[gi].start, gold[gi].end) == (pred[pi].start, pred[pi].end):
+            pairs.append((gi, pi))
+            gi += 1
+            pi += 1
+        elif gold[gi].start <= pred[pi].start:
+            gi += 1
+        else:
+            pi += 1
+    return WordAlignment(pairs, len(gold), len(pred))
+
+
+def _laid_pair(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> tuple[_Laid, _Laid]:
+    if not gold:
+        raise ValueError("nothing to score: no gold sentences")
+    if not pred:
+        raise ValueError("nothing to score: no predicted sentences")
+    g, p = _lay_out(gold, "gold"), _lay_out(pred, "predicted")
+    _check_same_text(g, p, gold[0].source, pred[0].source)
+    return g, p
+
+
+def align_words(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> WordAlignment:
+    """Align the syntactic words of two tokenizations of the same text (indices over all words of each file).
+
+    Raises:
+        AlignmentError: the texts differ (the message names the predicted file's line and the gold one's), or a
+            sentence lacks HEAD/DEPREL.
+        ValueError: either side has no sentences.
+    """
+    g, p = _laid_pair(gold, pred)
+    return _align(g.words, p.words)
+
+
+def _score(
+    g_words: Sequence[_Word],
+    p_words: Sequence[_Word],
+    pairs: Sequence[tuple[int, int]],
+    gold_head: Callable[[int, int], bool],
+    keep: Callable[[_Word], bool] = lambda word: True,
+    match: Callable[[_Word, _Word], bool] = lambda g, p: True,
+) -> F1Score:
+    correct = sum(1 for gi, pi in pairs if keep(g_words[gi]) and gold_head(gi, pi) and match(g_words[gi], p_words[pi]))
+    return F1Score(sum(map(keep, g_words)), sum(map(keep, p_words)), correct)
+
+
+def _aligned_heads(g: _Laid, p: _Laid, alignment: WordAlignment) -> Callable[[int, int], bool]:
+    gold_of = {pi: gi for gi, pi in alignment.pairs}
+
+    def same_head(gi: int, pi: int) -> bool:
+        p_head = p.words[pi].head
+        mapped = -1 if p_head == -1 else gold_of.get(p_head, -2)
+        return mapped == g.words[gi].head
+
+    return same_head
+
+
+def score_aligned(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> AlignedScores:
+    """Score a prediction whose tokens and sentences may differ from the gold ones (see the module docstring).
+
+    Raises:
+        AlignmentError: the texts differ, or a sentence lacks HEAD/DEPREL.
+        ValueError: either side has no sentences.
+    """
+    g, p = _laid_pair(gold, pred)
+    alignment = _align(g.words, p.words)
+    pairs = alignment.pairs
+    same_head = _aligned_heads(g, p, alignment)
+
+    def anywhere(gi: int, pi: int) -> bool:
+        return True
+
+    def tagged(words: Sequence[_Word]) -> bool:
+        return any(w.upos not in ("_", "") for w in words)
+
+    same_rel: Callable[[_Word, _Word], bool] = lambda a, b: a.deprel == b.deprel  # noqa: E731
+    content: Callable[[_Word], bool] = lambda w: w.deprel in CONTENT_DEPRELS  # noqa: E731
+    return AlignedScores(
+        tokens=F1Score(len(g.tokens), len(p.tokens), _span_matches(g.tokens, p.tokens)),
+        sentences=F1Score(len(g.sentences), len(p.sentences), _span_matches(g.sentences, p.sentences)),
+        words=_score(g.words, p.words, pairs, anywhere),
+        upos=_score(g.words, p.words, pairs, anywhere, match=lambda a, b: a.upos == b.upos)
+        if tagged(g.words) and tagged(p.words)
+        else None,
+        uas=_score(g.words, p.words, pairs, same_head),
+        las=_score(g.words, p.words, pairs, same_head, match=same_rel),
+        clas=_score(g.words, p.words, pairs, same_head, keep=content, match=same_rel),
+    )
+
+
+def aligned_relation_scores(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> dict[str, RelationScore]:
+    """Labeled attachment per universal relation over aligned words, most frequent gold relation first."""
+    g, p = _laid_pair(gold, pred)
+    alignment = _align(g.words, p.words)
+    same_head = _aligned_heads(g, p, alignment)
+    scores: dict[str, RelationScore] = {}
+    for word in g.words:
+        scores.setdefault(word.deprel, RelationScore(0, 0, 0)).gold += 1
+    for word in p.words:
+        scores.setdefault(word.deprel, RelationScore(0, 0, 0)).predicted += 1
+    for gi, pi in alignment.pairs:
+        if g.words[gi].deprel == p.words[pi].deprel and same_head(gi, pi):
+            scores[g.words[gi].deprel].correct += 1
+    return dict(sorted(scores.items(), key=lambda item: (-item[1].gold, item[0])))
+
+
+def corpus_text(sentences: Sequence[Sentence]) -> str:
+    """The raw text of a CoNLL-U corpus, to parse from scratch.
+
+    Each sentence's ``# text`` (or, without it, its surface tokens joined as their ``SpaceAfter=No`` say);
+    sentences are separated by a space, paragraphs (``# newpar``, ``# newdoc``) by a blank line.
+    """
+    parts: list[str] = []
+    for sentence in sentences:
+        text = sentence.text
+        if text is None:
+            text = sentence.surface_text()
+        if parts:
+            parts.append("\n\n" if _starts_paragraph(sentence) else " ")
+        parts.append(text.strip())
+    return "".join(parts) + "\n"
+
+
+def _starts_paragraph(sentence: Sentence) -> bool:
+    return any(c.startswith(("# newpar", "# newdoc")) for c in sentence.comments)
+
+
+def segmentation_scores(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> dict[str, F1Score]:
+    """F1 of tokens, sentences and words of two segmentations of the same text; neither needs HEAD or DEPREL.
+
+    Raises:
+        AlignmentError: the texts differ.
+        ValueError: either side has no sentences.
+    """
+    if not gold or not pred:
+        raise ValueError("nothing to score: no sentences")
+    g, p = _lay_out(gold, "gold", parsed=False), _lay_out(pred, "predicted", parsed=False)
+    _check_same_text(g, p, gold[0].source, pred[0].source)
+    alignment = _align(g.words, p.words)
+    return {
+        "tokens": F1Score(len(g.tokens), len(p.tokens), _span_matches(g.tokens, p.tokens)),
+        "sentences": F1Score(len(g.sentences), len(p.sentences), _span_matches(g.sentences, p.sentences)),
+        "words": F1Score(len(g.words), len(p.words), len(alignment.pairs)),
+    }

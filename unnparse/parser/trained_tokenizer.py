@@ -1,0 +1,475 @@
+"""A tokenizer and sentence splitter learnt from a treebank, for parsing raw text.
+
+Treebanks disagree on what a token is (UD_English-ParTUT splits ``part-session`` and ``1950s``, UD_Afrikaans-AfriBooms
+keeps ``'n`` and ``43(5)`` whole) and on where sentences end, so no fixed rule set fits them all. This segmenter
+reads a paragraph character by character (a two-layer character BiLSTM over embeddings of the character and of its
+Unicode category) and labels each non-space character: inside a token, the end of a word inside a multiword token
+(``Shakespeare|'s``: the words spell out the token), the end of a token, or the end of a token and of a sentence.
+Whitespace always ends a token. Multiword tokens whose words do not spell the token (``du`` = ``de le``) are
+expanded from a dictionary of the training data's multiword tokens.
+
+It is trained on the text of the training sentences (each sentence's tokens joined as their ``SpaceAfter=No``
+say, sentences joined by a space, paragraphs at ``# newpar``), in windows of characters, and stored with the parser
+(``tokenizer.safetensors`` and the ``tokenizer`` entry of ``config.json``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from unnparse.model_files import CONFIG_FILE, ModelFileError, load_config, load_weights, save_config, save_weights
+from unnparse.parser.conllu_data import Sentence
+from unnparse.parser.text_input import normalize_text
+
+__all__ = [
+    "INSIDE",
+    "TOKENIZER_FILE",
+    "SENTENCE_END",
+    "TOKEN_END",
+    "WORD_END",
+    "TrainedTokenizer",
+    "labelled_paragraphs",
+    "rule_scores",
+    "train_tokenizer",
+]
+
+INSIDE, WORD_END, TOKEN_END, SENTENCE_END = 0, 1, 2, 3
+_N_LABELS = 4
+#: The tokenizer's weights in a model directory.
+TOKENIZER_FILE = "tokenizer.safetensors"
+_UNK = 1  # character id 0 pads
+_WINDOW = 250  # characters per training window
+_INFER_WINDOW = 512  # characters per inference window (context included)
+_CONTEXT = 64  # characters of context on either side of an inference window's kept part
+_STREAM_LIMIT = 1 << 16  # characters buffered before the complete sentences of a paragraph are emitted
+
+
+def _category(ch: str) -> str:
+    return unicodedata.category(ch)
+
+
+_CATEGORIES = sorted(
+    {"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po"}
+    | {"Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"}
+)
+
+
+class SegmenterNet(nn.Module):
+    """Character and category embeddings -> 2-layer BiLSTM -> one of four labels per character."""
+
+    def __init__(self, n_chars: int, *, char_dim: int = 64, hidden: int = 128, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.chars = nn.Embedding(n_chars, char_dim, padding_idx=0)
+        self.categories = nn.Embedding(len(_CATEGORIES) + 1, 16)
+        self.lstm = nn.LSTM(char_dim + 16, hidden // 2, num_layers=2, bidirectional=True, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, _N_LABELS)
+
+    def forward(self, chars: Tensor, categories: Tensor) -> Tensor:
+        """Label scores [B, T, 4] of character ids and category ids [B, T]."""
+        x = self.dropout(torch.cat([self.chars(chars), self.categories(categories)], dim=-1))
+        h, _ = self.lstm(x)
+        return self.out(self.dropout(h))
+
+
+def _form(token: Any) -> str:
+    return "".join(normalize_text(str(token["form"])).split())
+
+
+def _space_after(token: Any) -> bool:
+    misc = token.get("misc")
+    return not (isinstance(misc, dict) and misc.get("SpaceAfter") == "No")
+
+
+def _surface_tokens(sentence: Sentence) -> list[tuple[str, list[str], bool]]:
+    """(form, words, space after) of each surface token, forms normalized as raw text is."""
+    out: list[tuple[str, list[str], bool]] = []
+    multiword: tuple[str, int, list[str], bool] | None = None  # form, last word id, words, space after
+    for tok in sentence.tokens:
+        tid = tok["id"]
+        if isinstance(tid, tuple):
+            if tid[1] == "-":
+                multiword = (_form(tok), tid[2], [], _space_after(tok))
+            continue
+        if multiword is not None and tid <= multiword[1]:
+            multiword[2].append(_form(tok))
+            if tid == multiword[1]:
+                if multiword[0]:
+                    out.append((multiword[0], multiword[2], multiword[3]))
+                multiword = None
+            continue
+        if form := _form(tok):
+            out.append((form, [form], _space_after(tok)))
+    return out
+
+
+def labelled_paragraphs(sentences: Sequence[Sentence]) -> list[tuple[str, list[int]]]:
+    """The text of ``sentences`` as paragraphs, each with one label per character (see the module docstring)."""
+    paragraphs: list[tuple[str, list[int]]] = []
+    chars: list[str] = []
+    labels: list[int] = []
+    for sentence in sentences:
+        if chars and any(c.startswith(("# newpar", "# newdoc")) for c in sentence.comments):
+            paragraphs.append(("".join(chars), labels))
+            chars, labels = [], []
+        tokens = _surface_tokens(sentence)
+        for i, (form, words, space) in enumerate(tokens):
+            start = len(labels)
+            chars.extend(form)
+            labels.extend([INSIDE] * len(form))
+            if len(words) > 1 and "".join(words).lower() == form.lower():
+                at = start
+                for word in words[:-1]:
+                    at += len(word)
+                    labels[at - 1] = WORD_END
+            labels[-1] = SENTENCE_END if i == len(tokens) - 1 else TOKEN_END
+            if space or i == len(tokens) - 1:
+                chars.append(" ")
+                labels.append(INSIDE)
+    if chars:
+        paragraphs.append(("".join(chars), labels))
+    return paragraphs
+
+
+def _multiword_dictionary(sentences: Iterable[Sentence]) -> dict[str, list[str]]:
+    """Lowercased forms that are multiword tokens not spelt out by their words in most of their occurrences."""
+    analyses: dict[str, Counter[tuple[str, ...]]] = {}
+    plain: Counter[str] = Counter()
+    for sentence in sentences:
+        for form, words, _space in _surface_tokens(sentence):
+            key = form.lower()
+            if len(words) > 1 and "".join(words).lower() != key:
+                analyses.setdefault(key, Counter())[tuple(w.lower() for w in words)] += 1
+            else:
+                plain[key] += 1
+    out = {}
+    for key, counts in analyses.items():
+        words, n = counts.most_common(1)[0]
+        if n > plain[key]:
+            out[key] = list(words)
+    return out
+
+
+@dataclass
+class _Encoded:
+    chars: Tensor
+    categories: Tensor
+
+
+class TrainedTokenizer:
+    """A trained segmenter with its character vocabulary and multiword dictionary (see the module docstring)."""
+
+    def __init__(self, net: SegmenterNet, chars: Sequence[str], multiword: dict[str, list[str]]) -> None:
+        self.net = net
+        self.chars = list(chars)
+        self.char_ids = {ch: i + 2 for i, ch in enumerate(self.chars)}
+        self.category_ids = {name: i + 1 for i, name in enumerate(_CATEGORIES)}
+        self.multiword = dict(multiword)
+
+    # ---- files ---------------------------------------------------------------------------
+    def to_config(self) -> dict[str, Any]:
+        """What ``config.json`` stores (the weights go to ``tokenizer.safetensors``)."""
+        return {"chars": self.chars, "multiword": self.multiword, "hidden": self.net.out.in_features}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TrainedTokenizer:
+        """A tokenizer with the stored vocabulary and untrained weights (load the weights into ``.net``)."""
+        chars = [str(c) for c in config["chars"]]
+        multiword = {str(k): [str(w) for w in v] for k, v in dict(config["multiword"]).items()}
+        return cls(SegmenterNet(len(chars) + 2, hidden=int(config["hidden"])), chars, multiword)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Add this tokenizer to a model directory: ``tokenizer.safetensors`` and the ``tokenizer`` entry of its
+        ``config.json`` (both written atomically, the weights first)."""
+        save_weights(directory, self.net.state_dict(), TOKENIZER_FILE)
+        config = load_config(directory)
+        config["tokenizer"] = self.to_config()
+        save_config(directory, config)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], config: dict[str, Any]) -> TrainedTokenizer:
+        """The tokenizer of a model directory whose ``config.json`` holds ``config`` (its ``tokenizer`` entry)."""
+        try:
+            tokenizer = cls.from_config(config)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFileError(f"{Path(directory) / CONFIG_FILE}: incomplete tokenizer entry ({err!r})") from None
+        load_weights(directory, tokenizer.net, TOKENIZER_FILE)
+        tokenizer.net.eval()
+        return tokenizer
+
+    # ---- encoding ------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], device: torch.device | None = None) -> _Encoded:
+        """Character and category ids [B, T] of texts (padded with 0)."""
+        width = max(len(t) for t in texts)
+        chars = torch.zeros(len(texts), width, dtype=torch.long)
+        cats = torch.zeros(len(texts), width, dtype=torch.long)
+        for row, text in enumerate(texts):
+            text = "".join(" " if ch.isspace() else ch for ch in text)
+            chars[row, : len(text)] = torch.tensor([self.char_ids.get(ch, _UNK) for ch in text], dtype=torch.long)
+            cats[row, : len(text)] = torch.tensor(
+                [self.category_ids.get(_category(ch), 0) for ch in text], dtype=torch.long
+            )
+        if device is not None:
+            chars, cats = chars.to(device), cats.to(device)
+        return _Encoded(chars, cats)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the segmenter's weights are."""
+        return self.net.out.weight.device
+
+    # ---- segmentation --------------------------------------------------------------------
+    @torch.no_grad()
+    def labels(self, paragraph: str, *, batch_size: int = 64) -> list[int]:
+        """The label of each character of ``paragraph`` (windows of characters with context on both sides)."""
+        if not paragraph:
+            return []
+        self.net.eval()
+        step = _INFER_WINDOW - 2 * _CONTEXT
+        starts = list(range(0, len(paragraph), step))
+        out = [INSIDE] * len(paragraph)
+        for first in range(0, len(starts), batch_size):
+            group = starts[first : first + batch_size]
+            windows = [paragraph[max(0, s - _CONTEXT) : s + step + _CONTEXT] for s in group]
+            enc = self.encode(windows, self.device)
+            pred = self.net(enc.chars, enc.categories).argmax(-1).cpu().tolist()
+            for s, row in zip(group, pred, strict=True):
+                offset = s - max(0, s - _CONTEXT)
+                keep = row[offset : offset + min(step, len(paragraph) - s)]
+                out[s : s + len(keep)] = keep
+        return out
+
+    def segment(self, paragraph: str) -> list[list[tuple[str, list[str], bool]]]:
+        """Sentences of ``paragraph``, each a list of tokens ``(form, words, space after)``."""
+        labels = self.labels(paragraph)
+        sentences: list[list[tuple[str, list[str], bool]]] = []
+        tokens: list[tuple[str, list[str], bool]] = []
+        form: list[str] = []
+        splits: list[int] = []
+
+        def end_token(space: bool) -> None:
+            if form:
+                text = "".join(form)
+                bounds = [0, *splits, len(text)]
+                words = [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+                if len(words) == 1:
+                    words = self._expand(text)
+                tokens.append((text, words, space))
+                form.clear()
+                splits.clear()
+
+        def end_sentence() -> None:
+            if tokens:
+                sentences.append(list(tokens))
+                tokens.clear()
+
+        for i, (ch, label) in enumerate(zip(paragraph, labels, strict=True)):
+            if ch.isspace():
+                end_token(True)
+                continue
+            form.append(ch)
+            if label == WORD_END:
+                splits.append(len(form))
+            elif label >= TOKEN_END:
+                end_token(i + 1 >= len(paragraph) or paragraph[i + 1].isspace())
+                if label == SENTENCE_END:
+                    end_sentence()
+        end_token(True)
+        end_sentence()
+        return sentences
+
+    def _expand(self, form: str) -> list[str]:
+        words = self.multiword.get(form.lower())
+        if not words:
+            return [form]
+        if form[:1].isupper():  # keep the token's capital on its first word
+            words = [words[0][:1].upper() + words[0][1:], *words[1:]]
+        return list(words)
+
+    def iter_sentences(self, lines: Iterable[str], *, source: str = "<stdin>") -> Iterator[Sentence]:
+        """Stream raw text into unannotated sentences: at each blank line (and every ~64k characters of a long
+        paragraph, keeping its unfinished last sentence) the buffered paragraph is segmented. ``sent_id`` counts
+        from 1; ``Sentence.line`` is the line where the paragraph (or the carried-over sentence) starts."""
+        if isinstance(lines, str):
+            lines = lines.split("\n")
+        counter = 0
+        buffer: list[str] = []
+        first_line = 1
+
+        def flush(final: bool) -> Iterator[Sentence]:
+            nonlocal buffer, counter, first_line
+            paragraph = "\n".join(buffer)
+            sentences = self.segment(paragraph)
+            carry = None
+            if not final and len(sentences) > 1:
+                carry = sentences.pop()
+            for tokens in sentences:
+                counter += 1
+                yield _sentence(tokens, str(counter), source, first_line)
+            if carry is None:
+                buffer = []
+            else:  # re-read the unfinished sentence with what follows
+                text = "".join(f + (" " if space else "") for f, _w, space in carry)
+                buffer = [text]
+
+        lineno = 0
+        for raw in lines:
+            lineno += 1
+            text = normalize_text(raw)
+            if text.endswith("\n"):
+                text = text[:-1]
+            for part in text.split("\n"):
+                if part.strip() == "":
+                    if buffer:
+                        yield from flush(final=True)
+                    continue
+                if not buffer:
+                    first_line = lineno
+                buffer.append(part)
+                if sum(len(b) for b in buffer) > _STREAM_LIMIT:
+                    yield from flush(final=False)
+        if buffer:
+            yield from flush(final=True)
+
+
+def _sentence(tokens: Sequence[tuple[str, list[str], bool]], sent_id: str, source: str, line: int) -> Sentence:
+    text = "".join(form + (" " if space else "") for form, _words, space in tokens).strip()
+    return Sentence.from_tokens(
+        [(form, words if len(words) > 1 else None, space) for form, words, space in tokens],
+        sent_id=sent_id,
+        text=text,
+        source=source,
+        line=line,
+    )
+
+
+# ---- training ------------------------------------------------------------------------------------
+
+
+def _windows(paragraphs: Sequence[tuple[str, list[int]]], rng: random.Random) -> list[tuple[str, list[int]]]:
+    """Non-overlapping windows of the training text, starting at a random offset."""
+    out = []
+    for text, labels in paragraphs:
+        start = -rng.randrange(_WINDOW) if len(text) > _WINDOW else 0
+        for a in range(start, len(text), _WINDOW):
+            a0 = max(a, 0)
+            out.append((text[a0 : a + _WINDOW], labels[a0 : a + _WINDOW]))
+    return [w for w in out if w[0]]
+
+
+def _batches(
+    paragraphs: Sequence[tuple[str, list[int]]], batch_size: int, rng: random.Random
+) -> Iterator[list[tuple[str, list[int]]]]:
+    """Batches of training windows, epoch after epoch (windows reshuffled and re-cut each time)."""
+    while True:
+        windows = _windows(paragraphs, rng)
+        rng.shuffle(windows)
+        for first in range(0, len(windows), batch_size):
+            yield windows[first : first + batch_size]
+
+
+def train_tokenizer(
+    train: Sequence[Sentence],
+    dev: Sequence[Sentence] | None = None,
+    *,
+    steps: int = 1000,
+    max_epochs: int = 20,
+    eval_every: int = 250,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    log: Callable[[str], None] | None = None,
+) -> tuple[TrainedTokenizer, dict[str, float]]:
+    """Train a tokenizer on the text of ``train`` for ``steps`` updates, or ``max_epochs`` passes over the text if
+    that is fewer (Adam, the rate decayed linearly to zero); with ``dev``, evaluate every ``eval_every`` updates and
+    keep the weights of the best mean of the dev token and sentence F1. Returns the tokenizer and the dev F1 scores
+    of the kept weights (empty without ``dev``)."""
+    from unnparse.parser.aligned_metrics import segmentation_scores
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    paragraphs = labelled_paragraphs(train)
+    if not paragraphs:
+        raise ValueError("no training text for the tokenizer")
+    counts = Counter(ch for text, _ in paragraphs for ch in text)
+    chars = sorted(ch for ch, n in counts.items() if n >= 2)
+    tokenizer = TrainedTokenizer(SegmenterNet(len(chars) + 2), chars, _multiword_dictionary(train))
+    tokenizer.net.to(device)
+    steps = max(1, min(steps, max_epochs * math.ceil(len(_windows(paragraphs, random.Random(seed))) / batch_size)))
+    eval_every = min(eval_every, steps)
+    optimizer = torch.optim.Adam(tokenizer.net.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / steps))
+    best: tuple[float, dict[str, float], dict[str, Tensor]] | None = None
+    dev_text = _paragraph_texts(dev) if dev else None
+    batches = _batches(paragraphs, batch_size, rng)
+    total, seen, started = 0.0, 0, time.perf_counter()
+    for step in range(1, steps + 1):
+        tokenizer.net.train()
+        group = next(batches)
+        enc = tokenizer.encode([w for w, _ in group], tokenizer.device)
+        gold = torch.full(enc.chars.shape, -100, dtype=torch.long)
+        for row, (text, labels) in enumerate(group):
+            gold[row, : len(labels)] = torch.tensor(
+                [lab if not ch.isspace() else -100 for ch, lab in zip(text, labels, strict=True)]
+            )
+        scores = tokenizer.net(enc.chars, enc.categories)
+        loss = nn.functional.cross_entropy(
+            scores.reshape(-1, _N_LABELS), gold.to(scores.device).reshape(-1), ignore_index=-100
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(tokenizer.net.parameters(), 5.0)
+        optimizer.step()
+        schedule.step()
+        total, seen = total + loss.item(), seen + 1
+        if step % eval_every and step != steps:
+            continue
+        message = f"tokenizer update {step}/{steps}: loss {total / seen:.4f}, {time.perf_counter() - started:.0f} s"
+        total, seen = 0.0, 0
+        if dev_text is not None and dev:
+            predicted = [s for text in dev_text for s in tokenizer.iter_sentences([text], source="<dev>")]
+            scores_dev = {k: v.f1 for k, v in segmentation_scores(dev, predicted).items()}
+            mean = (scores_dev["tokens"] + scores_dev["sentences"]) / 2
+            message += ", dev F1 " + ", ".join(f"{k} {v:.2f}" for k, v in scores_dev.items())
+            if best is None or mean > best[0] + 1e-9:
+                state = {k: v.detach().clone() for k, v in tokenizer.net.state_dict().items()}
+                best = (mean, scores_dev, state)
+                message += " (best)"
+        if log is not None:
+            log(message)
+    if best is not None:
+        tokenizer.net.load_state_dict(best[2])
+    tokenizer.net.eval()
+    return tokenizer, ({} if best is None else best[1])
+
+
+def rule_scores(gold: Sequence[Sentence]) -> dict[str, float]:
+    """Token, sentence and word F1 of the rule-based tokenizer (:mod:`unnparse.parser.text_input`) on the text of
+    ``gold``: the baseline a trained tokenizer has to beat."""
+    from unnparse.parser.aligned_metrics import segmentation_scores
+    from unnparse.parser.text_input import iter_sentences_from_text
+
+    predicted = [s for text in _paragraph_texts(gold) for s in iter_sentences_from_text([text])]
+    return {k: v.f1 for k, v in segmentation_scores(gold, predicted).items()}
+
+
+def _paragraph_texts(sentences: Sequence[Sentence]) -> list[str]:
+    return [text for text, _labels in labelled_paragraphs(sentences)]
+
+
+def parameter_count(tokenizer: TrainedTokenizer) -> int:
+    """Number of weights of the segmenter."""
+    return sum(math.prod(p.shape) for p in tokenizer.net.parameters())
