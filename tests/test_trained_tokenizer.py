@@ -6,6 +6,7 @@ import io
 import random
 
 import pytest
+import torch
 
 from unnparse.model_files import ModelFileError
 from unnparse.parser import trained_tokenizer as tt
@@ -96,11 +97,23 @@ def test_save_load_roundtrip_and_corrupt_file(small_tokenizer, tmp_path):
     text = "long term red cat sat on well-known mat. dog sat"
     assert loaded.segment(text) == small_tokenizer.segment(text)
     assert loaded.labels(text * 40) == small_tokenizer.labels(text * 40)  # several windows
+
     (tmp_path / tt.TOKENIZER_FILE).write_bytes(b"garbage")
     with pytest.raises(ModelFileError, match="tokenizer.safetensors: corrupt"):
-        TrainedTokenizer.load(tmp_path, {"chars": [], "multiword": {}, "hidden": 128})
+        TrainedTokenizer.load(tmp_path, {"chars": [], "multiword": {}, "hidden": 128, "char_dim": 64})
     with pytest.raises(ModelFileError, match="incomplete tokenizer entry"):
         TrainedTokenizer.load(tmp_path, {"chars": []})
+
+
+def test_scores_and_labels_do_not_depend_on_the_batch(small_tokenizer):
+    net, short, long = small_tokenizer.net.eval(), "red cat sat.", "long term red cat sat on well-known mat. dog"
+    alone, batched = small_tokenizer.encode([short]), small_tokenizer.encode([short, long])
+    with torch.no_grad():
+        a = net(alone.chars, alone.categories, alone.lengths)[0]
+        b = net(batched.chars, batched.categories, batched.lengths)[0, : len(short)]
+    torch.testing.assert_close(a, b)  # the padding after the short text does not reach it
+    text = "long term red cat sat on well-known mat. dog sat " * 23  # the last window is a short one
+    assert small_tokenizer.labels(text, batch_size=64) == small_tokenizer.labels(text, batch_size=1)
 
 
 def test_segment_builds_multiword_tokens_and_keeps_every_character(small_tokenizer, monkeypatch):

@@ -51,8 +51,8 @@ _N_LABELS = 4
 TOKENIZER_FILE = "tokenizer.safetensors"
 _UNK = 1  # character id 0 pads
 _WINDOW = 250  # characters per training window
-_INFER_WINDOW = 512  # characters per inference window (context included)
-_CONTEXT = 64  # characters of context on either side of an inference window's kept part
+_INFER_WINDOW = 256  # characters per inference window (context included)
+_CONTEXT = 32  # characters of context on either side of an inference window's kept part
 _STREAM_LIMIT = 1 << 16  # characters buffered before the complete sentences of a paragraph are emitted
 
 
@@ -77,10 +77,13 @@ class SegmenterNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, _N_LABELS)
 
-    def forward(self, chars: Tensor, categories: Tensor) -> Tensor:
-        """Label scores [B, T, 4] of character ids and category ids [B, T]."""
+    def forward(self, chars: Tensor, categories: Tensor, lengths: Tensor) -> Tensor:
+        """Label scores [B, T, 4] of character ids and category ids [B, T] of texts of ``lengths`` [B] (on the CPU):
+        padding does not reach the real characters, so a text's labels do not depend on its batch."""
         x = self.dropout(torch.cat([self.chars(chars), self.categories(categories)], dim=-1))
-        h, _ = self.lstm(x)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        h, _ = self.lstm(packed)
+        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=chars.shape[1])
         return self.out(self.dropout(h))
 
 
@@ -166,6 +169,7 @@ def _multiword_dictionary(sentences: Iterable[Sentence]) -> dict[str, list[str]]
 class _Encoded:
     chars: Tensor
     categories: Tensor
+    lengths: Tensor  # on the CPU, as packing wants them
 
 
 class TrainedTokenizer:
@@ -181,14 +185,20 @@ class TrainedTokenizer:
     # ---- files ---------------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
         """What ``config.json`` stores (the weights go to ``tokenizer.safetensors``)."""
-        return {"chars": self.chars, "multiword": self.multiword, "hidden": self.net.out.in_features}
+        return {
+            "chars": self.chars,
+            "multiword": self.multiword,
+            "hidden": self.net.out.in_features,
+            "char_dim": self.net.chars.embedding_dim,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TrainedTokenizer:
         """A tokenizer with the stored vocabulary and untrained weights (load the weights into ``.net``)."""
         chars = [str(c) for c in config["chars"]]
         multiword = {str(k): [str(w) for w in v] for k, v in dict(config["multiword"]).items()}
-        return cls(SegmenterNet(len(chars) + 2, hidden=int(config["hidden"])), chars, multiword)
+        net = SegmenterNet(len(chars) + 2, char_dim=int(config["char_dim"]), hidden=int(config["hidden"]))
+        return cls(net, chars, multiword)
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         """Add this tokenizer to a model directory: ``tokenizer.safetensors`` and the ``tokenizer`` entry of its
@@ -223,7 +233,7 @@ class TrainedTokenizer:
             )
         if device is not None:
             chars, cats = chars.to(device), cats.to(device)
-        return _Encoded(chars, cats)
+        return _Encoded(chars, cats, torch.tensor([len(t) for t in texts], dtype=torch.long))
 
     @property
     def device(self) -> torch.device:
@@ -244,7 +254,7 @@ class TrainedTokenizer:
             group = starts[first : first + batch_size]
             windows = [paragraph[max(0, s - _CONTEXT) : s + step + _CONTEXT] for s in group]
             enc = self.encode(windows, self.device)
-            pred = self.net(enc.chars, enc.categories).argmax(-1).cpu().tolist()
+            pred = self.net(enc.chars, enc.categories, enc.lengths).argmax(-1).cpu().tolist()
             for s, row in zip(group, pred, strict=True):
                 offset = s - max(0, s - _CONTEXT)
                 keep = row[offset : offset + min(step, len(paragraph) - s)]
@@ -301,7 +311,7 @@ class TrainedTokenizer:
     def iter_sentences(self, lines: Iterable[str], *, source: str = "<stdin>") -> Iterator[Sentence]:
         """Stream raw text into unannotated sentences: at each blank line (and every ~64k characters of a long
         paragraph, keeping its unfinished last sentence) the buffered paragraph is segmented. ``sent_id`` counts
-        from 1; ``Sentence.line`` is the line where the paragraph (or the carried-over sentence) starts."""
+        from 1; ``Sentence.line`` is the line where its paragraph starts."""
         if isinstance(lines, str):
             lines = lines.split("\n")
         counter = 0
@@ -389,6 +399,8 @@ def train_tokenizer(
     eval_every: int = 250,
     batch_size: int = 16,
     lr: float = 3e-3,
+    hidden: int = 128,
+    char_dim: int = 64,
     seed: int = 0,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = None,
@@ -406,7 +418,8 @@ def train_tokenizer(
         raise ValueError("no training text for the tokenizer")
     counts = Counter(ch for text, _ in paragraphs for ch in text)
     chars = sorted(ch for ch, n in counts.items() if n >= 2)
-    tokenizer = TrainedTokenizer(SegmenterNet(len(chars) + 2), chars, _multiword_dictionary(train))
+    net = SegmenterNet(len(chars) + 2, char_dim=char_dim, hidden=hidden)
+    tokenizer = TrainedTokenizer(net, chars, _multiword_dictionary(train))
     tokenizer.net.to(device)
     steps = max(1, min(steps, max_epochs * math.ceil(len(_windows(paragraphs, random.Random(seed))) / batch_size)))
     eval_every = min(eval_every, steps)
@@ -425,7 +438,7 @@ def train_tokenizer(
             gold[row, : len(labels)] = torch.tensor(
                 [lab if not ch.isspace() else -100 for ch, lab in zip(text, labels, strict=True)]
             )
-        scores = tokenizer.net(enc.chars, enc.categories)
+        scores = tokenizer.net(enc.chars, enc.categories, enc.lengths)
         loss = nn.functional.cross_entropy(
             scores.reshape(-1, _N_LABELS), gold.to(scores.device).reshape(-1), ignore_index=-100
         )
