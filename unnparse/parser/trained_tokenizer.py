@@ -316,10 +316,11 @@ class TrainedTokenizer:
             lines = lines.split("\n")
         counter = 0
         buffer: list[str] = []
+        buffered = 0  # characters in the buffer
         first_line = 1
 
         def flush(final: bool) -> Iterator[Sentence]:
-            nonlocal buffer, counter, first_line
+            nonlocal buffer, buffered, counter
             paragraph = "\n".join(buffer)
             sentences = self.segment(paragraph)
             carry = None
@@ -329,10 +330,10 @@ class TrainedTokenizer:
                 counter += 1
                 yield _sentence(tokens, str(counter), source, first_line)
             if carry is None:
-                buffer = []
+                buffer, buffered = [], 0
             else:  # re-read the unfinished sentence with what follows
                 text = "".join(f + (" " if space else "") for f, _w, space in carry)
-                buffer = [text]
+                buffer, buffered = [text], len(text)
 
         lineno = 0
         for raw in lines:
@@ -348,7 +349,8 @@ class TrainedTokenizer:
                 if not buffer:
                     first_line = lineno
                 buffer.append(part)
-                if sum(len(b) for b in buffer) > _STREAM_LIMIT:
+                buffered += len(part) + 1
+                if buffered > _STREAM_LIMIT:
                     yield from flush(final=False)
         if buffer:
             yield from flush(final=True)
@@ -481,8 +483,3 @@ def rule_scores(gold: Sequence[Sentence]) -> dict[str, float]:
 
 def _paragraph_texts(sentences: Sequence[Sentence]) -> list[str]:
     return [text for text, _labels in labelled_paragraphs(sentences)]
-
-
-def parameter_count(tokenizer: TrainedTokenizer) -> int:
-    """Number of weights of the segmenter."""
-    return sum(math.prod(p.shape) for p in tokenizer.net.parameters())
