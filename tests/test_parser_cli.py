@@ -210,6 +210,12 @@ def test_train_tokenizer_command_and_parse_with_it(trained, tmp_path):
     assert parsed.exit_code == 0, parsed.output
     words = [r.split("\t")[1] for r in parsed.stdout.splitlines() if r and not r.startswith("#") and "-" not in r[:4]]
     assert "".join(words) == "".join(text.split())
+    from unnparse.parser.parser import Parser
+
+    resaved = Parser.load(copy).save(tmp_path / "resaved")  # save keeps the tokenizer
+    assert Parser.load(resaved).tokenizer is not None
+    again = runner.invoke(app, ["parse", "--model", str(resaved), "--tokenizer", "model"], input=text)
+    assert again.stdout == parsed.stdout
     rules = runner.invoke(app, ["parse", "--model", str(copy), "--tokenizer", "rules", "--device", "cpu"], input=text)
     assert rules.exit_code == 0 and rules.stdout.count("# text") == 1  # lowercase starts: one sentence by rules
     bad = runner.invoke(app, ["train-tokenizer", "--model", str(tmp_path / "none"), "--train", "x.conllu"])
