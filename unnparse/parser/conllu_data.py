@@ -199,6 +199,13 @@ def _is_word(token: Token) -> bool:
     return _dict_get(token, "id").__class__ is int
 
 
+def _blank_token(tid: Any, form: str, misc: dict[str, str] | None) -> Token:
+    """A token line with only ID, FORM and MISC: ``_`` in every other column."""
+    return Token(
+        id=tid, form=form, lemma="_", upos="_", xpos=None, feats=None, head=None, deprel="_", deps=None, misc=misc
+    )
+
+
 def _copy_token(token: Token) -> Token:
     return Token(
         {
@@ -399,18 +406,7 @@ class Sentence:
         for first, count, form, space in reversed(ranges):
             if not form or any(ch in form for ch in "\t\n\r"):
                 raise ValueError(f"invalid token form {form!r}")
-            span = Token(
-                id=(first + 1, "-", first + count),
-                form=form,
-                lemma="_",
-                upos="_",
-                xpos=None,
-                feats=None,
-                head=None,
-                deprel="_",
-                deps=None,
-                misc=None if space else {"SpaceAfter": "No"},
-            )
+            span = _blank_token((first + 1, "-", first + count), form, None if space else {"SpaceAfter": "No"})
             sentence.tokens.insert(first, span)
         return sentence
 
@@ -439,20 +435,7 @@ class Sentence:
             if not form or "\t" in form or "\n" in form or "\r" in form:
                 raise ValueError(f"invalid word form {form!r}")
             misc = {"SpaceAfter": "No"} if space_after is not None and not space_after[i] else None
-            tokens.append(
-                Token(
-                    id=i + 1,
-                    form=form,
-                    lemma="_",
-                    upos="_",
-                    xpos=None,
-                    feats=None,
-                    head=None,
-                    deprel="_",
-                    deps=None,
-                    misc=misc,
-                )
-            )
+            tokens.append(_blank_token(i + 1, form, misc))
         comments = []
         if sent_id is not None:
             comments.append(f"# sent_id = {sent_id}")

@@ -27,7 +27,7 @@ import functools
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from unnparse.parser.conllu_data import Sentence
 
@@ -35,8 +35,10 @@ __all__ = [
     "iter_sentences_from_text",
     "iter_sentences_from_tokenized",
     "normalize_text",
+    "normalized_lines",
     "sentences_from_text",
     "sentences_from_tokenized",
+    "stream_paragraphs",
     "split_sentences",
     "tokenize",
 ]
@@ -261,6 +263,62 @@ def _make_sentence(paragraph: str, a: int, b: int, first_line: int, counter: _Co
     )
 
 
+def normalized_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line of raw text, normalized (:func:`normalize_text`) and without its line
+    break; a raw line that holds several (``\\r``, U+2028, ...) gives each of them with its number."""
+    for lineno, raw in enumerate(lines, start=1):
+        text = normalize_text(raw)
+        if text.endswith("\n"):
+            text = text[:-1]
+        yield from ((lineno, part) for part in text.split("\n"))
+
+
+#: ``split(paragraph, final, first_line)`` -> the sentences complete so far and, unless ``final``, the offset in
+#: ``paragraph`` from which its unfinished rest is kept for the next call (None: nothing is kept).
+ParagraphSplitter = Callable[[str, bool, int], tuple[list[Sentence], int | None]]
+
+
+def stream_paragraphs(
+    lines: Iterable[str], split: ParagraphSplitter, *, soft_limit: int = _STREAM_SOFT_LIMIT
+) -> Iterator[Sentence]:
+    """Feed streamed raw text to a paragraph splitter: each paragraph (lines up to a blank line) as a whole, and a
+    long one whenever more than ``soft_limit`` characters are buffered (then the rest that ``split`` keeps is
+    re-read with what follows, and the limit doubles with it: linear time overall). Memory stays flat."""
+    if isinstance(lines, str):
+        lines = lines.split("\n")
+    buffer: list[str] = []
+    buffered = 0
+    limit = soft_limit
+    first_line = 1
+
+    def flush(final: bool) -> Iterator[Sentence]:
+        nonlocal buffer, buffered, first_line, limit
+        paragraph = "\n".join(buffer)
+        sentences, keep_from = split(paragraph, final, first_line)
+        yield from sentences
+        if keep_from is None:
+            buffer, buffered = [], 0
+        else:
+            first_line += paragraph.count("\n", 0, keep_from)
+            rest = paragraph[keep_from:]
+            buffer, buffered = [rest], len(rest)
+        limit = max(soft_limit, 2 * buffered)
+
+    for lineno, part in normalized_lines(lines):
+        if part.strip() == "":
+            if buffer:
+                yield from flush(final=True)
+            continue
+        if not buffer:
+            first_line = lineno
+        buffer.append(part)
+        buffered += len(part) + 1
+        if buffered > limit:
+            yield from flush(final=False)
+    if buffer:
+        yield from flush(final=True)
+
+
 def iter_sentences_from_text(lines: Iterable[str], *, source: str = "<stdin>") -> Iterator[Sentence]:
     """Stream raw text (an iterable of lines) into unannotated sentences.
 
@@ -269,54 +327,18 @@ def iter_sentences_from_text(lines: Iterable[str], *, source: str = "<stdin>") -
     characters is cut there), so memory use does not grow with the input.  ``sent_id`` counts
     from 1; ``Sentence.line`` is the line where the sentence starts.
     """
-    if isinstance(lines, str):
-        lines = lines.split("\n")
     counter = _Counter()
-    buffer: list[str] = []
-    buffered = 0
-    limit = _STREAM_SOFT_LIMIT
-    first_line = 1
-    lineno = 0
 
-    def flush(final: bool) -> Iterator[Sentence]:
-        nonlocal buffer, buffered, first_line, limit
-        paragraph = "\n".join(buffer)
+    def split(paragraph: str, final: bool, first_line: int) -> tuple[list[Sentence], int | None]:
         spans = _sentence_spans(paragraph)
         keep_from = None
         if not final and spans and len(paragraph) < _STREAM_HARD_LIMIT:
             keep_from = spans[-1][0]
             spans = spans[:-1]
-        for a, b in spans:
-            sentence = _make_sentence(paragraph, a, b, first_line, counter, source)
-            if sentence is not None:
-                yield sentence
-        if keep_from is None:
-            buffer, buffered = [], 0
-        else:
-            first_line += paragraph.count("\n", 0, keep_from)
-            rest = paragraph[keep_from:]
-            buffer, buffered = [rest], len(rest)
-        # re-scan a long unfinished sentence only after it doubled: linear time overall
-        limit = max(_STREAM_SOFT_LIMIT, 2 * buffered)
+        made = (_make_sentence(paragraph, a, b, first_line, counter, source) for a, b in spans)
+        return [sentence for sentence in made if sentence is not None], keep_from
 
-    for raw in lines:
-        lineno += 1
-        text = normalize_text(raw)
-        if text.endswith("\n"):
-            text = text[:-1]
-        for part in text.split("\n"):  # a raw line may hold several (\r, U+2028, ...)
-            if part.strip() == "":
-                if buffer:
-                    yield from flush(final=True)
-                continue
-            if not buffer:
-                first_line = lineno
-            buffer.append(part)
-            buffered += len(part) + 1
-            if buffered > limit:
-                yield from flush(final=False)
-    if buffer:
-        yield from flush(final=True)
+    return stream_paragraphs(lines, split)
 
 
 def sentences_from_text(text: str, *, source: str = "<stdin>") -> list[Sentence]:

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from unnparse.model_files import CONFIG_FILE, ModelFileError, load_config, load_weights, save_config, save_weights
 from unnparse.parser.conllu_data import Sentence
-from unnparse.parser.text_input import normalize_text
+from unnparse.parser.text_input import normalize_text, stream_paragraphs
 
 __all__ = [
     "INSIDE",
@@ -263,11 +263,16 @@ class TrainedTokenizer:
 
     def segment(self, paragraph: str) -> list[list[tuple[str, list[str], bool]]]:
         """Sentences of ``paragraph``, each a list of tokens ``(form, words, space after)``."""
+        return [tokens for _start, tokens in self._sentences(paragraph)]
+
+    def _sentences(self, paragraph: str) -> list[tuple[int, list[tuple[str, list[str], bool]]]]:
+        """``(offset of the first character, tokens)`` of each sentence of ``paragraph``."""
         labels = self.labels(paragraph)
-        sentences: list[list[tuple[str, list[str], bool]]] = []
+        sentences: list[tuple[int, list[tuple[str, list[str], bool]]]] = []
         tokens: list[tuple[str, list[str], bool]] = []
         form: list[str] = []
         splits: list[int] = []
+        start = 0  # where the sentence being read begins
 
         def end_token(space: bool) -> None:
             if form:
@@ -282,13 +287,15 @@ class TrainedTokenizer:
 
         def end_sentence() -> None:
             if tokens:
-                sentences.append(list(tokens))
+                sentences.append((start, list(tokens)))
                 tokens.clear()
 
         for i, (ch, label) in enumerate(zip(paragraph, labels, strict=True)):
             if ch.isspace():
                 end_token(True)
                 continue
+            if not tokens and not form:
+                start = i
             form.append(ch)
             if label == WORD_END:
                 splits.append(len(form))
@@ -309,51 +316,25 @@ class TrainedTokenizer:
         return list(words)
 
     def iter_sentences(self, lines: Iterable[str], *, source: str = "<stdin>") -> Iterator[Sentence]:
-        """Stream raw text into unannotated sentences: at each blank line (and every ~64k characters of a long
-        paragraph, keeping its unfinished last sentence) the buffered paragraph is segmented. ``sent_id`` counts
-        from 1; ``Sentence.line`` is the line where its paragraph starts."""
-        if isinstance(lines, str):
-            lines = lines.split("\n")
+        """Stream raw text into unannotated sentences: each paragraph is segmented as a whole, a long one every
+        ~64k characters (its unfinished last sentence is then read again with what follows; see
+        :func:`~unnparse.parser.text_input.stream_paragraphs`). ``sent_id`` counts from 1; ``Sentence.line`` is
+        the line where the sentence's paragraph (or the part of it read again) starts."""
         counter = 0
-        buffer: list[str] = []
-        buffered = 0  # characters in the buffer
-        first_line = 1
 
-        def flush(final: bool) -> Iterator[Sentence]:
-            nonlocal buffer, buffered, counter
-            paragraph = "\n".join(buffer)
-            sentences = self.segment(paragraph)
-            carry = None
-            if not final and len(sentences) > 1:
-                carry = sentences.pop()
-            for tokens in sentences:
+        def split(paragraph: str, final: bool, first_line: int) -> tuple[list[Sentence], int | None]:
+            nonlocal counter
+            found = self._sentences(paragraph)
+            keep_from = None
+            if not final and len(found) > 1:
+                keep_from = found.pop()[0]
+            out = []
+            for _start, tokens in found:
                 counter += 1
-                yield _sentence(tokens, str(counter), source, first_line)
-            if carry is None:
-                buffer, buffered = [], 0
-            else:  # re-read the unfinished sentence with what follows
-                text = "".join(f + (" " if space else "") for f, _w, space in carry)
-                buffer, buffered = [text], len(text)
+                out.append(_sentence(tokens, str(counter), source, first_line))
+            return out, keep_from
 
-        lineno = 0
-        for raw in lines:
-            lineno += 1
-            text = normalize_text(raw)
-            if text.endswith("\n"):
-                text = text[:-1]
-            for part in text.split("\n"):
-                if part.strip() == "":
-                    if buffer:
-                        yield from flush(final=True)
-                    continue
-                if not buffer:
-                    first_line = lineno
-                buffer.append(part)
-                buffered += len(part) + 1
-                if buffered > _STREAM_LIMIT:
-                    yield from flush(final=False)
-        if buffer:
-            yield from flush(final=True)
+        return stream_paragraphs(lines, split, soft_limit=_STREAM_LIMIT)
 
 
 def _sentence(tokens: Sequence[tuple[str, list[str], bool]], sent_id: str, source: str, line: int) -> Sentence:
