@@ -531,10 +531,11 @@ def _report_scores(
     from unnparse.cli import evaluation_report as report
 
     if alignment is Alignment.characters:
-        from unnparse.parser.aligned_metrics import aligned_relation_scores, score_aligned
+        from unnparse.parser.aligned_metrics import TextAlignment
 
-        aligned = score_aligned(gold, pred)
-        relations = aligned_relation_scores(gold, pred) if per_relation else None
+        text_alignment = TextAlignment(gold, pred)
+        aligned = text_alignment.scores()
+        relations = text_alignment.relation_scores() if per_relation else None
         if as_json:
             out_console.print_json(json.dumps(report.aligned_json(aligned, relations)))
             return

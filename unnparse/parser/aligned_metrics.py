@@ -24,6 +24,7 @@ from unnparse.parser.text_input import normalize_text
 __all__ = [
     "AlignedScores",
     "F1Score",
+    "TextAlignment",
     "WordAlignment",
     "align_words",
     "aligned_relation_scores",
@@ -135,38 +136,25 @@ def _lay_out(sentences: Sequence[Sentence], label: str, *, parsed: bool = True) 
         upos = sentence.upos
         offset = len(laid.words)
         sentence_start = len(laid.chars)
-        mwt_end = 0  # last word id of the multiword token being read
-        mwt_span = (0, 0)
-        word = 0
-        for line, token in enumerate(sentence.tokens, start=sentence.line + len(sentence.comments)):
-            tid = token["id"]
-            if isinstance(tid, tuple) and tid[1] == ".":
-                continue
-            if isinstance(tid, tuple) or word + 1 > mwt_end:  # a surface token
-                start = len(laid.chars)
-                text = _chars(token["form"])
-                laid.chars.extend(text)
-                laid.char_lines.extend([line] * len(text))
-                span = (start, len(laid.chars))
-                laid.tokens.append(span)
-                if isinstance(tid, tuple):
-                    mwt_end, mwt_span = tid[2], span
-                    continue
-            else:
-                span = mwt_span
-            head = heads[word]
-            laid.words.append(
-                _Word(
-                    span[0],
-                    span[1],
-                    _chars(token["form"]).lower(),
-                    word + 1 <= mwt_end,
-                    -1 if head == 0 else offset + head - 1,
-                    universal_deprel(deprels[word]),
-                    upos[word],
+        for token in sentence.surface_tokens():
+            start = len(laid.chars)
+            text = _chars(token.form)
+            laid.chars.extend(text)
+            laid.char_lines.extend([token.line] * len(text))
+            laid.tokens.append((start, len(laid.chars)))
+            for word, form in enumerate(token.words, start=token.first_word):
+                head = heads[word]
+                laid.words.append(
+                    _Word(
+                        start,
+                        len(laid.chars),
+                        _chars(form).lower(),
+                        token.multiword,
+                        -1 if head == 0 else offset + head - 1,
+                        universal_deprel(deprels[word]),
+                        upos[word],
+                    )
                 )
-            )
-            word += 1
         laid.sentences.append((sentence_start, len(laid.chars)))
     return laid
 
@@ -285,28 +273,6 @@ def _align(gold: Sequence[_Word], pred: Sequence[_Word]) -> WordAlignment:
     return WordAlignment(pairs, len(gold), len(pred))
 
 
-def _laid_pair(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> tuple[_Laid, _Laid]:
-    if not gold:
-        raise ValueError("nothing to score: no gold sentences")
-    if not pred:
-        raise ValueError("nothing to score: no predicted sentences")
-    g, p = _lay_out(gold, "gold"), _lay_out(pred, "predicted")
-    _check_same_text(g, p, gold[0].source, pred[0].source)
-    return g, p
-
-
-def align_words(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> WordAlignment:
-    """Align the syntactic words of two tokenizations of the same text (indices over all words of each file).
-
-    Raises:
-        AlignmentError: the texts differ (the message names the predicted file's line and the gold one's), or a
-            sentence lacks HEAD/DEPREL.
-        ValueError: either side has no sentences.
-    """
-    g, p = _laid_pair(gold, pred)
-    return _align(g.words, p.words)
-
-
 def _score(
     g_words: Sequence[_Word],
     p_words: Sequence[_Word],
@@ -319,15 +285,96 @@ def _score(
     return F1Score(sum(map(keep, g_words)), sum(map(keep, p_words)), correct)
 
 
-def _aligned_heads(g: _Laid, p: _Laid, alignment: WordAlignment) -> Callable[[int, int], bool]:
-    gold_of = {pi: gi for gi, pi in alignment.pairs}
+def _anywhere(gi: int, pi: int) -> bool:
+    return True
 
-    def same_head(gi: int, pi: int) -> bool:
-        p_head = p.words[pi].head
-        mapped = -1 if p_head == -1 else gold_of.get(p_head, -2)
-        return mapped == g.words[gi].head
 
-    return same_head
+def _tagged(words: Sequence[_Word]) -> bool:
+    return any(w.upos not in ("_", "") for w in words)
+
+
+def _same_rel(a: _Word, b: _Word) -> bool:
+    return a.deprel == b.deprel
+
+
+def _content(word: _Word) -> bool:
+    return word.deprel in CONTENT_DEPRELS
+
+
+class TextAlignment:
+    """Two files laid over their common text with their words aligned, computed once for all the scores.
+
+    Raises (on construction):
+        AlignmentError: the texts differ (the message names the predicted file's line and the gold one's), or, with
+            ``parsed``, a sentence lacks HEAD/DEPREL.
+        ValueError: either side has no sentences.
+    """
+
+    def __init__(self, gold: Sequence[Sentence], pred: Sequence[Sentence], *, parsed: bool = True) -> None:
+        if not gold:
+            raise ValueError("nothing to score: no gold sentences")
+        if not pred:
+            raise ValueError("nothing to score: no predicted sentences")
+        self.gold = _lay_out(gold, "gold", parsed=parsed)
+        self.pred = _lay_out(pred, "predicted", parsed=parsed)
+        _check_same_text(self.gold, self.pred, gold[0].source, pred[0].source)
+        self.alignment = _align(self.gold.words, self.pred.words)
+        self._gold_of = {pi: gi for gi, pi in self.alignment.pairs}
+
+    def same_head(self, gi: int, pi: int) -> bool:
+        """Whether predicted word ``pi``'s head is aligned with the head of its aligned gold word ``gi``."""
+        p_head = self.pred.words[pi].head
+        mapped = -1 if p_head == -1 else self._gold_of.get(p_head, -2)
+        return mapped == self.gold.words[gi].head
+
+    def segmentation(self) -> dict[str, F1Score]:
+        """F1 of tokens, sentences and aligned words."""
+        g, p = self.gold, self.pred
+        return {
+            "tokens": F1Score(len(g.tokens), len(p.tokens), _span_matches(g.tokens, p.tokens)),
+            "sentences": F1Score(len(g.sentences), len(p.sentences), _span_matches(g.sentences, p.sentences)),
+            "words": F1Score(len(g.words), len(p.words), len(self.alignment.pairs)),
+        }
+
+    def scores(self) -> AlignedScores:
+        """Every F1 score (see the module docstring)."""
+        g, p, pairs = self.gold.words, self.pred.words, self.alignment.pairs
+        seg = self.segmentation()
+        return AlignedScores(
+            tokens=seg["tokens"],
+            sentences=seg["sentences"],
+            words=seg["words"],
+            upos=_score(g, p, pairs, _anywhere, match=lambda a, b: a.upos == b.upos)
+            if _tagged(g) and _tagged(p)
+            else None,
+            uas=_score(g, p, pairs, self.same_head),
+            las=_score(g, p, pairs, self.same_head, match=_same_rel),
+            clas=_score(g, p, pairs, self.same_head, keep=_content, match=_same_rel),
+        )
+
+    def relation_scores(self) -> dict[str, RelationScore]:
+        """Labeled attachment per universal relation over aligned words, most frequent gold relation first."""
+        g, p = self.gold.words, self.pred.words
+        scores: dict[str, RelationScore] = {}
+        for word in g:
+            scores.setdefault(word.deprel, RelationScore(0, 0, 0)).gold += 1
+        for word in p:
+            scores.setdefault(word.deprel, RelationScore(0, 0, 0)).predicted += 1
+        for gi, pi in self.alignment.pairs:
+            if g[gi].deprel == p[pi].deprel and self.same_head(gi, pi):
+                scores[g[gi].deprel].correct += 1
+        return dict(sorted(scores.items(), key=lambda item: (-item[1].gold, item[0])))
+
+
+def align_words(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> WordAlignment:
+    """Align the syntactic words of two tokenizations of the same text (indices over all words of each file).
+
+    Raises:
+        AlignmentError: the texts differ (the message names the predicted file's line and the gold one's), or a
+            sentence lacks HEAD/DEPREL.
+        ValueError: either side has no sentences.
+    """
+    return TextAlignment(gold, pred).alignment
 
 
 def score_aligned(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> AlignedScores:
@@ -337,46 +384,22 @@ def score_aligned(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> Aligned
         AlignmentError: the texts differ, or a sentence lacks HEAD/DEPREL.
         ValueError: either side has no sentences.
     """
-    g, p = _laid_pair(gold, pred)
-    alignment = _align(g.words, p.words)
-    pairs = alignment.pairs
-    same_head = _aligned_heads(g, p, alignment)
-
-    def anywhere(gi: int, pi: int) -> bool:
-        return True
-
-    def tagged(words: Sequence[_Word]) -> bool:
-        return any(w.upos not in ("_", "") for w in words)
-
-    same_rel: Callable[[_Word, _Word], bool] = lambda a, b: a.deprel == b.deprel  # noqa: E731
-    content: Callable[[_Word], bool] = lambda w: w.deprel in CONTENT_DEPRELS  # noqa: E731
-    return AlignedScores(
-        tokens=F1Score(len(g.tokens), len(p.tokens), _span_matches(g.tokens, p.tokens)),
-        sentences=F1Score(len(g.sentences), len(p.sentences), _span_matches(g.sentences, p.sentences)),
-        words=_score(g.words, p.words, pairs, anywhere),
-        upos=_score(g.words, p.words, pairs, anywhere, match=lambda a, b: a.upos == b.upos)
-        if tagged(g.words) and tagged(p.words)
-        else None,
-        uas=_score(g.words, p.words, pairs, same_head),
-        las=_score(g.words, p.words, pairs, same_head, match=same_rel),
-        clas=_score(g.words, p.words, pairs, same_head, keep=content, match=same_rel),
-    )
+    return TextAlignment(gold, pred).scores()
 
 
 def aligned_relation_scores(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> dict[str, RelationScore]:
     """Labeled attachment per universal relation over aligned words, most frequent gold relation first."""
-    g, p = _laid_pair(gold, pred)
-    alignment = _align(g.words, p.words)
-    same_head = _aligned_heads(g, p, alignment)
-    scores: dict[str, RelationScore] = {}
-    for word in g.words:
-        scores.setdefault(word.deprel, RelationScore(0, 0, 0)).gold += 1
-    for word in p.words:
-        scores.setdefault(word.deprel, RelationScore(0, 0, 0)).predicted += 1
-    for gi, pi in alignment.pairs:
-        if g.words[gi].deprel == p.words[pi].deprel and same_head(gi, pi):
-            scores[g.words[gi].deprel].correct += 1
-    return dict(sorted(scores.items(), key=lambda item: (-item[1].gold, item[0])))
+    return TextAlignment(gold, pred).relation_scores()
+
+
+def segmentation_scores(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> dict[str, F1Score]:
+    """F1 of tokens, sentences and words of two segmentations of the same text; neither needs HEAD or DEPREL.
+
+    Raises:
+        AlignmentError: the texts differ.
+        ValueError: either side has no sentences.
+    """
+    return TextAlignment(gold, pred, parsed=False).segmentation()
 
 
 def corpus_text(sentences: Sequence[Sentence]) -> str:
@@ -391,29 +414,6 @@ def corpus_text(sentences: Sequence[Sentence]) -> str:
         if text is None:
             text = sentence.surface_text()
         if parts:
-            parts.append("\n\n" if _starts_paragraph(sentence) else " ")
+            parts.append("\n\n" if sentence.starts_paragraph else " ")
         parts.append(text.strip())
     return "".join(parts) + "\n"
-
-
-def _starts_paragraph(sentence: Sentence) -> bool:
-    return any(c.startswith(("# newpar", "# newdoc")) for c in sentence.comments)
-
-
-def segmentation_scores(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> dict[str, F1Score]:
-    """F1 of tokens, sentences and words of two segmentations of the same text; neither needs HEAD or DEPREL.
-
-    Raises:
-        AlignmentError: the texts differ.
-        ValueError: either side has no sentences.
-    """
-    if not gold or not pred:
-        raise ValueError("nothing to score: no sentences")
-    g, p = _lay_out(gold, "gold", parsed=False), _lay_out(pred, "predicted", parsed=False)
-    _check_same_text(g, p, gold[0].source, pred[0].source)
-    alignment = _align(g.words, p.words)
-    return {
-        "tokens": F1Score(len(g.tokens), len(p.tokens), _span_matches(g.tokens, p.tokens)),
-        "sentences": F1Score(len(g.sentences), len(p.sentences), _span_matches(g.sentences, p.sentences)),
-        "words": F1Score(len(g.words), len(p.words), len(alignment.pairs)),
-    }

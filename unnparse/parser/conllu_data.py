@@ -33,6 +33,7 @@ __all__ = [
     "MultipleRootsWarning",
     "NoSentencesError",
     "Sentence",
+    "SurfaceToken",
     "TAG_COLUMNS",
     "iter_conllu",
     "read_conllu",
@@ -206,6 +207,32 @@ def _blank_token(tid: Any, form: str, misc: dict[str, str] | None) -> Token:
     )
 
 
+def _space_after(token: Token) -> bool:
+    misc = _token_get(token, "misc")
+    return not (isinstance(misc, dict) and misc.get("SpaceAfter") == "No")
+
+
+@dataclass(frozen=True)
+class SurfaceToken:
+    """A token as it stands in the text (see :meth:`Sentence.surface_tokens`).
+
+    Attributes:
+        form: its FORM (a multiword token's, not its words').
+        words: the FORM of each of its syntactic words (``(form,)`` for a word of its own).
+        first_word: index of its first syntactic word among the sentence's words.
+        multiword: whether it is a multiword-token range line.
+        space_after: False where MISC says ``SpaceAfter=No``.
+        line: its line in the source.
+    """
+
+    form: str
+    words: tuple[str, ...]
+    first_word: int
+    multiword: bool
+    space_after: bool
+    line: int
+
+
 def _copy_token(token: Token) -> Token:
     return Token(
         {
@@ -296,23 +323,42 @@ class Sentence:
         value = self.tokens.metadata.get("text")
         return None if value is None else str(value)
 
+    def surface_tokens(self) -> list[SurfaceToken]:
+        """The tokens as they stand in the text: each multiword token with its words, each other word on its own;
+        empty nodes have no surface form and are left out."""
+        out: list[SurfaceToken] = []
+        first_line = self.line + len(self.comments)
+        multiword: tuple[Token, int, int, int] | None = None  # range token, last word id, first word, line
+        words: list[str] = []
+        word = 0  # index of the next syntactic word
+        for offset, tok in enumerate(self.tokens):
+            tid = _dict_get(tok, "id")
+            if isinstance(tid, tuple):
+                if tid[1] == "-":
+                    multiword, words = (tok, tid[2], word, first_line + offset), []
+                continue
+            if multiword is not None and tid <= multiword[1]:
+                words.append(str(tok["form"]))
+                word += 1
+                if tid == multiword[1]:
+                    span, _last, first, line = multiword
+                    out.append(SurfaceToken(str(span["form"]), tuple(words), first, True, _space_after(span), line))
+                    multiword = None
+                continue
+            form = str(tok["form"])
+            out.append(SurfaceToken(form, (form,), word, False, _space_after(tok), first_line + offset))
+            word += 1
+        return out
+
     def surface_text(self) -> str:
         """The sentence's text rebuilt from its surface tokens (multiword tokens, not their words), separated by a
         space unless MISC says ``SpaceAfter=No``."""
-        parts: list[str] = []
-        covered = 0  # last word id inside the multiword token just written
-        for tok in self.tokens:
-            tid = _dict_get(tok, "id")
-            if isinstance(tid, tuple):
-                if tid[1] != "-":
-                    continue  # an empty node has no surface form
-                covered = tid[2]
-            elif tid <= covered:
-                continue
-            misc = _token_get(tok, "misc")
-            no_space = isinstance(misc, dict) and misc.get("SpaceAfter") == "No"
-            parts.append(str(tok["form"]) + ("" if no_space else " "))
-        return "".join(parts).rstrip()
+        return "".join(t.form + (" " if t.space_after else "") for t in self.surface_tokens()).rstrip()
+
+    @property
+    def starts_paragraph(self) -> bool:
+        """Whether a ``# newpar`` or ``# newdoc`` comment opens the sentence."""
+        return any(c.startswith(("# newpar", "# newdoc")) for c in self.comments)
 
     def __len__(self) -> int:
         """Number of syntactic words."""

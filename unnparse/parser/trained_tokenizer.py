@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from unnparse.model_files import CONFIG_FILE, ModelFileError, load_config, load_weights, save_config, save_weights
 from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.text_input import normalize_text, stream_paragraphs
+from unnparse.runtime import adam, denormals_flushed
 
 __all__ = [
     "INSIDE",
@@ -87,34 +88,12 @@ class SegmenterNet(nn.Module):
         return self.out(self.dropout(h))
 
 
-def _form(token: Any) -> str:
-    return "".join(normalize_text(str(token["form"])).split())
-
-
-def _space_after(token: Any) -> bool:
-    misc = token.get("misc")
-    return not (isinstance(misc, dict) and misc.get("SpaceAfter") == "No")
-
-
 def _surface_tokens(sentence: Sentence) -> list[tuple[str, list[str], bool]]:
-    """(form, words, space after) of each surface token, forms normalized as raw text is."""
-    out: list[tuple[str, list[str], bool]] = []
-    multiword: tuple[str, int, list[str], bool] | None = None  # form, last word id, words, space after
-    for tok in sentence.tokens:
-        tid = tok["id"]
-        if isinstance(tid, tuple):
-            if tid[1] == "-":
-                multiword = (_form(tok), tid[2], [], _space_after(tok))
-            continue
-        if multiword is not None and tid <= multiword[1]:
-            multiword[2].append(_form(tok))
-            if tid == multiword[1]:
-                if multiword[0]:
-                    out.append((multiword[0], multiword[2], multiword[3]))
-                multiword = None
-            continue
-        if form := _form(tok):
-            out.append((form, [form], _space_after(tok)))
+    """(form, words, space after) of each surface token, forms normalized as raw text is (empty ones left out)."""
+    out = []
+    for token in sentence.surface_tokens():
+        if form := "".join(normalize_text(token.form).split()):
+            out.append((form, ["".join(normalize_text(w).split()) for w in token.words], token.space_after))
     return out
 
 
@@ -124,7 +103,7 @@ def labelled_paragraphs(sentences: Sequence[Sentence]) -> list[tuple[str, list[i
     chars: list[str] = []
     labels: list[int] = []
     for sentence in sentences:
-        if chars and any(c.startswith(("# newpar", "# newdoc")) for c in sentence.comments):
+        if chars and sentence.starts_paragraph:
             paragraphs.append(("".join(chars), labels))
             chars, labels = [], []
         tokens = _surface_tokens(sentence)
@@ -373,6 +352,7 @@ def _batches(
             yield windows[first : first + batch_size]
 
 
+@denormals_flushed
 def train_tokenizer(
     train: Sequence[Sentence],
     dev: Sequence[Sentence] | None = None,
@@ -406,7 +386,7 @@ def train_tokenizer(
     tokenizer.net.to(device)
     steps = max(1, min(steps, max_epochs * math.ceil(len(_windows(paragraphs, random.Random(seed))) / batch_size)))
     eval_every = min(eval_every, steps)
-    optimizer = torch.optim.Adam(tokenizer.net.parameters(), lr=lr)
+    optimizer = adam(tokenizer.net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / steps))
     best: tuple[float, dict[str, float], dict[str, Tensor]] | None = None
     dev_text = _paragraph_texts(dev) if dev else None
