@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import write_section  # noqa: E402
 from unnparse.cli.common import without_option  # noqa: E402
+from unnparse.model_files import model_kind  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"
 TREEBANKS = ["UD_English-ParTUT", "UD_Afrikaans-AfriBooms", "UD_Telugu-MTG"]
@@ -234,7 +235,7 @@ def main() -> None:
 
         def train(c: tuple[str, str, int]) -> float:
             done = model_dir(args.out, *c)
-            if args.reuse and (done / "model.safetensors").is_file() and (done / "metrics.json").is_file():
+            if args.reuse and model_kind(done) == "parser" and (done / "metrics.json").is_file():
                 print(f"reusing {done}", flush=True)
                 return recorded_minutes(done)
             if c[1] == "scratch":

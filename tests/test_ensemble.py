@@ -101,7 +101,7 @@ def test_combine_save_load_same_output_and_batch_equals_one_by_one(members, tmp_
     one_by_one = [next(iter(loaded.predict([s]))).sentence.to_conllu() for s in dev]
     assert one_by_one == _conllu(loaded, dev)
     config = json.loads((out / "config.json").read_text())
-    assert config["kind"] == "parser-ensemble" and config["members"] == ["member-1", "member-2"]
+    assert config["kind"] == "parser-ensemble" and [m[:9] for m in config["members"]] == ["member-1-", "member-2-"]
     assert not any(p.name.startswith(".ens.") for p in tmp_path.iterdir())  # no temporary directory left
 
 
@@ -133,7 +133,7 @@ def test_corrupt_ensemble_directory_is_one_clear_error(members, tmp_path):
     (out / "config.json").write_text(json.dumps({**config, "members": ["../a"]}))
     with pytest.raises(ModelFileError, match="inside the ensemble"):
         Parser.load(out)
-    (out / "config.json").write_text(json.dumps({**config, "members": ["member-1", "member-9"]}))
+    (out / "config.json").write_text(json.dumps({**config, "members": [config["members"][0], "member-9"]}))
     with pytest.raises(ModelFileError, match="member-9"):
         Parser.load(out)
 

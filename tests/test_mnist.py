@@ -19,7 +19,7 @@ from unnparse.mnist.data import FILES, MnistDataError, download_mnist, load_mnis
 from unnparse.mnist.model import MnistConfig, MnistUNN, count_parameters
 from unnparse.mnist.prototypes import grid_size
 from unnparse.mnist.train import TrainOptions, load_model, save_trained, train
-from unnparse.model_files import ModelFileError
+from unnparse.model_files import ModelFileError, weights_path
 from unnparse.png import encode_png
 
 DT = torch.float64
@@ -281,10 +281,11 @@ def test_cli_errors_are_one_line(tmp_path):
         TrainOptions(epochs=1, dev_size=10, device="cpu", progress=False),
     )
     save_trained(model, result, TrainOptions())
-    (model / "model.safetensors").write_bytes(b"\x00garbage")
+    weights = weights_path(model)
+    weights.write_bytes(b"\x00garbage")
     out = runner.invoke(app, ["evaluate", "--model", str(model), "--data-dir", str(root), "--no-download"])
     assert out.exit_code == 1
-    assert out.stderr.count("\n") == 1 and "model.safetensors" in out.stderr and "Traceback" not in out.output
+    assert out.stderr.count("\n") == 1 and weights.name in out.stderr and "Traceback" not in out.output
     with pytest.raises(ModelFileError, match="config.json"):
         load_model(tmp_path / "mnist")
     out = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "nope"), "--data-dir", str(root)])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import torch
 
 from tests.parser_fixtures import conllu_text
 from unnparse.engine import ArcPositionFactor
+from unnparse.model_files import weights_path
 from unnparse.parser.conllu_data import read_conllu
 from unnparse.parser.model import N_DISTANCE_BUCKETS, distance_buckets
 from unnparse.parser.parser import Parser, default_config
@@ -326,8 +328,13 @@ def test_model_files_with_the_earlier_single_tagger_name_still_load(tmp_path):
     train = _sentences(6, 3)
     parser = Parser.build(_small_config(1), train)
     parser.save(tmp_path / "m")
+    tensors = load_file(weights_path(tmp_path / "m"))
+    # a model directory of that time: weights in model.safetensors, no manifest of the files in config.json
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    weights_path(tmp_path / "m").unlink()
+    del config["files"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     weights = tmp_path / "m" / "model.safetensors"
-    tensors = load_file(weights)
     save_file({k.replace("taggers.upos.", "tagger."): v for k, v in tensors.items()}, weights)
     assert "tagger.weight" in load_file(weights)
     loaded = Parser.load(tmp_path / "m")

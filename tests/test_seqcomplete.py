@@ -235,8 +235,11 @@ def test_resume_refuses_other_settings_and_damaged_checkpoints(tmp_path):
     write_checkpoint(ckpt, {}, {"signature": {"kind": "mnist"}})
     with pytest.raises(CheckpointError, match="a checkpoint of `unn mnist train`, not `unn seqcomplete train`"):
         train(config, data, options, checkpoint=ckpt, resume=True)
-    write_checkpoint(ckpt, {}, {"history": []})  # like the parser's
-    with pytest.raises(CheckpointError, match="not a checkpoint of `unn mnist train` or `unn seqcomplete train`"):
+    write_checkpoint(ckpt, {}, {"signature": {"kind": "parser"}})
+    with pytest.raises(CheckpointError, match="a checkpoint of `unnparse train`, not `unn seqcomplete train`"):
+        train(config, data, options, checkpoint=ckpt, resume=True)
+    write_checkpoint(ckpt, {}, {"history": []})  # like the parser's before it recorded its settings
+    with pytest.raises(CheckpointError, match="without the settings of its run .* --overwrite"):
         train(config, data, options, checkpoint=ckpt, resume=True)
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="corrupt checkpoint"):
@@ -365,12 +368,14 @@ def test_cli_resume_and_init_from(tmp_path, monkeypatch):
 
     monkeypatch.setattr("unnparse.seqcomplete.train.make_batch", interrupt_fourth)
     result = runner.invoke(app, ["train", *common, "--output", str(model), "--epochs", "2", "--checkpoint-every", "1"])
-    assert result.exit_code == 130 and "the same command with --resume continues from" in result.stderr
+    assert result.exit_code == 130 and "run the same command with --resume" in result.stderr
     monkeypatch.undo()
-    result = runner.invoke(app, ["train", *common, "--output", str(model), "--epochs", "2", "--max-updates", "3"])
+    restart = ["train", *common, "--output", str(model), "--epochs", "2", "--max-updates", "3"]
+    result = runner.invoke(app, restart)  # the interrupted run's checkpoint is not replaced by accident
+    assert result.exit_code == 1 and "holds a training checkpoint" in result.stderr and "--overwrite" in result.stderr
+    result = runner.invoke(app, [*restart, "--overwrite"])
     assert result.exit_code == 0, result.output
     assert "stopped after 3 updates" in result.stderr and (model / CHECKPOINT).is_file()
-    assert "warning: starting a new run: it replaces" in result.stderr  # the interrupted run's checkpoint
     result = runner.invoke(app, ["train", *common, "--output", str(model), "--epochs", "2", "--resume"])
     assert result.exit_code == 0, result.output
     assert "resuming from" in result.stderr and "3 updates done" in result.stderr

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from unnparse.model_files import ModelFileError
+from unnparse.model_files import ModelFileError, weights_path
 from unnparse.parser import trained_tokenizer as tt
 from unnparse.parser.aligned_metrics import segmentation_scores
 from unnparse.parser.conllu_data import Sentence, read_conllu
@@ -91,18 +91,18 @@ def small_tokenizer():
 def test_save_load_roundtrip_and_corrupt_file(small_tokenizer, tmp_path):
     (tmp_path / "config.json").write_text('{"kind": "parser"}')
     small_tokenizer.save(tmp_path)
-    loaded = TrainedTokenizer.load(
-        tmp_path, __import__("json").loads((tmp_path / "config.json").read_text())["tokenizer"]
-    )
+    loaded = TrainedTokenizer.load(tmp_path)
     text = "long term red cat sat on well-known mat. dog sat"
     assert loaded.segment(text) == small_tokenizer.segment(text)
     assert loaded.labels(text * 40) == small_tokenizer.labels(text * 40)  # several windows
 
-    (tmp_path / tt.TOKENIZER_FILE).write_bytes(b"garbage")
-    with pytest.raises(ModelFileError, match="tokenizer.safetensors: corrupt"):
-        TrainedTokenizer.load(tmp_path, {"chars": [], "multiword": {}, "hidden": 128, "char_dim": 64})
-    with pytest.raises(ModelFileError, match="incomplete tokenizer entry"):
-        TrainedTokenizer.load(tmp_path, {"chars": []})
+    weights = weights_path(tmp_path, "tokenizer")
+    assert weights.name.startswith("tokenizer-") and not (tmp_path / tt.TOKENIZER_FILE).exists()
+    weights.write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match=f"{weights.name}: truncated"):
+        TrainedTokenizer.load(tmp_path)
+    with pytest.raises(ModelFileError, match="tokenizer.multiword is missing"):
+        TrainedTokenizer.load(tmp_path, {"tokenizer": {"chars": [], "hidden": 128, "char_dim": 64}})
 
 
 def test_scores_and_labels_do_not_depend_on_the_batch(small_tokenizer):

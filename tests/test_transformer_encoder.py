@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,8 @@ def test_parser_with_transformer_encoder_trains_saves_and_loads(tmp_path):
     parser = Parser.build(default_config(encoder=MINILM, unn_iter=2, hidden=32, rel_hidden=16), train)
     opts = TrainOptions(epochs=1, lr=1e-3, encoder_lr=5e-5, batch_tokens=200, seed=0)
     train_parser(parser, train, train[:4], opts, tmp_path / "m", progress=False)
-    assert (tmp_path / "m" / "encoder" / "tokenizer.json").is_file()
+    encoder_dir = json.loads((tmp_path / "m" / "config.json").read_text())["files"]["encoder"]["path"]
+    assert encoder_dir.startswith("encoder-") and (tmp_path / "m" / encoder_dir / "tokenizer.json").is_file()
     loaded = Parser.load(tmp_path / "m")
     a = [p.sentence.to_conllu() for p in loaded.predict(train[:4])]
     b = [p.sentence.to_conllu() for p in Parser.load(tmp_path / "m").predict(train[:4])]

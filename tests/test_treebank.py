@@ -6,11 +6,11 @@ import io
 import json
 import os
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from unnparse import downloads
 from unnparse.parser.treebank import (
     TreebankError,
     TreebankFiles,
@@ -29,6 +29,11 @@ def _touch(folder: Path, *names: str) -> None:
         (folder / name).write_text("")
 
 
+def _opened_by(fake_urlopen):
+    """An ``unnparse.downloads.open_url`` that answers with ``fake_urlopen(request, timeout)``."""
+    return lambda request, timeout, hosts: fake_urlopen(request, timeout)
+
+
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """urlopen fails like an offline machine; the list records the URLs asked for."""
@@ -38,7 +43,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(request.full_url if hasattr(request, "full_url") else str(request))
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(downloads, "open_url", _opened_by(fake_urlopen))
     return calls
 
 
@@ -132,7 +137,7 @@ def test_http_404_is_unknown_repository(tmp_path: Path, monkeypatch: pytest.Monk
     def fake_urlopen(request, timeout=None):
         raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, None)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(downloads, "open_url", _opened_by(fake_urlopen))
     with pytest.raises(TreebankNotFoundError, match=r"no repository UniversalDependencies/UD_Foo on GitHub"):
         resolve_treebank("UD_Foo", tmp_path, progress=False)
 
@@ -172,7 +177,7 @@ def test_download_writes_conllu_files(tmp_path: Path, monkeypatch: pytest.Monkey
         "README.md": b"readme",
     }
     fake, requested = _fake_github(files)
-    monkeypatch.setattr(urllib.request, "urlopen", fake)
+    monkeypatch.setattr(downloads, "open_url", _opened_by(fake))
     tb = resolve_treebank("UD_Foo", tmp_path / "data", progress=False)
     folder = tmp_path / "data" / "UD_Foo"
     assert tb == TreebankFiles("UD_Foo", [folder / "foo-ud-train.conllu"], None, folder / "foo-ud-test.conllu")
@@ -181,14 +186,14 @@ def test_download_writes_conllu_files(tmp_path: Path, monkeypatch: pytest.Monkey
     assert os.listdir(tmp_path / "data") == ["UD_Foo"]  # staging folder removed
     assert not any("README" in url for url in requested)
     # second call: found locally, no network
-    monkeypatch.setattr(urllib.request, "urlopen", None)
+    monkeypatch.setattr(downloads, "open_url", None)
     assert resolve_treebank("UD_Foo", tmp_path / "data") == tb
 
 
 def test_interrupted_download_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = {"foo-ud-dev.conllu": b"dev\n", "foo-ud-test.conllu": b"test\n", "foo-ud-train.conllu": b"train\n"}
     fake, _ = _fake_github(files, fail_on="foo-ud-train.conllu")
-    monkeypatch.setattr(urllib.request, "urlopen", fake)
+    monkeypatch.setattr(downloads, "open_url", _opened_by(fake))
     with pytest.raises(TreebankNotFoundError, match="no network: connection reset"):
         resolve_treebank("UD_Foo", tmp_path, progress=False)
     assert os.listdir(tmp_path) == []
@@ -196,6 +201,6 @@ def test_interrupted_download_leaves_nothing(tmp_path: Path, monkeypatch: pytest
 
 def test_repository_without_conllu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake, _ = _fake_github({"README.md": b"x"})
-    monkeypatch.setattr(urllib.request, "urlopen", fake)
+    monkeypatch.setattr(downloads, "open_url", _opened_by(fake))
     with pytest.raises(TreebankNotFoundError, match="has no .conllu files"):
         resolve_treebank("UD_Foo", tmp_path, progress=False)

@@ -1,5 +1,4 @@
-"""Resumable training checkpoints of ``unn mnist train`` and ``unn seqcomplete train`` (the parser's
-``unnparse train --resume`` uses the same file name).
+"""Resumable training checkpoints of ``unnparse train``, ``unn mnist train`` and ``unn seqcomplete train``.
 
 A checkpoint is one file, ``OUTPUT/checkpoint.pt``, written atomically by rank 0: a flat dict of tensors and
 state dicts (read back with ``torch.load(..., weights_only=True)``: no pickled code) plus ``meta``, a JSON string
@@ -11,7 +10,9 @@ what the uninterrupted one would have.
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ __all__ = [
 
 #: the file in a model's output directory from which ``--resume`` continues
 CHECKPOINT = "checkpoint.pt"
+#: the command that trains each kind of model (named in messages)
+_COMMANDS = {"parser": "unnparse train", "mnist": "unn mnist train", "seqcomplete": "unn seqcomplete train"}
 
 
 class CheckpointError(ValueError):
@@ -41,9 +44,28 @@ class CheckpointError(ValueError):
 
 
 def write_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Write ``state`` (tensors, state dicts, lists of them) and the JSON-able ``meta`` to ``path`` atomically."""
-    with atomic_output(path, "wb") as fh:
-        torch.save({**state, "meta": json.dumps(meta)}, fh)
+    """Write ``state`` (tensors, state dicts, lists of them) and the JSON-able ``meta`` to ``path`` atomically.
+
+    Raises:
+        OSError: the file cannot be written (a full disk: ``ENOSPC``); a previous checkpoint at ``path`` is kept.
+    """
+    try:
+        with atomic_output(path, "wb") as fh:
+            torch.save({**state, "meta": json.dumps(meta)}, fh)
+    except RuntimeError as err:  # torch's writer reports a failed write (a full disk, a size limit) this way
+        raise _write_error(path, err) from None
+
+
+def _write_error(path: Path, err: RuntimeError) -> OSError:
+    """The OSError to report for a checkpoint that torch could not write (the old checkpoint is left as it was)."""
+    reason = " ".join(str(err).split())[:160]
+    try:
+        full = shutil.disk_usage(path.parent).free < 64 * 2**20
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, "no space left on device; the previous checkpoint is kept", str(path))
+    return OSError(errno.EIO, f"cannot write the checkpoint ({reason}); the previous one is kept", str(path))
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -61,23 +83,44 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     except Exception as err:  # torch raises many kinds on a damaged file
         raise CheckpointError(f"{path}: corrupt checkpoint ({' '.join(str(err).split())[:200]})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("signature"), dict):
-        raise CheckpointError(f"{path}: not a checkpoint of `unn mnist train` or `unn seqcomplete train`")
+        raise CheckpointError(
+            f"{path}: a checkpoint without the settings of its run (written by an older unnparse?); "
+            "start a new run with --overwrite"
+        )
     return state, meta
 
 
 def check_signature(path: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
-    """Raise :class:`CheckpointError` naming the first setting in which the flat dicts ``saved`` and ``wanted``
-    differ (``"kind"``, the model kind, first)."""
+    """Raise :class:`CheckpointError` naming the first setting in which ``saved`` and ``wanted`` differ
+    (``"kind"``, the model kind, first); nested dicts are compared key by key (``model.hidden``)."""
     if saved.get("kind") != wanted.get("kind"):
-        raise CheckpointError(
-            f"{path}: a checkpoint of `unn {saved.get('kind')} train`, not `unn {wanted.get('kind')} train`"
-        )
-    for key, value in wanted.items():
-        if saved.get(key) != value:
+        theirs = _COMMANDS.get(str(saved.get("kind")), f"a {saved.get('kind')} training")
+        ours = _COMMANDS.get(str(wanted.get("kind")), f"a {wanted.get('kind')} training")
+        raise CheckpointError(f"{path}: a checkpoint of `{theirs}`, not `{ours}`")
+    flat_saved, flat_wanted = _flatten(saved), _flatten(wanted)
+    for key, value in flat_wanted.items():
+        if key not in flat_saved or flat_saved[key] != value:
+            had = flat_saved.get(key, "no value")
             raise CheckpointError(
-                f"{path}: the interrupted run had {key} {saved.get(key)}, not {value} "
-                "(resume with the options and data of that run)"
+                f"{path}: the interrupted run had {key} {_short(had)}, not {_short(value)} "
+                "(resume with the options and data of that run, or start a new run with --overwrite)"
             )
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"hidden": 8}}`` → ``{"model.hidden": 8}``."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _short(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def resume_training(

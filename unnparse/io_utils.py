@@ -29,7 +29,8 @@ def atomic_output(
     Yields a file object writing to a temporary file next to ``path``; when the ``with``
     block ends without an exception the data is flushed, fsynced and moved over ``path``
     with :func:`os.replace`.  If the block raises, the temporary file is deleted and the
-    exception propagates.
+    exception propagates (an OSError that names no file, such as a write to a full disk, is raised again naming
+    ``path``).
 
     Args:
         path: destination file; its parent directory is created when missing.
@@ -62,6 +63,11 @@ def atomic_output(
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is None and err.errno is not None:  # a failed write (full disk) names no file: name ours
+            raise OSError(err.errno, err.strerror or str(err), str(dest)) from err
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -19,6 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from unnparse.cpu_threads import default_threads
+
 __all__ = [
     "PRECISIONS",
     "adam",
@@ -185,10 +187,15 @@ def denormals_flushed(func: F) -> F:
     return cast(F, wrapper)
 
 
-def set_threads(threads: int) -> None:
-    """Use ``threads`` CPU threads in torch (0 keeps torch's default)."""
-    if threads > 0:
-        torch.set_num_threads(threads)
+def set_threads(threads: int | None = None) -> int:
+    """Make torch use ``threads`` CPU threads (``None`` or 0: :func:`unnparse.cpu_threads.default_threads`, never
+    torch's own default of every core) for its operations and as many for its inter-op pool (where that is still
+    allowed: torch fixes the pool on its first parallel work). Returns the number used."""
+    n = threads if threads else default_threads()
+    torch.set_num_threads(n)
+    with contextlib.suppress(RuntimeError):  # the inter-op pool has already started
+        torch.set_num_interop_threads(n)
+    return n
 
 
 def training_progress(*, enabled: bool = True, unit: str = "it", console: Console | None = None) -> Progress:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -12,29 +15,34 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:
     from unnparse.distributed import DistContext
+    from unnparse.output_dir import OutputLock
 
 __all__ = [
     "USER_ERRORS",
     "Nproc",
+    "ThreadsOption",
     "VersionOption",
     "check_output_dir",
     "check_output_file",
     "err_console",
     "fail",
+    "held_for_command",
     "interrupted",
     "join_processes",
     "os_error_message",
     "relaunch_if_asked",
     "user_errors",
     "version_text",
-    "warn_new_run_over",
+    "warn",
     "without_option",
 ]
 
-err_console = Console(stderr=True, highlight=False)
+#: stderr; ``markup=False``: text from users (paths, file contents) is printed as it is, never read as rich markup
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +50,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _user_error_types() -> tuple[type[BaseException], ...]:
     from unnparse.mnist.data import MnistDataError
     from unnparse.model_files import ModelFileError
+    from unnparse.output_dir import OutputDirError
     from unnparse.parser.conllu_data import CoNLLUError
     from unnparse.parser.encoders import EncoderLoadError
     from unnparse.parser.treebank import TreebankError
@@ -54,6 +63,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         TreebankError,
         MnistDataError,
         SeqDataError,
+        OutputDirError,
         UnicodeDecodeError,
     )
 
@@ -61,10 +71,15 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 USER_ERRORS = _user_error_types
 
 
-def fail(message: str, code: int = 1) -> None:
-    """Print ``error: message`` on stderr (one line) and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on stderr (one line, printed as it is) and exit with ``code``."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(message: str, label: str = "warning:") -> None:
+    """Print ``warning: message`` on stderr (the label in yellow, the message as it is)."""
+    err_console.print(Text.assemble((label, "yellow"), " ", message), soft_wrap=True)
 
 
 def version_text() -> str:
@@ -96,6 +111,22 @@ VersionOption = Annotated[
 ]
 
 
+def _threads_help() -> str:
+    from unnparse.cpu_threads import THREADS_CAP
+
+    return (
+        f"CPU threads for torch. Default (also 0): the CPUs this process may use, at most {THREADS_CAP}, fewer "
+        "when the machine is already busy (load average); $OMP_NUM_THREADS when set."
+    )
+
+
+#: Every command's ``--threads`` (see :func:`unnparse.runtime.set_threads`, which applies it).
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option("--threads", min=0, help=_threads_help(), show_default=False),
+]
+
+
 def os_error_message(err: OSError) -> str:
     """One line for a file-system error: ``PATH: reason`` (the destination of a failed rename)."""
     reason = err.strerror or str(err)
@@ -106,14 +137,26 @@ def os_error_message(err: OSError) -> str:
 
 
 def _unwritable_ancestor(path: Path) -> str | None:
-    """Why a file or directory cannot be created at ``path`` (None when it probably can)."""
+    """Why a file or directory cannot be created at ``path`` (None when it can): the nearest existing ancestor is
+    tried for real (a temporary file or folder made and removed there), since permission bits do not tell whether a
+    file system takes new files (``/proc``, read-only mounts, root's rights)."""
     parent = path.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         return f"{parent} is not a directory"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{parent}: permission denied"
+    return _write_probe(parent)
+
+
+def _write_probe(directory: Path) -> str | None:
+    """None when a file can be created in ``directory``, else why not."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".unnparse-probe-", dir=directory)
+    except OSError as err:
+        return f"{directory}: {err.strerror or err}"
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
     return None
 
 
@@ -122,10 +165,9 @@ def check_output_dir(path: Path, option: str = "--output") -> None:
     if path.exists():
         if not path.is_dir():
             fail(f"{option} {path}: exists and is not a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
-            fail(f"{option} {path}: permission denied")
-        return
-    problem = _unwritable_ancestor(path)
+        problem = _write_probe(path)
+    else:
+        problem = _unwritable_ancestor(path)
     if problem:
         fail(f"{option} {path}: {problem}")
 
@@ -140,7 +182,7 @@ def check_output_file(path: Path, option: str = "--output") -> None:
 
 
 def _warning_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    warn(" ".join(str(message).split()))
 
 
 def user_errors(func: F) -> F:
@@ -152,35 +194,51 @@ def user_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         warnings.showwarning = _warning_to_stderr
-        try:
-            return func(*args, **kwargs)
-        except _user_error_types() as err:
-            if os.environ.get("UNNPARSE_DEBUG"):
-                raise
-            fail(_one_line(str(err)))
-        except BrokenPipeError:
-            # the reader of our output went away (e.g. `| head`): stop quietly, as other Unix tools do
-            _silence_stdout()
-            sys.exit(1)
-        except OSError as err:
-            if os.environ.get("UNNPARSE_DEBUG"):
-                raise
-            fail(_one_line(os_error_message(err)))
-        except ValueError as err:
-            if os.environ.get("UNNPARSE_DEBUG"):
-                raise
-            # ValueErrors raised by option checks in our own code are user errors too
-            fail(_one_line(str(err)))
-        except KeyboardInterrupt:
-            err_console.print("interrupted")
-            sys.exit(130)
+        with contextlib.ExitStack() as held:  # what the command holds (output locks) is released when it ends
+            token = _held_by_command.set(held)
+            try:
+                return _run_reporting_errors(func, args, kwargs)
+            finally:
+                _held_by_command.reset(token)
 
     return wrapper  # type: ignore[return-value]
 
 
+#: the resources held by the running command (see :func:`held_for_command`); set by :func:`user_errors`
+_held_by_command: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar(
+    "unnparse_held_by_command", default=None
+)
+
+
+def _run_reporting_errors(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``func(*args, **kwargs)`` with the project's errors reported as one line (see :func:`user_errors`)."""
+    try:
+        return func(*args, **kwargs)
+    except _user_error_types() as err:
+        if os.environ.get("UNNPARSE_DEBUG"):
+            raise
+        fail(_one_line(str(err)))
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `| head`): stop quietly, as other Unix tools do
+        _silence_stdout()
+        sys.exit(1)
+    except OSError as err:
+        if os.environ.get("UNNPARSE_DEBUG"):
+            raise
+        fail(_one_line(os_error_message(err)))
+    except ValueError as err:
+        if os.environ.get("UNNPARSE_DEBUG"):
+            raise
+        # ValueErrors raised by option checks in our own code are user errors too
+        fail(_one_line(str(err)))
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
 def _one_line(message: str) -> str:
-    """``message`` on one line (runs of whitespace, newlines included, become one space), safe from rich markup."""
-    return " ".join(message.split()).replace("[", "\\[")
+    """``message`` on one line (runs of whitespace, newlines included, become one space)."""
+    return " ".join(message.split())
 
 
 def _silence_stdout() -> None:
@@ -192,19 +250,29 @@ def _silence_stdout() -> None:
         pass
 
 
-def warn_new_run_over(checkpoint: Path, resume: bool) -> None:
-    """Warn (stderr) when a training run without ``--resume`` is about to replace the checkpoint of another."""
-    if not resume and checkpoint.is_file():
-        err_console.print(
-            f"[yellow]warning:[/] starting a new run: it replaces {checkpoint} (--resume continues that run)",
-            soft_wrap=True,
-        )
+def held_for_command(lock: OutputLock | None) -> OutputLock | None:
+    """Release ``lock`` (see :func:`unnparse.output_dir.claim_output_dir`) when the running command (a function
+    wrapped by :func:`user_errors`) ends, however it ends; a process that dies releases it anyway.
+
+    Raises:
+        RuntimeError: not called inside a command wrapped by :func:`user_errors`.
+    """
+    if lock is not None:
+        held = _held_by_command.get()
+        if held is None:
+            lock.release()
+            raise RuntimeError("held_for_command() needs a command wrapped by user_errors")
+        held.callback(lock.release)
+    return lock
 
 
 def interrupted(checkpoint: Path) -> NoReturn:
     """Leave a training command stopped by Ctrl-C (exit status 130), saying how to continue."""
     if checkpoint.is_file():
-        err_console.print(f"interrupted; the same command with --resume continues from {checkpoint}", soft_wrap=True)
+        err_console.print(
+            f"interrupted; to continue from {checkpoint}, run the same command with --resume (and without --overwrite)",
+            soft_wrap=True,
+        )
     else:
         err_console.print("interrupted before the first checkpoint", soft_wrap=True)
     raise typer.Exit(130)
@@ -231,7 +299,7 @@ Nproc = Annotated[
 ]
 
 
-def join_processes(nproc: int, device: str) -> DistContext:
+def join_processes(nproc: int, device: str, env: dict[str, str] | None = None) -> DistContext:
     """Where a training command of ``unn`` runs. With ``--nproc N`` (N > 1) outside torchrun, the command is run
     again under torchrun in N processes and this one exits with their status; under torchrun (``WORLD_SIZE`` set)
     this process joins the group (NCCL on CUDA, gloo on CPU; leave it with :func:`unnparse.distributed.shutdown`);
@@ -244,14 +312,16 @@ def join_processes(nproc: int, device: str) -> DistContext:
     from unnparse.runtime import resolve_device
 
     resolved = resolve_device(device)
-    relaunch_if_asked(nproc, module="unnparse.cli.unn_app")
+    relaunch_if_asked(nproc, module="unnparse.cli.unn_app", env=env)
     return init_from_env(resolved)
 
 
-def relaunch_if_asked(nproc: int, module: str = "unnparse") -> None:
+def relaunch_if_asked(nproc: int, module: str = "unnparse", env: dict[str, str] | None = None) -> None:
     """With ``--nproc N`` (N > 1) outside torchrun: run this command (``python -m module`` and this process's
-    arguments but ``--nproc``) again under torchrun in N processes and exit with their status."""
+    arguments but ``--nproc``) again under torchrun in N processes, with ``env`` added to their environment, and
+    exit with their status."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from unnparse.distributed import relaunch_with_torchrun
 
+        os.environ.update(env or {})
         raise typer.Exit(relaunch_with_torchrun(nproc, without_option(sys.argv[1:], "--nproc"), module=module))

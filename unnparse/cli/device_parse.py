@@ -78,7 +78,6 @@ def run_on_devices(
 
     Raises:
         RuntimeError: a worker failed (the message names it and carries its error line).
-        ValueError: the input holds no sentence (nothing is written).
     """
     from unnparse.io_utils import atomic_output
     from unnparse.parser.sharding import merge_shards
@@ -115,13 +114,9 @@ def run_on_devices(
                     p.wait()
         _forward_warnings(logs)
         records = merge_shards(parts, output_format, block=block)
-        first = next(records, None)
-        if first is None:
-            raise ValueError(f"{input_file}: empty input (no sentences to parse)")
-        count = 1
+        count = 0
         target = atomic_output(output_file, "w") if output_file is not None else contextlib.nullcontext(sys.stdout)
         with target as fh:
-            fh.write(first)
             for record in records:
                 fh.write(record)
                 count += 1

@@ -13,19 +13,21 @@ import typer
 from unnparse.checkpoints import CHECKPOINT
 from unnparse.cli.common import (
     Nproc,
+    ThreadsOption,
     check_output_dir,
     check_output_file,
     fail,
+    held_for_command,
     interrupted,
     join_processes,
     user_errors,
-    warn_new_run_over,
 )
 from unnparse.distributed import exit_process, shutdown
 from unnparse.mnist.data import load_mnist
 from unnparse.mnist.model import MnistConfig, untied_channels
 from unnparse.mnist.prototypes import write_prototypes
 from unnparse.mnist.train import TrainOptions, accuracy, load_model, prototype_predictions, save_trained, train
+from unnparse.output_dir import claim_output_dir, lock_environment
 from unnparse.runtime import set_threads
 
 __all__ = ["app"]
@@ -60,7 +62,6 @@ Download = Annotated[
     bool, typer.Option("--download/--no-download", help="download missing MNIST files from the public mirrors")
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
-Threads = Annotated[int, typer.Option("--threads", min=0, help="CPU threads for torch (0: torch's default)")]
 
 
 @app.command("train")
@@ -86,13 +87,19 @@ def train_command(
         int | None, typer.Option("--train-limit", min=1, help="train on this many training images only")
     ] = None,
     device: Device = "auto",
-    threads: Threads = 0,
+    threads: ThreadsOption = None,
     resume: Annotated[
         bool,
         typer.Option(
             "--resume",
             help=f"continue the interrupted or finished run in OUTPUT from its {CHECKPOINT}, written after every "
             "epoch (same options and data; more --epochs extend it, --lr may change)",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="replace the model or checkpoint that OUTPUT holds (else such an OUTPUT is refused)"
         ),
     ] = False,
     nproc: Nproc = 1,
@@ -103,8 +110,9 @@ def train_command(
     With --nproc N (or under torchrun) each of N processes takes its share of every batch of --batch-size images.
     """
     check_output_dir(output)
+    lock = held_for_command(claim_output_dir(output, resume=resume, overwrite=overwrite))
     set_threads(threads)
-    dist = join_processes(nproc, device)
+    dist = join_processes(nproc, device, env=lock_environment(lock))
     config = MnistConfig(
         unn_iter=unn_iter, order=order.value, y_init=y_init.value, dropout=dropout, untied=untied, seed=seed
     )
@@ -127,8 +135,6 @@ def train_command(
                 f"untied baseline: {unn_iter} unrolled sweeps, channels H1={c1}, H2={c2}, "
                 "forward-only (no prototype loss)"
             )
-        if dist.is_main:
-            warn_new_run_over(output / CHECKPOINT, resume)
         result = train(config, data, options, dist=dist, checkpoint=output / CHECKPOINT, resume=resume)
     except KeyboardInterrupt:
         interrupted(output / CHECKPOINT)
@@ -152,7 +158,7 @@ def evaluate_command(
     download: Download = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     device: Device = "auto",
-    threads: Threads = 0,
+    threads: ThreadsOption = None,
 ) -> None:
     """Test accuracy, and whether the model recognises its own prototypes."""
     set_threads(threads)
@@ -187,9 +193,11 @@ def evaluate_command(
 def prototypes_command(
     model: Annotated[Path, typer.Option("--model", help="model directory")],
     output: Annotated[Path, typer.Option("--output", help="PNG file to write")],
+    threads: ThreadsOption = None,
 ) -> None:
     """Draw the prototypes of the 10 digits after each sweep t = 1..k (one row per digit, Figure 3)."""
     check_output_file(output)
+    set_threads(threads)
     unn = load_model(model)
     if unn.config.untied:
         fail("the untied baseline is a forward-only classifier; it generates no prototypes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -12,17 +13,23 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from unnparse.cli.budget import MIN_TOKENIZER_SECONDS, parser_minutes, seconds_left
 from unnparse.cli.common import (
+    ThreadsOption,
     VersionOption,
     check_output_dir,
     check_output_file,
     err_console,
     fail,
+    held_for_command,
+    interrupted,
     relaunch_if_asked,
     user_errors,
-    warn_new_run_over,
+    warn,
 )
+from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 
 if TYPE_CHECKING:
     import torch
@@ -45,7 +52,7 @@ def _options(version: VersionOption = False) -> None:
     """Dependency parsing with undirected neural networks (UNNs)."""
 
 
-out_console = Console(highlight=False)
+out_console = Console(highlight=False, markup=False)
 
 
 class Split(str, Enum):
@@ -102,7 +109,7 @@ def _warn_precision(precision: Precision, device: torch.device) -> None:
 
     message = precision_warning(precision.value, device)
     if message:
-        err_console.print(f"[yellow]warning:[/] {message}")
+        warn(message)
 
 
 class Precision(str, Enum):
@@ -117,6 +124,16 @@ PrecisionOption = Annotated[
         help="Encoder arithmetic. auto: bfloat16 on CUDA, float32 on CPU. bfloat16 on a CPU with native bfloat16 "
         "(AMX, AVX512-BF16) parses faster at the same accuracy. The UNN iterations and tree structures always run in "
         "float32."
+    ),
+]
+
+
+MaxWordsOption = Annotated[
+    int,
+    typer.Option(
+        help="Longest sentence parsed whole: a longer one is parsed in pieces of at most this many words, joined "
+        "into one tree by 'dep' arcs from the first piece's root (a warning names its line); bounds memory.",
+        min=2,
     ),
 ]
 
@@ -155,6 +172,14 @@ def train(
     ] = "scratch",
     pooling: Annotated[Pooling, typer.Option(help="How subword vectors become word vectors.")] = Pooling.first,
     freeze_encoder: Annotated[bool, typer.Option(help="Do not fine-tune the pretrained encoder.")] = False,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            help="Let a pretrained encoder that comes with its own Python code (auto_map) run that code while it is "
+            "fetched: it runs with your rights, so only for repositories you trust. The architecture must still be "
+            "one transformers implements, since a saved model never runs code."
+        ),
+    ] = False,
     unn_iter: Annotated[int, typer.Option(help="UNN sweeps K (1 = the biaffine parser).", min=1, max=20)] = 1,
     hidden: Annotated[int, typer.Option(help="Size of H and M.", min=1)] = 256,
     rel_hidden: Annotated[int, typer.Option(help="Size of the relation classifier's projections.", min=1)] = 100,
@@ -204,7 +229,14 @@ def train(
     batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.", min=1)] = 1000,
     accumulate: Annotated[int, typer.Option(help="Batches per optimizer step.", min=1)] = 1,
     patience: Annotated[int, typer.Option(help="Stop after this many epochs without dev improvement.", min=1)] = 10,
-    max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this much training time.")] = None,  # noqa: UP045
+    max_minutes: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            help="Time budget of the whole training, evaluations included: the parser trains for at most 85% of it "
+            "and the tokenizer for what is left (skipped when under 5 seconds are left).",
+            min=0.0,
+        ),
+    ] = None,
     clip: Annotated[float, typer.Option(help="Gradient norm clipping.")] = 5.0,
     ema: Annotated[
         float,
@@ -217,8 +249,14 @@ def train(
     seed: Annotated[int, typer.Option()] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     precision: PrecisionOption = Precision.auto,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.")] = None,  # noqa: UP045
-    resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.pt.")] = False,
+    threads: ThreadsOption = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the interrupted or finished run in OUTPUT from its checkpoint.pt.")
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace the model or checkpoint that OUTPUT holds (without it such an OUTPUT is refused)."),
+    ] = False,
     nproc: Annotated[
         int, typer.Option(help="Processes for distributed data-parallel training (launches torchrun).", min=1)
     ] = 1,
@@ -238,19 +276,22 @@ def train(
 
     from unnparse.checkpoints import CHECKPOINT
     from unnparse.distributed import exit_process, init_from_env, shutdown
+    from unnparse.output_dir import claim_output_dir, lock_environment
     from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import Parser, default_config, resolve_device
     from unnparse.parser.training import TrainOptions, epoch_table, train_parser
     from unnparse.parser.treebank import resolve_treebank
-    from unnparse.runtime import precision_name, resolve_precision
+    from unnparse.runtime import precision_name, resolve_precision, set_threads
 
-    relaunch_if_asked(nproc)
-    if threads:
-        torch.set_num_threads(threads)
-    if treebank is None and not train_files:
-        fail("give --treebank NAME or --train FILE (and --dev FILE)")
     if tag_layer and (encoder != "scratch" or tag_layer > lstm_layers):
         fail(f"--tag-layer {tag_layer} needs --encoder scratch with at least {tag_layer} --lstm-layers")
+    if treebank is None and not train_files:
+        fail("give --treebank NAME or --train FILE (and --dev FILE)")
+    out_dir = output or Path("models") / (treebank or Path(train_files[0]).stem.replace("-ud-train", ""))
+    check_output_dir(out_dir)
+    lock = held_for_command(claim_output_dir(out_dir, resume=resume, overwrite=overwrite))
+    relaunch_if_asked(nproc, env=lock_environment(lock))
+    set_threads(threads)
     files_train: list[Path] = list(train_files or [])
     file_dev = dev_file
     if treebank is not None:
@@ -259,8 +300,6 @@ def train(
         file_dev = file_dev or found.dev
         if not files_train:
             fail(f"treebank {treebank} has no *-ud-train*.conllu file; pass --train FILE")
-    out_dir = output or Path("models") / (treebank or Path(files_train[0]).stem.replace("-ud-train", ""))
-    check_output_dir(out_dir)
     train_sents = [s for f in files_train for s in read_conllu(f, allow_empty=False)]
     dev_sents = read_conllu(file_dev, allow_empty=False) if file_dev else []
     per_file: dict[str, list[int]] = {}
@@ -274,7 +313,7 @@ def train(
     if os.environ.get("RANK", "0") == "0":
         err_console.print(_summary_table("data", rows))
     if not dev_sents:
-        err_console.print("[yellow]warning:[/] no dev set: the last epoch is kept")
+        warn("no dev set: the last epoch is kept")
     dist = init_from_env(resolve_device(device))
     dev_device = dist.device
     _warn_precision(precision, dev_device)
@@ -301,7 +340,7 @@ def train(
     )
     config["treebank"] = treebank
     torch.manual_seed(seed)
-    parser = Parser.build(config, train_sents)
+    parser = Parser.build(config, train_sents, trust_remote_code=trust_remote_code)
     parser.model.to(dev_device)
     n_params = sum(p.numel() for p in parser.model.parameters())
     if dist.is_main:
@@ -317,7 +356,7 @@ def train(
         batch_tokens=batch_tokens,
         patience=patience,
         seed=seed,
-        max_minutes=max_minutes,
+        max_minutes=parser_minutes(max_minutes, tokenizer_steps),
         clip=clip,
         accumulate=accumulate,
         ema=ema,
@@ -329,14 +368,13 @@ def train(
         msg = f"epoch {record['epoch']}: loss {record['loss']:.3f}, {record['words_per_second']:,.0f} words/s"
         if dev:
             msg += f", dev UAS {dev['uas']:.2f} LAS {dev['las']:.2f}"
-        err_console.print(msg + (" [green](best)[/]" if record["best"] else ""))
+        err_console.print(Text.assemble(msg, (" (best)", "green") if record["best"] else ""))
 
-    if dist.is_main:
-        warn_new_run_over(out_dir / CHECKPOINT, resume)
     ddp = None
     if dist.distributed:
         ids = [dist.local_rank] if dev_device.type == "cuda" else None
         ddp = torch.nn.parallel.DistributedDataParallel(parser.model, device_ids=ids)
+    started = time.monotonic()  # the --max-minutes budget, parser and tokenizer together
     try:
         result = train_parser(
             parser,
@@ -352,27 +390,50 @@ def train(
             world_size=dist.world_size,
             ddp_model=ddp,
         )
+    except KeyboardInterrupt:
+        interrupted(out_dir / CHECKPOINT)
     finally:
         shutdown()
     if dist.is_main:
         err_console.print(epoch_table(result.history))
         err_console.print(f"best epoch {result.best_epoch} saved to {out_dir}")
         if tokenizer_steps:
-            _train_tokenizer_into(out_dir, train_sents, dev_sents, tokenizer_steps, dev_device, seed)
+            budget = seconds_left(max_minutes, started)
+            _train_tokenizer_into(out_dir, train_sents, dev_sents, tokenizer_steps, dev_device, seed, budget)
     if dist.distributed:
         exit_process(0)
 
 
 def _train_tokenizer_into(
-    model_dir: Path, train_sents: list[Sentence], dev_sents: list[Sentence], steps: int, device: torch.device, seed: int
+    model_dir: Path,
+    train_sents: list[Sentence],
+    dev_sents: list[Sentence],
+    steps: int,
+    device: torch.device,
+    seed: int,
+    max_seconds: float | None = None,
 ) -> None:
-    """Train a tokenizer on the training sentences' text and add it to the model directory, unless the rule-based
-    tokenizer segments the dev text better (the mean of token and sentence F1)."""
+    """Train a tokenizer on the training sentences' text for at most ``max_seconds`` and add it to the model
+    directory, unless the rule-based tokenizer segments the dev text better (the mean of token and sentence F1);
+    skipped, with a line that says so, when less than :data:`MIN_TOKENIZER_SECONDS` are left."""
     from unnparse.parser.trained_tokenizer import rule_scores, train_tokenizer
 
-    err_console.print(f"training the tokenizer and sentence splitter (at most {steps} updates)")
+    if max_seconds is not None and max_seconds < MIN_TOKENIZER_SECONDS:
+        warn(
+            f"only {max_seconds:.0f} s of --max-minutes left: raw text will be split by the rules",
+            label="tokenizer not trained:",
+        )
+        return
+    budget = "" if max_seconds is None else f", at most {max_seconds:.0f} s"
+    err_console.print(f"training the tokenizer and sentence splitter (at most {steps} updates{budget})")
     tokenizer, scores = train_tokenizer(
-        train_sents, dev_sents or None, steps=steps, seed=seed, device=device, log=err_console.print
+        train_sents,
+        dev_sents or None,
+        steps=steps,
+        seed=seed,
+        device=device,
+        max_seconds=max_seconds,
+        log=err_console.print,
     )
     if not scores:
         tokenizer.save(model_dir)
@@ -384,9 +445,10 @@ def _train_tokenizer_into(
         return f"tokens {f1['tokens']:.2f}, sentences {f1['sentences']:.2f}, words {f1['words']:.2f}"
 
     if (rules["tokens"] + rules["sentences"]) > (scores["tokens"] + scores["sentences"]):
-        err_console.print(
-            f"[yellow]tokenizer not kept:[/] on dev the rules segment better ({summary(rules)}) than the trained "
-            f"tokenizer ({summary(scores)}); raw text will be split by the rules"
+        warn(
+            f"on dev the rules segment better ({summary(rules)}) than the trained tokenizer ({summary(scores)}); "
+            "raw text will be split by the rules",
+            label="tokenizer not kept:",
         )
         return
     tokenizer.save(model_dir)
@@ -404,19 +466,24 @@ def train_tokenizer_command(
     steps: Annotated[int, typer.Option(help="Updates (at most 20 passes over the training text).", min=1)] = 1000,
     seed: Annotated[int, typer.Option()] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.")] = None,  # noqa: UP045
+    threads: ThreadsOption = None,
+    max_minutes: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(help="Time budget, reading the treebank and evaluations included.", min=0.0),
+    ] = None,
 ) -> None:
     """Train the tokenizer and sentence splitter of a parser (for raw text) on a treebank's text."""
-    import torch
-
+    started = time.monotonic()
     from unnparse.model_files import load_config
+    from unnparse.output_dir import OutputLock
     from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import resolve_device
     from unnparse.parser.treebank import resolve_treebank
+    from unnparse.runtime import set_threads
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     load_config(model)  # a model directory, before any work
+    held_for_command(OutputLock(model).acquire())  # one writer at a time
     files_train: list[Path] = list(train_files or [])
     file_dev = dev_file
     if treebank is not None:
@@ -427,7 +494,8 @@ def train_tokenizer_command(
         fail("give --treebank NAME or --train FILE (and --dev FILE)")
     train_sents = [s for f in files_train for s in read_conllu(f, allow_empty=False, require_heads=False)]
     dev_sents = read_conllu(file_dev, allow_empty=False, require_heads=False) if file_dev else []
-    _train_tokenizer_into(model, train_sents, dev_sents, steps, resolve_device(device), seed)
+    budget = seconds_left(max_minutes, started)
+    _train_tokenizer_into(model, train_sents, dev_sents, steps, resolve_device(device), seed, budget)
 
 
 @app.command()
@@ -461,8 +529,10 @@ def evaluate(
         bool, typer.Option("--per-relation", help="Also score each relation (precision, recall, F1 of LAS).")
     ] = False,
     batch_tokens: Annotated[int, typer.Option(min=1)] = 6000,
+    max_words: MaxWordsOption = DEFAULT_MAX_WORDS,
     device: Annotated[str, typer.Option()] = "auto",
     precision: PrecisionOption = Precision.auto,
+    threads: ThreadsOption = None,
 ) -> None:
     """Score a parser: UAS, LAS, CLAS, modifier-list accuracy, exact match (all words, punctuation included), tags.
 
@@ -481,8 +551,8 @@ def evaluate(
         tag_columns = TAG_COLUMNS
     else:
         from unnparse.parser.parser import Parser
-        from unnparse.parser.training import reparse
         from unnparse.parser.treebank import resolve_treebank
+        from unnparse.runtime import set_threads
 
         if (treebank is None) == (input_file is None):
             fail("give exactly one of --treebank NAME or --input GOLD.conllu (or --gold G --pred P)")
@@ -494,6 +564,7 @@ def evaluate(
             if input_file is None:
                 fail(f"treebank {treebank} has no {split.value} file")
         model_dir = _resolve_model(model)
+        set_threads(threads)
         parser = Parser.load(model_dir, device=device, precision=precision.value)
         gold_sents = _read_gold(input_file)
         if raw_text:
@@ -501,12 +572,14 @@ def evaluate(
 
             lines = corpus_text(gold_sents).split("\n")
             text = parser.text_sentences(lines, source=f"{input_file} (text)", tokenizer=tokenizer.value)
-            predicted = [p.sentence for p in parser.predict(text, batch_tokens=batch_tokens)]
+            results = parser.predict(text, batch_tokens=batch_tokens, max_words=max_words, on_split=warn)
+            predicted = [p.sentence for p in results]
             source = f"{model_dir} on the text of {input_file}"
         else:
             tag_columns = tuple(parser.featurizer.tags)
             untagged = [sentence.without_tags(tag_columns) for sentence in gold_sents]
-            predicted = reparse(parser, untagged, batch_tokens=batch_tokens)
+            results = parser.predict(untagged, batch_tokens=batch_tokens, max_words=max_words, on_split=warn)
+            predicted = [p.sentence for p in results]
             source = f"{model_dir} on {input_file}"
     if alignment is Alignment.auto:
         same = len(gold_sents) == len(predicted) and all(
@@ -567,18 +640,16 @@ def _resolve_model(model: Path | None) -> Path:
     if env:
         err_console.print(f"using model {env} ($UNNPARSE_MODEL)")
         return Path(env)
+    from unnparse.model_files import model_kind
+
     candidates = []
     root = Path("models")
     if root.is_dir():
         for cfg in root.glob("*/config.json"):
-            weights = cfg.parent / "model.safetensors"
-            try:
-                kind = json.loads(cfg.read_text(encoding="utf-8")).get("kind")
-                if kind == "parser" and weights.is_file():
-                    candidates.append((weights.stat().st_mtime, cfg.parent))
-                elif kind == "parser-ensemble":
+            try:  # config.json is written last: its time is the model's
+                if model_kind(cfg.parent) in ("parser", "parser-ensemble"):
                     candidates.append((cfg.stat().st_mtime, cfg.parent))
-            except (OSError, ValueError):
+            except OSError:
                 continue
     if not candidates:
         fail(
@@ -608,6 +679,7 @@ def parse(
         Path | None, typer.Option("--output", "-o", help="Output file, written atomically (default: stdout).")
     ] = None,  # noqa: UP045
     batch_tokens: Annotated[int, typer.Option(min=1)] = 4000,
+    max_words: MaxWordsOption = DEFAULT_MAX_WORDS,
     device: Annotated[str, typer.Option()] = "auto",
     precision: PrecisionOption = Precision.auto,
     shard: Annotated[
@@ -632,6 +704,7 @@ def parse(
         ),
     ] = None,
     tokenizer: TokenizerOption = TokenizerChoice.auto,
+    threads: ThreadsOption = None,
 ) -> None:
     """Parse text, tokenized sentences or CoNLL-U from stdin (or --input), streaming the output."""
     if output_file is not None:
@@ -646,10 +719,12 @@ def parse(
             input_file=input_file,
             output_file=output_file,
             batch_tokens=batch_tokens,
+            max_words=max_words,
             precision=precision,
             shard=shard,
             shard_block=shard_block,
             tokenizer=tokenizer,
+            threads=threads,
         )
         return
     from unnparse.io_utils import atomic_output
@@ -658,9 +733,11 @@ def parse(
     from unnparse.parser.parser import Parser
     from unnparse.parser.sharding import parse_shard_spec, take_shard
     from unnparse.parser.text_input import iter_sentences_from_tokenized
+    from unnparse.runtime import set_threads
 
     shard_spec = parse_shard_spec(shard) if shard is not None else None
     model_dir = _resolve_model(model)
+    set_threads(threads)
     parser = Parser.load(model_dir, device=device, precision=precision.value)
     _warn_precision(precision, parser.device)
     name = str(input_file) if input_file else "<stdin>"
@@ -688,7 +765,14 @@ def parse(
             return draw_tree(p.sentence, p.marginals) + "\n"
 
         count = words = 0
-        results = parser.predict(sentences, batch_tokens=batch_tokens, marginals=marginals, chunk_sentences=256)
+        results = parser.predict(
+            sentences,
+            batch_tokens=batch_tokens,
+            marginals=marginals,
+            chunk_sentences=256,
+            max_words=max_words,
+            on_split=warn,
+        )
         if progress is None:  # on a terminal the bar would mix with parses written to stdout
             progress = output_file is not None and err_console.is_terminal
         with _parse_progress(progress) as bar:
@@ -707,8 +791,8 @@ def parse(
                     if count % 256 == 0:
                         sys.stdout.flush()
                 sys.stdout.flush()
-        if count == 0 and shard_spec is None:
-            fail(f"{name}: empty input (no sentences to parse)")
+        if count == 0 and shard_spec is None:  # as `cat` or UDPipe: empty in, empty out
+            err_console.print(f"note: {name} holds no sentences: nothing to parse", soft_wrap=True)
     finally:
         if input_file:
             raw.close()
@@ -739,6 +823,7 @@ def _parse_progress(enabled: bool):
 def ensemble(
     models: Annotated[list[Path], typer.Argument(help="Two or more parser model directories (same treebank).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="New directory for the ensemble.")],
+    threads: ThreadsOption = None,
 ) -> None:
     """Combine parsers trained on the same treebank into one model that parses with all of them.
 
@@ -747,8 +832,10 @@ def ensemble(
     different --seed or --char-encoder.
     """
     from unnparse.parser.ensemble import combine_parsers
+    from unnparse.runtime import set_threads
 
     check_output_dir(output)
+    set_threads(threads)
     out = combine_parsers(models, output)
     err_console.print(f"ensemble of {len(models)} parsers written to {out}")
 
@@ -763,13 +850,17 @@ def _parse_on_devices(
     input_file: Path | None,
     output_file: Path | None,
     batch_tokens: int,
+    max_words: int,
     precision: Precision,
     shard: str | None,
     shard_block: int,
     tokenizer: TokenizerChoice,
+    threads: int | None = None,
 ) -> None:
-    """`parse --devices`: one worker process per device (see unnparse.cli.device_parse)."""
+    """`parse --devices`: one worker process per device (see unnparse.cli.device_parse), each with ``threads`` CPU
+    threads (by default, its share of the default number)."""
     from unnparse.cli.device_parse import parse_devices, run_on_devices
+    from unnparse.cpu_threads import default_threads
 
     if shard is not None:
         fail("--devices and --shard cannot be combined: --devices makes the shards itself")
@@ -783,15 +874,19 @@ def _parse_on_devices(
         fail(str(err))
     model_dir = _resolve_model(model)
     args = ["--model", str(model_dir), "--input-format", input_format.value, "--output-format", output_format.value]
-    args += ["--batch-tokens", str(batch_tokens), "--precision", precision.value, "--tokenizer", tokenizer.value]
+    args += ["--batch-tokens", str(batch_tokens), "--max-words", str(max_words), "--precision", precision.value]
+    args += ["--tokenizer", tokenizer.value]
     args += ["--marginals"] if marginals else []
-    args += ["--no-progress"]
+    args += ["--no-progress", "--threads", str(threads or max(1, default_threads() // len(names)))]
     try:
         count = run_on_devices(
             args, input_file, names, output_format=output_format.value, block=shard_block, output_file=output_file
         )
     except (RuntimeError, ValueError) as err:
         fail(str(err))
+    if count == 0:
+        err_console.print(f"note: {input_file} holds no sentences: nothing to parse", soft_wrap=True)
+        return
     err_console.print(f"{count:,} sentences parsed on {len(names)} devices ({', '.join(names)})")
 
 

@@ -13,14 +13,17 @@ import typer
 from unnparse.checkpoints import CHECKPOINT
 from unnparse.cli.common import (
     Nproc,
+    ThreadsOption,
     check_output_dir,
     check_output_file,
+    fail,
+    held_for_command,
     interrupted,
     join_processes,
     user_errors,
-    warn_new_run_over,
 )
 from unnparse.distributed import exit_process, shutdown
+from unnparse.output_dir import claim_output_dir, lock_environment
 from unnparse.runtime import set_threads
 from unnparse.seqcomplete.attention_plot import write_attention
 from unnparse.seqcomplete.data import DataSpec, SeqDataError, generate, load_dataset, parse_sequence, save_dataset
@@ -48,7 +51,6 @@ class LRSchedule(str, Enum):
 
 ModelDir = Annotated[Path, typer.Option("--model", help="model directory")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
-Threads = Annotated[int, typer.Option("--threads", min=0, help="CPU threads for torch (0: torch's default)")]
 
 
 @app.command("generate")
@@ -63,9 +65,11 @@ def generate_command(
     mask_ratio: Annotated[float, typer.Option("--mask-ratio", help="at most ceil(ratio * length) blanks")] = 0.1,
     test_fraction: Annotated[float, typer.Option("--test-fraction")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", help="seed of the train/test split")] = 0,
+    threads: ThreadsOption = None,
 ) -> None:
     """Write every ascending/descending run with every combination of masked positions, split train/test."""
     check_output_file(output)
+    set_threads(threads)
     try:
         spec = DataSpec(vocab, min_length, max_length, mask_ratio, test_fraction, seed)
     except ValueError as err:
@@ -104,7 +108,7 @@ def train_command(
     clip: Annotated[float, typer.Option("--clip", min=0.0, help="gradient norm clipping (0: off)")] = 10.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Device = "auto",
-    threads: Threads = 0,
+    threads: ThreadsOption = None,
     report_test: Annotated[
         bool, typer.Option("--report-test", help="print the test accuracy after every epoch (learning curve)")
     ] = False,
@@ -140,6 +144,12 @@ def train_command(
             "more --epochs, --max-minutes or --max-updates extend it, --lr may change)",
         ),
     ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="replace the model or checkpoint that OUTPUT holds (else such an OUTPUT is refused)"
+        ),
+    ] = False,
     init_from: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--init-from", help="start from this model's weights (fresh optimizer), e.g. to fine-tune"),
@@ -155,6 +165,7 @@ def train_command(
     set_threads(threads)
     if resume and init_from is not None:
         raise typer.BadParameter("--resume continues a run; --init-from starts a new one: give one of them")
+    lock = held_for_command(claim_output_dir(output, resume=resume, overwrite=overwrite))
     init_state = None
     try:
         dataset = load_dataset(data)
@@ -190,9 +201,7 @@ def train_command(
         progress=progress,
     )
     try:
-        dist = join_processes(nproc, device)
-        if dist.is_main:
-            warn_new_run_over(output / CHECKPOINT, resume)
+        dist = join_processes(nproc, device, env=lock_environment(lock))
         result = train(
             config, dataset, options, dist=dist, checkpoint=output / CHECKPOINT, resume=resume, init_state=init_state
         )
@@ -215,7 +224,7 @@ def evaluate_command(
     data: Annotated[Path, typer.Option("--data", help="data file from `generate`")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     device: Device = "auto",
-    threads: Threads = 0,
+    threads: ThreadsOption = None,
 ) -> None:
     """Accuracy on the masked tokens of the test split."""
     set_threads(threads)
@@ -249,8 +258,10 @@ def evaluate_command(
 def complete_command(
     sequence: Annotated[str, typer.Argument(help='tokens with _ for blanks, e.g. "3 4 _ _ 7 8"')],
     model: ModelDir,
+    threads: ThreadsOption = None,
 ) -> None:
     """Fill in the blanks of a sequence."""
+    set_threads(threads)
     unn = load_model(model)
     batch = parse_sequence(sequence, unn.config.vocab)
     typer.echo(" ".join(str(t) for t in unn.complete(batch)[0].tolist()))
@@ -265,11 +276,16 @@ def attention_command(
     unn_iter: Annotated[
         int | None, typer.Option("--unn-iter", min=1, help="sweeps (default: the model's evaluation k)")
     ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Draw the attention weights S after each of their updates (Figures 4 and 8)."""
     check_output_file(output)
+    set_threads(threads)
     unn = load_model(model)
     batch = parse_sequence(sequence, unn.config.vocab)
-    maps = write_attention(unn, batch, output, unn_iter)
+    try:  # a picture's size is bounded: a sequence or sweeps too many to draw are refused before any work
+        maps = write_attention(unn, batch, output, unn_iter)
+    except ValueError as err:
+        fail(str(err))
     completed = " ".join(str(t) for t in unn.complete(batch, sweeps=unn_iter)[0].tolist())
     typer.echo(f"wrote {output}: {len(maps)} attention maps; completion: {completed}")

@@ -9,16 +9,18 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import time
 import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor
 
+from unnparse.downloads import fetch, host_of
 from unnparse.io_utils import atomic_write_bytes
 from unnparse.parser.treebank import default_data_dir as _data_root
 
@@ -51,6 +53,11 @@ MIRRORS = (
     "http://yann.lecun.com/exdb/mnist/",
 )
 TIMEOUT_S = 60.0
+#: Seconds one file's download may take in all, and its largest size (the biggest MNIST file is 9.9 MB).
+DEADLINE_S = 600.0
+MAX_DOWNLOAD_BYTES = 64 << 20
+#: Largest IDX data read (bytes; the MNIST training images are 47 MB).
+MAX_IDX_BYTES = 1 << 28
 _UBYTE = 0x08
 
 
@@ -73,42 +80,74 @@ def default_data_dir() -> Path:
     return _data_root() / "mnist"
 
 
-def read_idx(path: str | os.PathLike[str]) -> Tensor:
+def read_idx(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> Tensor:
     """Read a gzipped IDX file of unsigned bytes into a ``uint8`` tensor of the shape its header gives.
 
+    The header is read and checked from the gzip stream before anything else is inflated; a shape of more than
+    ``max_bytes`` bytes (default :data:`MAX_IDX_BYTES`) is refused, and then exactly the announced bytes are read,
+    so a small file that inflates to gigabytes costs no more memory than the cap.
+
     Raises:
-        MnistDataError: missing file, bad gzip stream, bad header or truncated data.
+        MnistDataError: missing file, bad gzip stream, bad header, a shape over the cap, or data that is
+            truncated or longer than the header says.
     """
     path = Path(path)
+    cap = MAX_IDX_BYTES if max_bytes is None else max_bytes
     if not path.is_file():
         raise MnistDataError(f"{path}: missing")
     try:
         with gzip.open(path, "rb") as fh:
-            raw = fh.read()
+            magic = _read_exactly(fh, 4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+                raise MnistDataError(f"{path}: not an IDX file (bad magic number)")
+            if magic[2] != _UBYTE:
+                raise MnistDataError(f"{path}: IDX data type {magic[2]:#04x} is not unsigned byte")
+            ndim = magic[3]
+            dims = _read_exactly(fh, 4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise MnistDataError(f"{path}: truncated IDX header")
+            shape = struct.unpack(f">{ndim}I", dims)
+            count = 1
+            for s in shape:
+                count *= s
+            if count > cap:
+                raise MnistDataError(
+                    f"{path}: IDX header announces {count:,} bytes of data, more than the {cap:,} allowed"
+                )
+            data = bytearray(count)
+            got = _read_exactly(fh, count, into=data)
+            if got != count:
+                raise MnistDataError(f"{path}: IDX header announces {count} bytes of data, file holds {got}")
+            if fh.read(1):
+                raise MnistDataError(f"{path}: the file holds more data than its IDX header announces ({count} bytes)")
     except (OSError, EOFError, zlib.error) as err:
-        raise MnistDataError(f"{path}: not a readable gzip file ({err})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise MnistDataError(f"{path}: not an IDX file (bad magic number)")
-    if raw[2] != _UBYTE:
-        raise MnistDataError(f"{path}: IDX data type {raw[2]:#04x} is not unsigned byte")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise MnistDataError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    count = 1
-    for s in shape:
-        count *= s
-    if len(raw) - header != count:
-        raise MnistDataError(f"{path}: IDX header announces {count} bytes of data, file holds {len(raw) - header}")
-    data = torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8) if count else torch.empty(0, dtype=torch.uint8)
-    return data.reshape(shape)
+        raise MnistDataError(f"{path}: not a readable gzip file ({' '.join(str(err).split())})") from None
+    tensor = torch.frombuffer(data, dtype=torch.uint8) if count else torch.empty(0, dtype=torch.uint8)
+    return tensor.reshape(shape)
+
+
+def _read_exactly(fh: BinaryIO, n: int, *, into: bytearray | None = None) -> Any:
+    """Up to ``n`` bytes of ``fh`` (fewer only at its end): the bytes, or with ``into`` (``n`` long) the number
+    read into it."""
+    if into is None:
+        return fh.read(n)
+    view = memoryview(into)
+    done = 0
+    while done < n:
+        got = fh.readinto(view[done:])
+        if not got:
+            break
+        done += got
+    return done
 
 
 def download_mnist(
     data_dir: str | os.PathLike[str], *, mirrors: Sequence[str] = MIRRORS, names: Sequence[str] | None = None
 ) -> None:
     """Download the MNIST files missing from ``data_dir``, trying each mirror in turn.
+
+    Each file must arrive within :data:`DEADLINE_S` seconds and :data:`MAX_DOWNLOAD_BYTES` bytes, and redirects are
+    followed only to the mirrors' hosts (:func:`unnparse.downloads.fetch`).
 
     Raises:
         MnistDataError: a file could be fetched from no mirror (e.g. offline); one line with the last reason.
@@ -119,11 +158,17 @@ def download_mnist(
         if target.is_file():
             continue
         reasons = []
+        hosts = {host_of(m) for m in mirrors}
         for mirror in mirrors:
             try:
-                request = urllib.request.Request(mirror + name, headers={"User-Agent": "unnparse"})
-                with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                    payload = response.read()
+                deadline = time.monotonic() + DEADLINE_S
+                payload = fetch(
+                    mirror + name,
+                    allowed_hosts=hosts,
+                    max_bytes=MAX_DOWNLOAD_BYTES,
+                    deadline=deadline,
+                    timeout_s=TIMEOUT_S,
+                )
                 if not payload.startswith(b"\x1f\x8b"):  # e.g. an HTML error page served with status 200
                     raise ValueError("not a gzip file")
             except (urllib.error.URLError, OSError, ValueError) as err:

@@ -26,7 +26,7 @@ from unnparse.checkpoints import gather_rank_states, restore_rank_state, resume_
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
 from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
-from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
+from unnparse.model_files import Limit, ModelFileError, check_config, load_config, load_weights, save_model
 from unnparse.runtime import adam, denormals_flushed, host_to_device, resolve_device, training_progress
 
 __all__ = [
@@ -154,7 +154,7 @@ def train(
         CheckpointError: ``resume`` without a readable checkpoint of this configuration, data, batch size, seed
             and number of processes.
     """
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False)
     dist = dist or DistContext(device=resolve_device(options.device))
     device = dist.device
     torch.manual_seed(options.seed)
@@ -268,17 +268,42 @@ def save_trained(directory: str | os.PathLike[str], result: TrainResult, options
     save_model(directory, config, result.model.state_dict())
 
 
+_SIZE = Limit(int, 1, 4096, optional=True)
+#: The accepted values of a saved MNIST model's config.json (keys left out take :class:`MnistConfig`'s defaults).
+CONFIG_LIMITS: dict[str, Limit] = {
+    "unn_iter": Limit(int, 1, 100, optional=True),
+    "order": Limit(str, choices=("fw", "fb"), optional=True),
+    "y_init": Limit(str, choices=("zero", "uniform", "random"), optional=True),
+    "dropout": Limit(float, 0.0, 1.0, open_high=True, optional=True),
+    "untied": Limit(bool, optional=True),
+    "channels1": _SIZE,
+    "channels2": _SIZE,
+    "kernel1": Limit(int, 1, 64, optional=True),
+    "kernel2": Limit(int, 1, 64, optional=True),
+    "stride": Limit(int, 1, 64, optional=True),
+    "image_size": Limit(int, 1, 1024, optional=True),
+    "classes": Limit(int, 1, 100_000, optional=True),
+    "seed": Limit(int, -(2**63), 2**64 - 1, optional=True),  # what torch.Generator.manual_seed takes
+}
+
+
 def load_model(directory: str | os.PathLike[str], device: str = "cpu") -> MnistUNN:
-    """Rebuild a saved model from its directory (in eval mode).
+    """Rebuild a saved model from its directory (in eval mode), checking its config against
+    :data:`CONFIG_LIMITS` and its weights against the sizes and hashes its config records.
 
     Raises:
-        ModelFileError: missing/corrupt files or a config of another kind (one line naming the file).
+        ModelFileError: missing/corrupt files, an out-of-range value or a config of another kind (one line naming
+            the file).
     """
     raw = load_config(directory, kind=MODEL_KIND)
+    cfg_path = Path(directory) / "config.json"
+    check_config(raw, CONFIG_LIMITS, cfg_path)
     try:
         config = MnistConfig.from_dict(raw)
+        model = MnistUNN(config)
     except (TypeError, ValueError) as err:
-        raise ModelFileError(f"{os.path.join(directory, 'config.json')}: invalid MNIST model config ({err})") from None
-    model = MnistUNN(config)
-    load_weights(directory, model)
+        raise ModelFileError(f"{cfg_path}: invalid MNIST model config ({err})") from None
+    except (RuntimeError, MemoryError) as err:
+        raise ModelFileError(f"{cfg_path}: the configured model cannot be built here ({err})") from None
+    load_weights(directory, model, raw)
     return model.to(resolve_device(device)).eval()

@@ -449,11 +449,18 @@ class Sentence:
                 forms.append(form)
                 spaces.append(space)
         sentence = cls.from_words(forms, space_after=spaces, sent_id=sent_id, text=text, source=source, line=line)
-        for first, count, form, space in reversed(ranges):
-            if not form or any(ch in form for ch in "\t\n\r"):
-                raise ValueError(f"invalid token form {form!r}")
-            span = _blank_token((first + 1, "-", first + count), form, None if space else {"SpaceAfter": "No"})
-            sentence.tokens.insert(first, span)
+        if ranges:  # one pass (inserting each range line into the list would be quadratic in the tokens)
+            lines: list[Token] = []
+            done = 0
+            for first, count, form, space in ranges:
+                if not form or any(ch in form for ch in "\t\n\r"):
+                    raise ValueError(f"invalid token form {form!r}")
+                lines.extend(sentence.tokens[done:first])
+                misc = None if space else {"SpaceAfter": "No"}
+                lines.append(_blank_token((first + 1, "-", first + count), form, misc))
+                done = first
+            lines.extend(sentence.tokens[done:])
+            sentence.tokens[:] = lines
         return sentence
 
     @classmethod

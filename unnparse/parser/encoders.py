@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,13 +20,105 @@ import torch
 from torch import Tensor, nn
 
 from unnparse.engine.dropout import Dropout
+from unnparse.model_files import Limit, ModelFileError, check_config
 from unnparse.runtime import lstm_bfloat16_supported
 
-__all__ = ["CharBiLSTM", "EncoderLoadError", "PaddedBiLSTM", "ScratchEncoder", "TransformerEncoder", "build_encoder"]
+__all__ = [
+    "CharBiLSTM",
+    "EncoderLoadError",
+    "PaddedBiLSTM",
+    "ScratchEncoder",
+    "TransformerEncoder",
+    "build_encoder",
+    "check_no_code",
+]
+
+#: Padded subword positions a transformer reads in one call: more windows than that are run in groups, so that a
+#: batch of absurd words (each read as at most 100 characters, see ``features.clip_word``) cannot exhaust memory.
+WINDOW_TOKENS = 32768
+#: Files that are code: a saved encoder directory holding one is refused.
+_CODE_SUFFIXES = frozenset({".py", ".pyc", ".pyo", ".pyd", ".so", ".dylib", ".dll", ".pth", ".pkl", ".pickle"})
+_MAX_ENCODER_JSON_BYTES = 256 << 20
+_BIG = 1 << 20
+#: Sizes in a saved transformer config.json: generous for every real encoder, small enough to build on a machine.
+ENCODER_CONFIG_LIMITS = {
+    key: Limit(int, 1, high, optional=True)
+    for key, high in (
+        ("hidden_size", 65536),
+        ("dim", 65536),
+        ("d_model", 65536),
+        ("num_hidden_layers", 256),
+        ("n_layers", 256),
+        ("num_layers", 256),
+        ("num_attention_heads", 1024),
+        ("n_heads", 1024),
+        ("intermediate_size", 262144),
+        ("hidden_dim", 262144),
+        ("vocab_size", 4 * _BIG),
+        ("max_position_embeddings", _BIG),
+    )
+}
 
 
 class EncoderLoadError(Exception):
     """A pretrained encoder could not be loaded (one clear line)."""
+
+
+def check_no_code(directory: str | os.PathLike[str], *, strict: bool = True) -> None:
+    """Refuse an encoder directory that refers to code, before transformers reads it: a code file (``.py``...), a
+    JSON file with an ``auto_map``, a ``model_type`` that transformers does not implement itself, sizes out of range
+    (:data:`ENCODER_CONFIG_LIMITS`), and when ``strict`` (a saved model's encoder) a symbolic link or subdirectory.
+
+    Raises:
+        ModelFileError: one line naming the file.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise ModelFileError(f"{root}: missing (the model directory is incomplete)")
+    entries = sorted(root.iterdir())
+    for path in entries:
+        if path.suffix.lower() in _CODE_SUFFIXES:
+            raise ModelFileError(f"{path}: the encoder comes with code, which unnparse never runs")
+        if strict and (path.is_symlink() or not path.is_file()):
+            raise ModelFileError(f"{path}: an encoder directory holds plain files only")
+    for path in entries:
+        if path.suffix != ".json" or not path.is_file():
+            continue
+        if path.stat().st_size > _MAX_ENCODER_JSON_BYTES:
+            raise ModelFileError(f"{path}: too large ({path.stat().st_size:,} bytes)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            raise ModelFileError(f"{path}: corrupt encoder file ({err})") from None
+        if isinstance(data, dict) and "auto_map" in data:
+            raise ModelFileError(f"{path}: the encoder needs custom code (auto_map), which unnparse never runs")
+    config_path = root / "config.json"
+    if not config_path.is_file():
+        raise ModelFileError(f"{config_path}: missing (the encoder directory is incomplete)")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(model_type, str) or not _native_model_type(model_type):
+        raise ModelFileError(
+            f"{config_path}: the encoder needs custom code (model_type {json.dumps(model_type)[:40]} is not one that "
+            "transformers implements), which unnparse never runs"
+        )
+    check_config(config, ENCODER_CONFIG_LIMITS, config_path)
+
+
+def _native_model_type(model_type: str) -> bool:
+    """Whether transformers itself implements encoders of ``model_type`` (no registered or downloaded code)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    return model_type in CONFIG_MAPPING_NAMES and model_type in MODEL_MAPPING_NAMES
+
+
+def _quiet_transformers() -> None:
+    """No progress bars or advisory warnings from transformers on the user's terminal."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 class PaddedBiLSTM(nn.Module):
@@ -206,22 +299,43 @@ class TransformerEncoder(nn.Module):
         self._cache: dict[str, list[int]] = {}
 
     @staticmethod
-    def load(name_or_path: str, *, pooling: str = "first", freeze: bool = False) -> TransformerEncoder:
-        """Load a pretrained encoder by hub name or local directory, with a one-line error when impossible."""
+    def load(
+        name_or_path: str, *, pooling: str = "first", freeze: bool = False, trust_remote_code: bool = False
+    ) -> TransformerEncoder:
+        """Load a pretrained encoder by hub name or local directory, with a one-line error when impossible.
+
+        Code that comes with the encoder (``auto_map``, ``.py`` files) is never run unless ``trust_remote_code``;
+        even then the architecture must be one that transformers implements itself, since a saved unnparse model is
+        always rebuilt without running code (:meth:`from_saved`).
+
+        Raises:
+            EncoderLoadError: the encoder cannot be had, needs code it may not run, or has no fast tokenizer.
+        """
+        local = Path(name_or_path)
+        if local.is_dir() and not trust_remote_code:
+            try:
+                check_no_code(local, strict=False)
+            except ModelFileError as err:
+                raise EncoderLoadError(
+                    f"{err}; --trust-remote-code lets it run for training, but only an architecture that transformers "
+                    "implements can be saved and loaded"
+                ) from None
         try:
             from transformers import AutoModel, AutoTokenizer
-            from transformers.utils import logging as hf_logging
 
-            hf_logging.set_verbosity_error()
-            hf_logging.disable_progress_bar()
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
-            model = AutoModel.from_pretrained(name_or_path)
+            _quiet_transformers()
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True, trust_remote_code=trust_remote_code)
+            model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         except Exception as err:  # OSError, ValueError, HTTP errors: all mean "cannot have it"
-            local = Path(name_or_path).exists()
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if "custom code" in reason or "trust_remote_code" in reason:
+                raise EncoderLoadError(
+                    f"encoder {name_or_path!r} needs custom code, which unnparse runs only with --trust-remote-code "
+                    "(and only to train: its architecture must still be one that transformers implements)"
+                ) from None
             hint = (
                 "it is not a valid model directory"
-                if local
+                if local.exists()
                 else "it is not in the local HuggingFace cache and the hub could not be reached"
             )
             raise EncoderLoadError(
@@ -230,28 +344,59 @@ class TransformerEncoder(nn.Module):
             ) from None
         if not getattr(tokenizer, "is_fast", False):
             raise EncoderLoadError(f"encoder {name_or_path!r} has no fast tokenizer (needed for word alignment)")
+        model_type = str(getattr(model.config, "model_type", ""))
+        custom = [type(p).__name__ for p in (model, tokenizer) if not type(p).__module__.startswith("transformers.")]
+        if custom or not _native_model_type(model_type):
+            raise EncoderLoadError(
+                f"encoder {name_or_path!r} needs custom code ({', '.join(custom) or f'model_type {model_type!r}'}): "
+                "a saved unnparse model never runs code, so a parser trained on it could never be loaded"
+            )
         return TransformerEncoder(model, tokenizer, pooling=pooling, freeze=freeze)
 
     @staticmethod
     def from_saved(directory: str | os.PathLike[str], *, pooling: str, freeze: bool) -> TransformerEncoder:
-        """Rebuild the architecture from a saved config and tokenizer (weights are loaded by the caller)."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        """Rebuild the architecture from a saved config and tokenizer (weights are loaded by the caller).
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+        Never runs code from the directory, never reads stdin and never uses the network: a directory that refers to
+        code (``auto_map``, ``.py`` files, a ``model_type`` that transformers does not implement) is refused before
+        transformers reads it, and transformers is called with ``trust_remote_code=False`` and
+        ``local_files_only=True``.
+
+        Raises:
+            ModelFileError: one line naming the file that refers to code, or that transformers cannot read.
+        """
+        check_no_code(directory)
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        _quiet_transformers()
         try:
-            config = AutoConfig.from_pretrained(directory)
-            tokenizer = AutoTokenizer.from_pretrained(directory, use_fast=True)
+            config = AutoConfig.from_pretrained(directory, trust_remote_code=False, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(
+                directory, use_fast=True, trust_remote_code=False, local_files_only=True
+            )
+            model = AutoModel.from_config(config, trust_remote_code=False)
         except Exception as err:
-            raise EncoderLoadError(f"{directory}: corrupt encoder files ({str(err).splitlines()[0][:160]})") from None
-        return TransformerEncoder(AutoModel.from_config(config), tokenizer, pooling=pooling, freeze=freeze)
+            reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise ModelFileError(f"{directory}: corrupt encoder files ({reason})") from None
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelFileError(f"{directory}: the encoder has no fast tokenizer (needed for word alignment)")
+        return TransformerEncoder(model, tokenizer, pooling=pooling, freeze=freeze)
 
     def save_pretrained_files(self, directory: str | os.PathLike[str]) -> None:
-        """Write the encoder's config and tokenizer files (not its weights) into ``directory``."""
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        self.model.config.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
+        """Write the encoder's config and tokenizer files (not its weights) into ``directory``, without any
+        reference to code (``auto_map`` entries are left out, ``.py`` files are not written)."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.config.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        for path in sorted(out.iterdir()):
+            if path.suffix in _CODE_SUFFIXES:
+                path.unlink()
+            elif path.suffix == ".json":
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(data, dict) and "auto_map" in data:
+                    del data["auto_map"]
+                    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     def _word_pieces(self, word: str) -> list[int]:
         ids = self._cache.get(word)
@@ -262,6 +407,20 @@ class TransformerEncoder(nn.Module):
             if len(self._cache) < 200_000:
                 self._cache[word] = ids
         return ids
+
+    def _run_windows(self, ids: Tensor, att: Tensor) -> Tensor:
+        """Last hidden states [windows, width, dim] of the windows, run in groups of at most :data:`WINDOW_TOKENS`
+        padded tokens: one group for an ordinary batch, so that memory stays bounded for any batch."""
+        per_call = max(1, WINDOW_TOKENS // max(1, ids.shape[1]))
+        if ids.shape[0] <= per_call:
+            return self.model(input_ids=ids, attention_mask=att).last_hidden_state
+        groups = range(0, ids.shape[0], per_call)
+        return torch.cat(
+            [
+                self.model(input_ids=ids[i : i + per_call], attention_mask=att[i : i + per_call]).last_hidden_state
+                for i in groups
+            ]
+        )
 
     def forward(self, forms: Sequence[Sequence[str]], n_max: int) -> Tensor:
         """Encode sentences (lists of words) into [B, n_max+1, dim]; row 0 is ROOT (the CLS vector)."""
@@ -303,7 +462,7 @@ class TransformerEncoder(nn.Module):
             ids[i, : len(w)] = torch.tensor(w)
             att[i, : len(w)] = 1
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            hidden = self.model(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
+            hidden = self._run_windows(ids.to(device), att.to(device))
         B, dim = len(forms), hidden.shape[-1]
         out = hidden.new_zeros(B, n_max + 1, dim)
         out[:, 0] = hidden[torch.tensor([first for first, *_ in plan], device=device), 0]  # ROOT: each first CLS
@@ -336,11 +495,19 @@ class TransformerEncoder(nn.Module):
         return out
 
 
-def build_encoder(config: dict[str, Any], *, n_words: int, n_chars: int, saved_dir: str | None = None) -> nn.Module:
+def build_encoder(
+    config: dict[str, Any],
+    *,
+    n_words: int,
+    n_chars: int,
+    saved_dir: str | os.PathLike[str] | None = None,
+    trust_remote_code: bool = False,
+) -> nn.Module:
     """Construct the encoder described by ``config['encoder']`` (weights random or pretrained, see below).
 
     For a transformer encoder: with ``saved_dir`` the architecture is rebuilt from the saved files (weights come
-    from the model file); otherwise the pretrained weights are loaded by name or path.
+    from the model file; no code ever runs); otherwise the pretrained weights are loaded by name or path, running
+    code that comes with them only with ``trust_remote_code`` (see :meth:`TransformerEncoder.load`).
     """
     enc = config["encoder"]
     if enc["type"] == "scratch":
@@ -358,4 +525,6 @@ def build_encoder(config: dict[str, Any], *, n_words: int, n_chars: int, saved_d
         )
     if saved_dir is not None:
         return TransformerEncoder.from_saved(saved_dir, pooling=enc["pooling"], freeze=enc["freeze"])
-    return TransformerEncoder.load(enc["name"], pooling=enc["pooling"], freeze=enc["freeze"])
+    return TransformerEncoder.load(
+        enc["name"], pooling=enc["pooling"], freeze=enc["freeze"], trust_remote_code=trust_remote_code
+    )

@@ -13,6 +13,7 @@ one forward pass per member.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 import unnparse
-from unnparse.model_files import CONFIG_FILE, ModelFileError, load_config, save_config
+from unnparse.model_files import CONFIG_FILE, FILES_KEY, ModelFileError, commit_config, load_config
 from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.model import best_known_label
 from unnparse.parser.parser import BatchPrediction, Parser
@@ -34,6 +35,7 @@ __all__ = ["ENSEMBLE_KIND", "ParserEnsemble", "combine_parsers"]
 
 ENSEMBLE_KIND = "parser-ensemble"
 ENSEMBLE_FORMAT = 1
+MAX_MEMBERS = 100
 
 
 class ParserEnsemble(Parser):
@@ -56,9 +58,17 @@ class ParserEnsemble(Parser):
     def load(
         cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", *, precision: str = "auto"
     ) -> ParserEnsemble:
-        """Load an ensemble directory written by :func:`combine_parsers` (or :meth:`save`)."""
-        config = load_config(path, kind=ENSEMBLE_KIND)
-        cfg_path = Path(path) / CONFIG_FILE
+        """Load an ensemble directory written by :func:`combine_parsers` (or :meth:`save`).
+
+        Each member must be a single parser in a directory of its own inside the ensemble's (symbolic links
+        resolved), named once; its ``config.json`` must have the sha256 that the ensemble's config records.
+
+        Raises:
+            ModelFileError: one line naming the file.
+        """
+        root = Path(path)
+        config = load_config(root, kind=ENSEMBLE_KIND)
+        cfg_path = root / CONFIG_FILE
         if config.get("format_version") != ENSEMBLE_FORMAT:
             raise ModelFileError(
                 f"{cfg_path}: ensemble format {config.get('format_version')} is not supported by unnparse "
@@ -67,25 +77,58 @@ class ParserEnsemble(Parser):
         names = config.get("members")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise ModelFileError(f"{cfg_path}: 'members' must be a non-empty list of member directories")
+        if len(names) > MAX_MEMBERS:
+            raise ModelFileError(f"{cfg_path}: {len(names)} members (at most {MAX_MEMBERS})")
+        records = config.get(FILES_KEY)
+        if records is not None and not isinstance(records, dict):
+            raise ModelFileError(f"{cfg_path}: '{FILES_KEY}' must be an object")
+        inside = root.resolve()
+        seen: set[Path] = set()
         members = []
-        for name in names:
-            if Path(name).is_absolute() or ".." in Path(name).parts:
-                raise ModelFileError(f"{cfg_path}: member {name!r} must be a directory inside the ensemble")
-            members.append(Parser.load(Path(path) / name, device, precision=precision))
+        for i, name in enumerate(names, start=1):
+            member = _member_dir(root, inside, name, cfg_path)
+            if member.resolve() in seen:
+                raise ModelFileError(f"{cfg_path}: member {name!r} is named twice")
+            seen.add(member.resolve())
+            kind = load_config(member).get("kind")
+            if kind != "parser":
+                raise ModelFileError(
+                    f"{member / CONFIG_FILE}: a {kind} model cannot be an ensemble member (members are single parsers)"
+                )
+            if records is not None:
+                _check_member_config(member, records.get(f"member-{i}"), cfg_path)
+            members.append(Parser.load_single(member, device, precision=precision))
         try:
             return cls(members, config, precision=precision)
         except ValueError as err:
             raise ModelFileError(f"{cfg_path}: {err}") from None
 
     def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
-        """Write the ensemble directory: each member in ``member-I/`` and a ``config.json`` naming them."""
+        """Write the ensemble directory, atomically as a whole: each member into ``member-I-<hex>/`` (the hex from
+        the sha256 of its config, which the ensemble's config records), then ``config.json`` naming them, then the
+        removal of the members of the directory's previous ensemble."""
         out = Path(path)
-        names = [f"member-{i + 1}" for i in range(len(self.members))]
-        for member, name in zip(self.members, names, strict=True):
-            member.save(out / name)
+        out.mkdir(parents=True, exist_ok=True)
+        names, records = [], {}
+        for i, member in enumerate(self.members, start=1):
+            tmp = Path(tempfile.mkdtemp(prefix=".member-tmp-", dir=out))
+            try:
+                member.save(tmp)
+                digest = hashlib.sha256((tmp / CONFIG_FILE).read_bytes()).hexdigest()
+                name = f"member-{i}-{digest[:16]}"
+                if (out / name / CONFIG_FILE).is_file():  # the same member (its config hashes all its files)
+                    shutil.rmtree(tmp)
+                else:
+                    os.chmod(tmp, 0o777 & ~_umask())
+                    os.rename(tmp, out / name)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            names.append(name)
+            records[f"member-{i}"] = {"path": name, "config_sha256": digest}
         config = {**self.config, **(extra or {}), "kind": ENSEMBLE_KIND, "format_version": ENSEMBLE_FORMAT}
         config.update(members=names, unnparse_version=unnparse.__version__)
-        save_config(out, config)
+        config[FILES_KEY] = records
+        commit_config(out, config)
         self.config = config
         return out
 
@@ -104,6 +147,35 @@ class ParserEnsemble(Parser):
         }
         marg = arc_marginals(scores, batch.lengths, model.single_root)[1] if marginals else None
         return BatchPrediction(heads, best_known_label(rel_probs, batch.word_mask), tags, marg)
+
+
+def _member_dir(root: Path, inside: Path, name: str, cfg_path: Path) -> Path:
+    """The directory of member ``name``: one plain name (no ``.``, ``..``, separators or absolute path) whose real
+    path (symbolic links resolved) lies inside the ensemble directory ``inside`` and is not that directory."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name or Path(name).is_absolute():
+        raise ModelFileError(f"{cfg_path}: member {name!r} must name a directory inside the ensemble")
+    member = root / name
+    real = member.resolve()
+    if real == inside or not real.is_relative_to(inside):
+        raise ModelFileError(f"{member}: leads outside the ensemble directory (members must lie inside it)")
+    if not real.is_dir():
+        raise ModelFileError(f"{member}: missing (the ensemble directory is incomplete)")
+    return member
+
+
+def _check_member_config(member: Path, record: Any, cfg_path: Path) -> None:
+    """A member's config.json has the sha256 that the ensemble records (so its files are the ensemble's)."""
+    want = record.get("config_sha256") if isinstance(record, dict) else None
+    if not isinstance(want, str):
+        raise ModelFileError(f"{cfg_path}: '{FILES_KEY}' records no config_sha256 of member {member.name!r}")
+    if hashlib.sha256((member / CONFIG_FILE).read_bytes()).hexdigest() != want:
+        raise ModelFileError(f"{member / CONFIG_FILE}: not the member the ensemble was made of (its sha256 differs)")
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def _mean_softmax(logits: Sequence[Tensor]) -> Tensor:

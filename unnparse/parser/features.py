@@ -13,9 +13,14 @@ from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
 from unnparse.parser.vocab import ROOT, UNK, Vocab
 from unnparse.runtime import host_to_device
 
-__all__ = ["Batch", "Featurizer"]
+__all__ = ["MAX_ENCODER_WORD_CHARS", "Batch", "Featurizer", "clip_word"]
 
 ROOT_CHAR = "\u2402"  # a visible symbol standing for the ROOT token's characters
+
+#: Longest word a transformer encoder reads whole: a longer one is read as its first and last
+#: ``MAX_ENCODER_WORD_CHARS // 2`` characters, so one absurd token (a 100,000-digit number) cannot blow up the
+#: encoder's windows. Above any real word (BERT's WordPiece already reads a word over 100 characters as [UNK]).
+MAX_ENCODER_WORD_CHARS = 100
 
 
 @dataclass
@@ -23,7 +28,7 @@ class Batch:
     """A padded batch. Position 0 of every row is ROOT; words are 1..lengths[b]."""
 
     indices: list[int]
-    forms: list[list[str]]
+    forms: list[list[str]]  # the words as an encoder reads them (over-long ones clipped: clip_word)
     lengths: Tensor  # [B]
     words: Tensor | None = None  # [B, N+1] word ids (scratch encoder)
     chars: Tensor | None = None  # [U, C] char ids of the batch's distinct forms (scratch encoder)
@@ -127,12 +132,13 @@ class Featurizer:
         return feats
 
     def _char_ids(self, form: str) -> list[int]:
-        ids = self._char_cache.get(form)
+        key = form[: self.max_word_chars]  # all the encoder reads: the cache stays small whatever the words
+        ids = self._char_cache.get(key)
         if ids is None:
             assert self.chars is not None
-            ids = [self.chars.index(ch) for ch in form[: self.max_word_chars]] or [self.chars.index(UNK)]
+            ids = [self.chars.index(ch) for ch in key] or [self.chars.index(UNK)]
             if len(self._char_cache) < 1_000_000:
-                self._char_cache[form] = ids
+                self._char_cache[key] = ids
         return ids
 
     def batch(self, sentences: Sequence[Sentence], indices: Sequence[int], *, gold: bool) -> Batch:
@@ -141,7 +147,7 @@ class Featurizer:
         forms = [f[0] for f in feats]
         lengths = torch.tensor([len(f) for f in forms], dtype=torch.long)
         N = int(lengths.max()) if forms else 0
-        batch = Batch(indices=list(indices), forms=forms, lengths=lengths)
+        batch = Batch(indices=list(indices), forms=[[clip_word(w) for w in f] for f in forms], lengths=lengths)
         if self.words is not None and self.chars is not None:
             root = self.words.index(ROOT)
             # characters once per distinct form of the batch: row 0 padding, row 1 the ROOT pseudo-word
@@ -157,6 +163,14 @@ class Featurizer:
             if self.tags:
                 batch.tags = {name: _padded([[0, *f[4][name]] for f in feats], N + 1) for name in self.tags}
         return batch
+
+
+def clip_word(form: str, limit: int = MAX_ENCODER_WORD_CHARS) -> str:
+    """``form``, or when it is longer than ``limit`` characters its first and last ``limit // 2`` characters."""
+    if len(form) <= limit:
+        return form
+    half = limit // 2
+    return form[:half] + form[-half:]
 
 
 def _padded(rows: Sequence[Sequence[int]], width: int) -> Tensor:

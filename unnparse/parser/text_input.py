@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from unnparse.parser.conllu_data import Sentence
 
 __all__ = [
+    "SENTENCE_CHAR_LIMIT",
     "iter_sentences_from_text",
     "iter_sentences_from_tokenized",
     "normalize_text",
@@ -65,7 +66,10 @@ _PARAGRAPH_RE = re.compile(r"\n\s*\n")
 _SPACE_RE = re.compile(r"\s+")
 
 _STREAM_SOFT_LIMIT = 1 << 16  # chars buffered before complete sentences are emitted early
-_STREAM_HARD_LIMIT = 1 << 20  # a "sentence" longer than this is emitted as it is
+#: Characters of a sentence at most: an unfinished "sentence" this long is emitted as it is (cut there), so that the
+#: text held and re-read while streaming stays bounded whatever the input (one line of 100 MB without a full stop).
+SENTENCE_CHAR_LIMIT = 1 << 20
+_STREAM_HARD_LIMIT = SENTENCE_CHAR_LIMIT
 
 
 def _ranges(predicate: Iterable[int]) -> list[tuple[int, int]]:
@@ -105,7 +109,9 @@ def _token_re() -> re.Pattern[str]:
     pattern = "|".join(
         [
             r"(?P<url>(?:(?:https?|ftp)://|www\.)[^\s<>\"]*[^\s<>\".,;:!?'\")\]}\u2026])",
-            r"(?P<email>[\w.+-]+@\w[\w-]*(?:\.\w[\w-]*)+)",
+            # an e-mail address: local part and domain labels bounded as the RFCs bound them (64 and 63
+            # characters), which also keeps the search linear on long runs such as "+a+a+a..."
+            r"(?P<email>[\w.+-]{1,64}@\w[\w-]{0,62}(?:\.\w[\w-]{0,62})+)",
             r"(?P<dotted>(?:[^\W\d_]\.){2,})",
             r"(?P<number>\d+(?:[.,]\d+)+)",
             f"(?P<han>[{_HAN}][{ext}]*)",
@@ -283,17 +289,19 @@ def stream_paragraphs(
 ) -> Iterator[Sentence]:
     """Feed streamed raw text to a paragraph splitter: each paragraph (lines up to a blank line) as a whole, and a
     long one whenever more than ``soft_limit`` characters are buffered (then the rest that ``split`` keeps is
-    re-read with what follows, and the limit doubles with it: linear time overall). Memory stays flat."""
+    re-read with what follows, and the limit doubles with it: linear time overall). A line longer than
+    ``soft_limit`` is buffered in pieces of that size, so that the splitter also sees a huge line a part at a time;
+    with splitters that keep at most :data:`SENTENCE_CHAR_LIMIT` characters, memory stays flat."""
     if isinstance(lines, str):
         lines = lines.split("\n")
-    buffer: list[str] = []
+    buffer: list[str] = []  # the paragraph's text so far; line breaks are pieces of their own
     buffered = 0
     limit = soft_limit
     first_line = 1
 
     def flush(final: bool) -> Iterator[Sentence]:
         nonlocal buffer, buffered, first_line, limit
-        paragraph = "\n".join(buffer)
+        paragraph = "".join(buffer)
         sentences, keep_from = split(paragraph, final, first_line)
         yield from sentences
         if keep_from is None:
@@ -309,12 +317,17 @@ def stream_paragraphs(
             if buffer:
                 yield from flush(final=True)
             continue
-        if not buffer:
-            first_line = lineno
-        buffer.append(part)
-        buffered += len(part) + 1
-        if buffered > limit:
-            yield from flush(final=False)
+        if buffer:
+            buffer.append("\n")
+            buffered += 1
+        for start in range(0, len(part), soft_limit):
+            if not buffer:
+                first_line = lineno
+            piece = part[start : start + soft_limit]
+            buffer.append(piece)
+            buffered += len(piece)
+            if buffered > limit:
+                yield from flush(final=False)
     if buffer:
         yield from flush(final=True)
 

@@ -10,7 +10,7 @@ expanded from a dictionary of the training data's multiword tokens.
 
 It is trained on the text of the training sentences (each sentence's tokens joined as their ``SpaceAfter=No``
 say, sentences joined by a space, paragraphs at ``# newpar``), in windows of characters, and stored with the parser
-(``tokenizer.safetensors`` and the ``tokenizer`` entry of ``config.json``).
+(``tokenizer-<hex>.safetensors`` and the ``tokenizer`` entry of ``config.json``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unnparse.model_files import CONFIG_FILE, ModelFileError, load_config, load_weights, save_config, save_weights
+from unnparse.model_files import (
+    CONFIG_FILE,
+    FILES_KEY,
+    Limit,
+    ModelFileError,
+    canonical_sha256,
+    check_config,
+    commit_config,
+    load_config,
+    load_weights,
+    record_legacy_files,
+    write_weights,
+)
 from unnparse.parser.conllu_data import Sentence
-from unnparse.parser.text_input import normalize_text, stream_paragraphs
+from unnparse.parser.text_input import SENTENCE_CHAR_LIMIT, normalize_text, stream_paragraphs
 from unnparse.runtime import adam, denormals_flushed
 
 __all__ = [
@@ -39,8 +51,10 @@ __all__ = [
     "TOKENIZER_FILE",
     "SENTENCE_END",
     "TOKEN_END",
+    "DEV_CHARS",
     "WORD_END",
     "TrainedTokenizer",
+    "dev_sample",
     "labelled_paragraphs",
     "rule_scores",
     "train_tokenizer",
@@ -48,13 +62,22 @@ __all__ = [
 
 INSIDE, WORD_END, TOKEN_END, SENTENCE_END = 0, 1, 2, 3
 _N_LABELS = 4
-#: The tokenizer's weights in a model directory.
+#: The tokenizer's weights in a model directory written before manifests (now ``tokenizer-<hex>.safetensors``).
 TOKENIZER_FILE = "tokenizer.safetensors"
+#: The accepted values of the ``tokenizer`` entry of a model's config.json (checked on load).
+CONFIG_LIMITS: dict[str, Limit] = {
+    "tokenizer.chars": Limit(list, high=1_000_000),
+    "tokenizer.multiword": Limit(dict, high=1_000_000),
+    "tokenizer.hidden": Limit(int, 2, 65536),
+    "tokenizer.char_dim": Limit(int, 1, 65536),
+}
 _UNK = 1  # character id 0 pads
 _WINDOW = 250  # characters per training window
 _INFER_WINDOW = 256  # characters per inference window (context included)
 _CONTEXT = 32  # characters of context on either side of an inference window's kept part
 _STREAM_LIMIT = 1 << 16  # characters buffered before the complete sentences of a paragraph are emitted
+#: Characters of dev text the tokenizer is evaluated on while it trains (see :func:`dev_sample`).
+DEV_CHARS = 40_000
 
 
 def _category(ch: str) -> str:
@@ -163,7 +186,7 @@ class TrainedTokenizer:
 
     # ---- files ---------------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
-        """What ``config.json`` stores (the weights go to ``tokenizer.safetensors``)."""
+        """What ``config.json`` stores (the weights go to ``tokenizer-<hex>.safetensors``)."""
         return {
             "chars": self.chars,
             "multiword": self.multiword,
@@ -173,28 +196,56 @@ class TrainedTokenizer:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TrainedTokenizer:
-        """A tokenizer with the stored vocabulary and untrained weights (load the weights into ``.net``)."""
+        """A tokenizer with the stored vocabulary and untrained weights (load the weights into ``.net``).
+
+        Raises:
+            KeyError, TypeError, ValueError: an incomplete or malformed entry.
+        """
         chars = [str(c) for c in config["chars"]]
         multiword = {str(k): [str(w) for w in v] for k, v in dict(config["multiword"]).items()}
+        if int(config["hidden"]) % 2:
+            raise ValueError(f"hidden must be even (two LSTM directions), not {config['hidden']}")
         net = SegmenterNet(len(chars) + 2, char_dim=int(config["char_dim"]), hidden=int(config["hidden"]))
         return cls(net, chars, multiword)
 
+    def write_weights(self, directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Write the weights into a model directory (``tokenizer-<hex>.safetensors``, bound to this tokenizer's
+        config entry by its hash); returns the entry for ``config.json`` and the file's ``files`` record. The
+        tokenizer is part of the model once a config naming both is committed (see :meth:`save`)."""
+        entry = self.to_config()
+        metadata = {"tokenizer_sha256": canonical_sha256(entry)}
+        return entry, write_weights(directory, "tokenizer", self.net.state_dict(), metadata=metadata)
+
     def save(self, directory: str | os.PathLike[str]) -> None:
-        """Add this tokenizer to a model directory: ``tokenizer.safetensors`` and the ``tokenizer`` entry of its
-        ``config.json`` (both written atomically, the weights first)."""
-        save_weights(directory, self.net.state_dict(), TOKENIZER_FILE)
+        """Add this tokenizer to a model directory, replacing its own, atomically as a whole: the weights are written
+        first (a new file), then ``config.json`` with the ``tokenizer`` entry and the file's record, then the old
+        tokenizer's weights are removed (see :mod:`unnparse.model_files`)."""
+        entry, record = self.write_weights(directory)
         config = load_config(directory)
-        config["tokenizer"] = self.to_config()
-        save_config(directory, config)
+        files = record_legacy_files(directory, config)
+        files["tokenizer"] = record
+        config["tokenizer"], config[FILES_KEY] = entry, files
+        commit_config(directory, config)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], config: dict[str, Any]) -> TrainedTokenizer:
-        """The tokenizer of a model directory whose ``config.json`` holds ``config`` (its ``tokenizer`` entry)."""
+    def load(cls, directory: str | os.PathLike[str], config: dict[str, Any] | None = None) -> TrainedTokenizer:
+        """The tokenizer of a model directory; ``config`` is its ``config.json`` when already read.
+
+        Raises:
+            ModelFileError: no tokenizer, an out-of-range or incomplete entry, or a missing, corrupt or mismatched
+                weights file (one line naming the file).
+        """
+        cfg_path = Path(directory) / CONFIG_FILE
+        config = load_config(directory) if config is None else config
+        entry = config.get("tokenizer")
+        if not isinstance(entry, dict):
+            raise ModelFileError(f"{cfg_path}: the model has no tokenizer entry")
+        check_config(config, CONFIG_LIMITS, cfg_path)
         try:
-            tokenizer = cls.from_config(config)
+            tokenizer = cls.from_config(entry)
         except (KeyError, TypeError, ValueError) as err:
-            raise ModelFileError(f"{Path(directory) / CONFIG_FILE}: incomplete tokenizer entry ({err!r})") from None
-        load_weights(directory, tokenizer.net, TOKENIZER_FILE)
+            raise ModelFileError(f"{cfg_path}: incomplete tokenizer entry ({err!r})") from None
+        load_weights(directory, tokenizer.net, config, role="tokenizer", bound={"tokenizer": entry})
         tokenizer.net.eval()
         return tokenizer
 
@@ -297,15 +348,17 @@ class TrainedTokenizer:
     def iter_sentences(self, lines: Iterable[str], *, source: str = "<stdin>") -> Iterator[Sentence]:
         """Stream raw text into unannotated sentences: each paragraph is segmented as a whole, a long one every
         ~64k characters (its unfinished last sentence is then read again with what follows; see
-        :func:`~unnparse.parser.text_input.stream_paragraphs`). ``sent_id`` counts from 1; ``Sentence.line`` is
-        the line where the sentence's paragraph (or the part of it read again) starts."""
+        :func:`~unnparse.parser.text_input.stream_paragraphs`), in time linear in the text. A sentence longer than
+        :data:`~unnparse.parser.text_input.SENTENCE_CHAR_LIMIT` characters (about a million) is cut there, so memory
+        stays bounded. ``sent_id`` counts from 1; ``Sentence.line`` is the line where the sentence's paragraph (or
+        the part of it read again) starts."""
         counter = 0
 
         def split(paragraph: str, final: bool, first_line: int) -> tuple[list[Sentence], int | None]:
             nonlocal counter
             found = self._sentences(paragraph)
             keep_from = None
-            if not final and len(found) > 1:
+            if not final and found and len(paragraph) < SENTENCE_CHAR_LIMIT:  # the last one may go on: read again
                 keep_from = found.pop()[0]
             out = []
             for _start, tokens in found:
@@ -352,6 +405,28 @@ def _batches(
             yield windows[first : first + batch_size]
 
 
+def dev_sample(sentences: Sequence[Sentence], max_chars: int = DEV_CHARS) -> list[Sentence]:
+    """Whole sentences of ``sentences`` with about ``max_chars`` characters of text at most (all of them when their
+    text is shorter): eight runs of consecutive sentences spread evenly over the whole, each run at least one
+    sentence. The tokenizer is evaluated on it while it trains, so that an evaluation costs a bounded time whatever
+    the size of the dev set."""
+    sizes = [len(s.surface_text()) + 1 for s in sentences]
+    if sum(sizes) <= max_chars:
+        return list(sentences)
+    runs = min(8, len(sentences))
+    per_run = max_chars / runs
+    chosen: list[Sentence] = []
+    for run in range(runs):
+        first, end = run * len(sentences) // runs, (run + 1) * len(sentences) // runs
+        size = 0
+        for i in range(first, end):
+            if i > first and size + sizes[i] > per_run:
+                break
+            chosen.append(sentences[i])
+            size += sizes[i]
+    return chosen
+
+
 @denormals_flushed
 def train_tokenizer(
     train: Sequence[Sentence],
@@ -366,14 +441,23 @@ def train_tokenizer(
     char_dim: int = 64,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    max_seconds: float | None = None,
+    dev_chars: int = DEV_CHARS,
     log: Callable[[str], None] | None = None,
 ) -> tuple[TrainedTokenizer, dict[str, float]]:
     """Train a tokenizer on the text of ``train`` for ``steps`` updates, or ``max_epochs`` passes over the text if
-    that is fewer (Adam, the rate decayed linearly to zero); with ``dev``, evaluate every ``eval_every`` updates and
-    keep the weights of the best mean of the dev token and sentence F1. Returns the tokenizer and the dev F1 scores
-    of the kept weights (empty without ``dev``)."""
+    that is fewer (Adam, the rate decayed linearly to zero); with ``dev``, evaluate on :func:`dev_sample` of it
+    (``dev_chars`` characters) every ``eval_every`` updates and after the last, keeping the weights of the best mean
+    of the dev token and sentence F1. Returns the tokenizer and the dev F1 scores of the kept weights (empty without
+    ``dev``).
+
+    ``max_seconds`` bounds the whole call (preparing the text included): after each update the updates that still
+    fit, with the final evaluation, are estimated from the time the previous ones took, and the rate's decay is
+    re-planned to end with them; at least one update is made, and ``log`` says when the budget cut the training short.
+    """
     from unnparse.parser.aligned_metrics import segmentation_scores
 
+    started = time.perf_counter()
     rng = random.Random(seed)
     torch.manual_seed(seed)
     paragraphs = labelled_paragraphs(train)
@@ -386,13 +470,19 @@ def train_tokenizer(
     tokenizer.net.to(device)
     steps = max(1, min(steps, max_epochs * math.ceil(len(_windows(paragraphs, random.Random(seed))) / batch_size)))
     eval_every = min(eval_every, steps)
+    planned = [steps]  # the update after which training ends: moved earlier when the time budget runs short
     optimizer = adam(tokenizer.net.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / planned[0]))
     best: tuple[float, dict[str, float], dict[str, Tensor]] | None = None
+    dev = dev_sample(dev, dev_chars) if dev else None
     dev_text = _paragraph_texts(dev) if dev else None
+    dev_text_chars = sum(len(text) for text in dev_text or ())
+    eval_seconds = None if dev else 0.0  # what an evaluation costs, once one has been timed
     batches = _batches(paragraphs, batch_size, rng)
-    total, seen, started = 0.0, 0, time.perf_counter()
-    for step in range(1, steps + 1):
+    total, seen, step, cut_short = 0.0, 0, 0, False
+    timed_since, timed = time.perf_counter(), 0  # the update rate: from the third update on (evaluations left out)
+    while step < planned[0]:
+        step += 1
         tokenizer.net.train()
         group = next(batches)
         enc = tokenizer.encode([w for w, _ in group], tokenizer.device)
@@ -411,13 +501,33 @@ def train_tokenizer(
         optimizer.step()
         schedule.step()
         total, seen = total + loss.item(), seen + 1
-        if step % eval_every and step != steps:
+        timed += 1
+        if step == 2:  # the first updates also warm up (memory, kernels): too slow to time the others by
+            timed_since, timed = time.perf_counter(), 0
+        if max_seconds is not None and step < planned[0]:
+            per_update = (time.perf_counter() - timed_since) / max(timed, 1)
+            # before an evaluation has been timed, it is taken to cost as much as updates over as many characters (a
+            # generous guess: it only runs forward)
+            evaluation = per_update * dev_text_chars / (batch_size * _WINDOW) if eval_seconds is None else eval_seconds
+            fit = step + _updates_that_fit(started + max_seconds - time.perf_counter(), per_update, evaluation)
+            if fit <= step or step >= 5:  # re-planned (either way) once a few updates have been timed
+                planned[0] = max(step, min(steps, fit))
+                if log is not None and planned[0] < steps and not cut_short:
+                    budget = f"the time budget ({max_seconds:.0f} s)"
+                    log(f"tokenizer: {budget} allows about {planned[0]} of {steps} updates")
+                    cut_short = True
+        if step % eval_every and step != planned[0]:
             continue
-        message = f"tokenizer update {step}/{steps}: loss {total / seen:.4f}, {time.perf_counter() - started:.0f} s"
+        elapsed = time.perf_counter() - started
+        message = f"tokenizer update {step}/{planned[0]}: loss {total / seen:.4f}, {elapsed:.0f} s"
         total, seen = 0.0, 0
         if dev_text is not None and dev:
+            eval_started = time.perf_counter()
             predicted = [s for text in dev_text for s in tokenizer.iter_sentences([text], source="<dev>")]
             scores_dev = {k: v.f1 for k, v in segmentation_scores(dev, predicted).items()}
+            eval_spent = time.perf_counter() - eval_started
+            eval_seconds = eval_spent if eval_seconds is None else max(eval_seconds, eval_spent)
+            timed_since += eval_spent  # the update rate leaves evaluations out
             mean = (scores_dev["tokens"] + scores_dev["sentences"]) / 2
             message += ", dev F1 " + ", ".join(f"{k} {v:.2f}" for k, v in scores_dev.items())
             if best is None or mean > best[0] + 1e-9:
@@ -432,12 +542,20 @@ def train_tokenizer(
     return tokenizer, ({} if best is None else best[1])
 
 
-def rule_scores(gold: Sequence[Sentence]) -> dict[str, float]:
+def _updates_that_fit(seconds_left: float, per_update: float, evaluation: float) -> int:
+    """How many more updates of ``per_update`` seconds fit in ``seconds_left``, leaving time for a final evaluation
+    that takes ``evaluation`` seconds (none when even that does not fit)."""
+    return max(0, math.floor((seconds_left - evaluation) / max(per_update, 1e-6)))
+
+
+def rule_scores(gold: Sequence[Sentence], *, max_chars: int = DEV_CHARS) -> dict[str, float]:
     """Token, sentence and word F1 of the rule-based tokenizer (:mod:`unnparse.parser.text_input`) on the text of
-    ``gold``: the baseline a trained tokenizer has to beat."""
+    ``gold`` (its :func:`dev_sample` of ``max_chars`` characters, the text :func:`train_tokenizer` scores itself on):
+    the baseline a trained tokenizer has to beat."""
     from unnparse.parser.aligned_metrics import segmentation_scores
     from unnparse.parser.text_input import iter_sentences_from_text
 
+    gold = dev_sample(gold, max_chars)
     predicted = [s for text in _paragraph_texts(gold) for s in iter_sentences_from_text([text])]
     return {k: v.f1 for k, v in segmentation_scores(gold, predicted).items()}
 

@@ -8,6 +8,7 @@ Model / Parser / Transform split.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import random
@@ -22,8 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from unnparse.checkpoints import CHECKPOINT
-from unnparse.io_utils import atomic_output, atomic_write_text
+from unnparse.checkpoints import CHECKPOINT, CheckpointError, check_signature, read_checkpoint, write_checkpoint
+from unnparse.io_utils import atomic_write_text
 from unnparse.parser.batching import shard_batches, shard_pass_weights, token_budget_batches
 from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.encoders import TransformerEncoder
@@ -32,7 +33,16 @@ from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
 from unnparse.runtime import adam, autocast, denormals_flushed, precision_name, resolve_precision
 
-__all__ = ["TrainOptions", "TrainResult", "WeightAverage", "evaluate_parser", "reparse", "train_parser"]
+__all__ = [
+    "TrainOptions",
+    "TrainResult",
+    "WeightAverage",
+    "data_fingerprint",
+    "evaluate_parser",
+    "reparse",
+    "run_signature",
+    "train_parser",
+]
 
 METRICS_LOG = "metrics.json"
 
@@ -132,6 +142,37 @@ class WeightAverage:
         self.updates = int(state["updates"])
 
 
+def data_fingerprint(sentences: Sequence[Sentence]) -> str:
+    """A short hash of the sentences' words and trees (what a resumed run must train on again)."""
+    digest = hashlib.sha256()
+    for sentence in sentences:
+        digest.update("\t".join(sentence.words).encode("utf-8", errors="surrogatepass"))
+        digest.update(repr((sentence.heads, sentence.deprels)).encode("utf-8", errors="surrogatepass"))
+        digest.update(b"\n")
+    return f"{len(sentences)} sentences, sha256 {digest.hexdigest()[:16]}"
+
+
+def run_signature(
+    parser: Parser, train: Sequence[Sentence], dev: Sequence[Sentence], opts: TrainOptions, world_size: int
+) -> dict[str, Any]:
+    """The settings that a run continued with ``--resume`` must share with the interrupted one: the network's
+    config, the data, and the options that fix the order of the batches and the optimizer's state (the number of
+    epochs, the time budget, the learning rate and the patience may change)."""
+    config = parser.config
+    return {
+        "kind": "parser",
+        "encoder": dict(config["encoder"]),
+        "model": dict(config["model"]),
+        "train data": data_fingerprint(train),
+        "dev data": data_fingerprint(dev),
+        "batch_tokens": opts.batch_tokens,
+        "accumulate": opts.accumulate,
+        "seed": opts.seed,
+        "ema": opts.ema,
+        "processes": world_size,
+    }
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -159,7 +200,7 @@ def train_parser(
     With ``world_size > 1`` (launched by torchrun), each rank trains on a disjoint shard of the batches through
     ``ddp_model`` (a DistributedDataParallel wrapper of ``parser.model``); only rank 0 evaluates, logs and writes.
     """
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False)
     out_dir = Path(output)
     is_main = rank == 0
     model = parser.model
@@ -188,21 +229,23 @@ def train_parser(
     elapsed_before = 0.0
     epoch_costs: dict[str, list[float]] = {"train": [], "other": []}  # seconds of recent whole epochs
     ckpt_path = out_dir / CHECKPOINT
+    signature = run_signature(parser, train, dev, opts, world_size)
     if resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"{ckpt_path}: no checkpoint to resume from")
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if average is not None and "ema" in state:
-            average.load_state_dict(state["ema"])
-        meta = json.loads(state["meta"])
-        history, best, best_epoch = meta["history"], meta["best"], meta["best_epoch"]
-        start_epoch, bad_epochs, elapsed_before = meta["epoch"] + 1, meta["bad_epochs"], meta["elapsed"]
-        plan.progress = float(meta["epoch"])
-        epoch_costs = meta.get("epoch_costs", epoch_costs)
-        torch.set_rng_state(state["rng"])
+        state, meta = read_checkpoint(ckpt_path)
+        check_signature(ckpt_path, meta["signature"], signature)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if average is not None and "ema" in state:
+                average.load_state_dict(state["ema"])
+            history, best, best_epoch = meta["history"], meta["best"], meta["best_epoch"]
+            start_epoch, bad_epochs, elapsed_before = meta["epoch"] + 1, meta["bad_epochs"], meta["elapsed"]
+            plan.progress = float(meta["epoch"])
+            epoch_costs = meta.get("epoch_costs", epoch_costs)
+            torch.set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{ckpt_path}: incomplete checkpoint ({' '.join(str(err).split())[:160]})") from None
         if is_main:
             console.print(f"resuming from {ckpt_path} after epoch {meta['epoch']}")
     t_start = time.perf_counter() - elapsed_before
@@ -327,18 +370,14 @@ def train_parser(
                 "elapsed": time.perf_counter() - t_start,
                 "epoch_costs": epoch_costs,
             }
-            with atomic_output(ckpt_path, "wb") as fh:
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": torch.get_rng_state(),
-                        "meta": json.dumps(meta),
-                        **({"ema": average.state_dict()} if average is not None else {}),
-                    },
-                    fh,
-                )
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                **({"ema": average.state_dict()} if average is not None else {}),
+            }
+            write_checkpoint(ckpt_path, state, {**meta, "signature": signature})
             if on_epoch is not None:
                 on_epoch({**record, "best": improved})
         stop = bad_epochs >= opts.patience or plan.finished

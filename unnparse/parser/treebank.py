@@ -13,13 +13,14 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unnparse.downloads import DownloadError, fetch, host_of
 from unnparse.io_utils import atomic_output
 
 __all__ = [
@@ -36,7 +37,12 @@ __all__ = [
 GITHUB_API = "https://api.github.com/repos/UniversalDependencies/{name}/contents"
 RAW_HOST = "raw.githubusercontent.com"
 TIMEOUT_S = 60.0
-_CHUNK = 1 << 16
+#: Seconds a whole treebank download (listing and files) may take.
+DEADLINE_S = 1800.0
+#: Largest file (the biggest UD .conllu files are a few hundred MB), whole treebank, and repository listing.
+MAX_FILE_BYTES = 1 << 30
+MAX_TREEBANK_BYTES = 4 << 30
+MAX_LISTING_BYTES = 4 << 20
 _NAME_RE = re.compile(r"UD_[A-Za-z0-9_-]+")
 
 
@@ -125,15 +131,21 @@ def _not_found(name: str, root: Path, why: str) -> TreebankNotFoundError:
     )
 
 
-def _open(url: str) -> Any:
-    request = urllib.request.Request(url, headers={"User-Agent": "unnparse", "Accept": "*/*"})
-    return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+def _hosts() -> set[str]:
+    """The hosts a treebank download may talk to (redirects included): the GitHub API's and the raw files'."""
+    return {host_of(GITHUB_API), RAW_HOST.lower()}
 
 
-def _list_remote_files(name: str) -> list[tuple[str, str, int]]:
+def _list_remote_files(name: str, deadline: float) -> list[tuple[str, str, int]]:
     """``(file name, download URL, size)`` of the .conllu files in the repository root."""
-    with _open(GITHUB_API.format(name=name)) as response:
-        listing = json.loads(response.read().decode("utf-8"))
+    body = fetch(
+        GITHUB_API.format(name=name),
+        allowed_hosts=_hosts(),
+        max_bytes=MAX_LISTING_BYTES,
+        deadline=deadline,
+        timeout_s=TIMEOUT_S,
+    )
+    listing = json.loads(body.decode("utf-8"))
     if not isinstance(listing, list):
         raise ValueError("unexpected answer from the GitHub contents API")
     files = []
@@ -156,20 +168,28 @@ def download_treebank(name: str, data_dir: str | os.PathLike[str] | None = None,
 
     Files are first downloaded to a temporary folder inside ``data_dir`` and moved into
     place only when all of them arrived, so an interrupted download leaves nothing behind.
+    The whole download must end within :data:`DEADLINE_S` seconds, a file may not pass
+    :data:`MAX_FILE_BYTES` nor the treebank :data:`MAX_TREEBANK_BYTES`, and redirects are
+    followed only to GitHub's API and raw-file hosts (:func:`unnparse.downloads.fetch`).
 
     Raises:
-        urllib.error.URLError / OSError / ValueError: on network or format problems
+        urllib.error.URLError / OSError / ValueError: on network or format problems, and
+            :class:`~unnparse.downloads.DownloadError` (a ValueError) past a bound
             (:func:`resolve_treebank` turns them into :class:`TreebankNotFoundError`).
     """
     validate_treebank_name(name)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    files = _list_remote_files(name)
+    deadline = time.monotonic() + DEADLINE_S
+    files = _list_remote_files(name, deadline)
     if not files:
         raise ValueError(f"the repository UniversalDependencies/{name} has no .conllu files")
+    listed = sum(size for _, _, size in files)
+    if listed > MAX_TREEBANK_BYTES:
+        raise DownloadError(f"{name}: its files hold {listed:,} bytes, more than the {MAX_TREEBANK_BYTES:,} allowed")
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.download-", dir=root))
     try:
-        _fetch_all(files, staging, progress=progress)
+        _fetch_all(files, staging, progress=progress, deadline=deadline)
         target = root / name
         target.mkdir(parents=True, exist_ok=True)
         for file_name, _, _ in files:
@@ -179,7 +199,7 @@ def download_treebank(name: str, data_dir: str | os.PathLike[str] | None = None,
     return root / name
 
 
-def _fetch_all(files: list[tuple[str, str, int]], staging: Path, *, progress: bool) -> None:
+def _fetch_all(files: list[tuple[str, str, int]], staging: Path, *, progress: bool, deadline: float) -> None:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -199,16 +219,22 @@ def _fetch_all(files: list[tuple[str, str, int]], staging: Path, *, progress: bo
     )
     # progress goes to stderr: stdout may carry data (e.g. JSON scores)
     with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=False) as bar:
+        received = 0
         for file_name, url, size in files:
+            if size > MAX_FILE_BYTES:
+                raise DownloadError(f"{url}: {size:,} bytes listed, more than the {MAX_FILE_BYTES:,} allowed")
             task = bar.add_task(file_name, total=size or None)
-            with _open(url) as response, atomic_output(staging / file_name, "wb") as out:
-                while True:
-                    chunk = response.read(_CHUNK)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    bar.advance(task, len(chunk))
-            bar.update(task, completed=(staging / file_name).stat().st_size)
+            with atomic_output(staging / file_name, "wb") as out:
+
+                def write(piece: bytes, out: Any = out, task: Any = task) -> None:
+                    out.write(piece)
+                    bar.advance(task, len(piece))
+
+                cap = min(MAX_FILE_BYTES, MAX_TREEBANK_BYTES - received)
+                fetch(url, allowed_hosts=_hosts(), max_bytes=cap, deadline=deadline, timeout_s=TIMEOUT_S, sink=write)
+            got = (staging / file_name).stat().st_size
+            received += got
+            bar.update(task, completed=got)
 
 
 def resolve_treebank(
@@ -233,6 +259,8 @@ def resolve_treebank(
             raise _not_found(name, root, "downloading disabled") from None
     try:
         download_treebank(name, root, progress=progress)
+    except DownloadError as exc:
+        raise _not_found(name, root, str(exc)) from None
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             why = f"no repository UniversalDependencies/{name} on GitHub (HTTP 404)"

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from unnparse.checkpoints import resume_training, write_checkpoint
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
-from unnparse.model_files import ModelFileError, load_config, load_weights, save_model
+from unnparse.model_files import Limit, ModelFileError, check_config, load_config, load_weights, save_model
 from unnparse.runtime import adam, denormals_flushed, resolve_device, synchronize, training_progress
 from unnparse.seqcomplete.data import Batch, SeqDataset, make_batch
 from unnparse.seqcomplete.model import MODEL_KIND, RANDOM_ITER_MAX, SeqCompletionUNN, SeqConfig
@@ -215,7 +215,7 @@ def train(
     Raises:
         CheckpointError: ``resume`` without a readable checkpoint of this configuration, data and batch size.
     """
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False)
     dist = dist or DistContext(device=resolve_device(options.device))
     device = dist.device
     torch.manual_seed(options.seed)
@@ -386,18 +386,35 @@ def save_trained(directory: str | os.PathLike[str], result: TrainResult, options
     save_model(directory, config, result.model.state_dict())
 
 
+#: The accepted values of a saved sequence-completion model's config.json (keys left out take
+#: :class:`SeqConfig`'s defaults).
+CONFIG_LIMITS: dict[str, Limit] = {
+    "vocab": Limit(int, 1, 1_000_000, optional=True),
+    "dim": Limit(int, 2, 65536, optional=True),
+    "unn_iter": Limit(int, 1, 100, optional=True),
+    "order": Limit(str, choices=("fb", "random"), optional=True),
+    "random_iter": Limit(bool, optional=True),
+    "seed": Limit(int, -(2**63), 2**64 - 1, optional=True),  # what torch.Generator.manual_seed takes
+}
+
+
 def load_model(directory: str | os.PathLike[str], device: str = "cpu") -> SeqCompletionUNN:
-    """Rebuild a saved model from its directory (in eval mode).
+    """Rebuild a saved model from its directory (in eval mode), checking its config against
+    :data:`CONFIG_LIMITS` and its weights against the sizes and hashes its config records.
 
     Raises:
-        ModelFileError: missing/corrupt files or a config of another kind (one line naming the file).
+        ModelFileError: missing/corrupt files, an out-of-range value or a config of another kind (one line naming
+            the file).
     """
     raw = load_config(directory, kind=MODEL_KIND)
+    path = Path(directory) / "config.json"
+    check_config(raw, CONFIG_LIMITS, path)
     try:
         config = SeqConfig.from_dict(raw)
+        model = SeqCompletionUNN(config)
     except (TypeError, ValueError) as err:
-        path = os.path.join(directory, "config.json")
         raise ModelFileError(f"{path}: invalid sequence-completion model config ({err})") from None
-    model = SeqCompletionUNN(config)
-    load_weights(directory, model)
+    except (RuntimeError, MemoryError) as err:
+        raise ModelFileError(f"{path}: the configured model cannot be built here ({err})") from None
+    load_weights(directory, model, raw)
     return model.to(resolve_device(device)).eval()
