@@ -692,3 +692,70 @@ def test_transformer_reads_absurd_words_clipped_and_windows_in_groups(monkeypatc
     # a 100,000-character word costs the subwords of its 100 first and last characters, not 100,000 of them
     parser_batch_forms = [[clip_word("ab" * 50_000)]]
     assert len(enc._word_pieces(parser_batch_forms[0][0])) <= MAX_ENCODER_WORD_CHARS
+
+
+# ---- lines read in bounded memory ---------------------------------------------------------------------------------
+
+
+def test_text_pieces_cut_a_long_line_without_cutting_characters_or_line_breaks() -> None:
+    from unnparse.parser.line_input import LinePiece, text_pieces
+
+    line = ("añb€c " * 7).encode("utf-8")
+    data = b"\xef\xbb\xbf" + line + b"\r\nshort\n" + line + b"x"  # BOM, a CRLF, and an end inside a line
+    items = list(text_pieces(io.BytesIO(data), piece_bytes=8))
+    assert "".join(items) == data.decode("utf-8").removeprefix("\ufeff")
+    assert all(len(item.encode("utf-8")) <= 9 for item in items)  # a piece, plus at most a "\n" after a "\r"
+    assert any(isinstance(item, LinePiece) for item in items)
+    line_ends = [i for i, item in enumerate(items) if not isinstance(item, LinePiece)]
+    assert [items[i].endswith("\n") for i in line_ends][:2] == [True, True]
+    assert not any(item.endswith("\r") for item in items)  # "\r\n" is never cut in two
+
+
+def test_raw_text_read_in_pieces_splits_and_numbers_as_whole_lines() -> None:
+    from unnparse.parser.line_input import text_pieces
+
+    text = "The dog saw a cat near the old tree. A child reads.\nIt runs.\n\nNew paragraph here. Yes.\n"
+    whole = list(iter_sentences_from_text(text.split("\n")))
+    pieces = list(iter_sentences_from_text(text_pieces(io.BytesIO(text.encode("utf-8")), piece_bytes=5)))
+    assert [(s.words, s.line) for s in pieces] == [(s.words, s.line) for s in whole]
+    assert [s.line for s in whole] == [1, 1, 2, 4, 4]
+
+
+def test_invalid_utf8_in_a_later_piece_names_the_line_and_byte() -> None:
+    from unnparse.parser.conllu_data import CoNLLUError
+    from unnparse.parser.line_input import text_pieces
+    from unnparse.parser.text_input import read_text
+
+    data = b"fine\n" + b"a" * 20 + b"\xff rest\n"
+    with pytest.raises(Exception, match="line 2: invalid UTF-8 .* at byte 21"):
+        list(text_pieces(io.BytesIO(data), piece_bytes=8))
+    with pytest.raises(CoNLLUError, match=r"^in.txt:2: invalid UTF-8"):
+        list(read_text(io.BytesIO(data), "in.txt"))
+
+
+def test_over_long_lines_and_sentences_are_refused_without_reading_them_whole(tmp_path: Path) -> None:
+    from unnparse.parser.conllu_data import CoNLLUError, iter_conllu
+    from unnparse.parser.line_input import MAX_LINE_BYTES, MAX_SENTENCE_WORDS, LineLimitError, bounded_lines
+    from unnparse.parser.text_input import iter_sentences_from_tokenized, read_lines
+
+    stream = io.BytesIO(b"ok\n" + b"a" * 100 + b"\nnever read\n")
+    with pytest.raises(LineLimitError, match="line 2: line longer than 50 bytes"):
+        list(bounded_lines(stream, limit=50))
+    assert stream.tell() == 3 + 51  # the rest of the long line was not read
+    huge = b"w " * (MAX_LINE_BYTES // 2 + 8) + b"\n"
+    with pytest.raises(CoNLLUError, match=r"^big.txt:1: line longer than 8 MiB"):
+        list(read_lines(io.BytesIO(huge), "big.txt"))
+    many = ("w " * (MAX_SENTENCE_WORDS + 1)).strip()
+    with pytest.raises(CoNLLUError, match=r"^tok.txt:2: a sentence of 250,001 words, more than 250,000"):
+        list(iter_sentences_from_tokenized(["a b", many], source="tok.txt"))
+    conllu = tmp_path / "long.conllu"
+    with open(conllu, "w", encoding="utf-8") as fh:
+        fh.write("# sent_id = 1\n")
+        for i in range(1, MAX_SENTENCE_WORDS + 2):
+            fh.write(f"{i}\tw\t_\t_\t_\t_\t_\t_\t_\t_\n")
+    with pytest.raises(CoNLLUError, match=r"long.conllu:1: a sentence of more than 250,000 lines"):
+        list(iter_conllu(conllu, require_heads=False))
+    one_line = tmp_path / "one-line.conllu"
+    one_line.write_bytes(b"1\t" + b"x" * (MAX_LINE_BYTES + 10))
+    with pytest.raises(CoNLLUError, match=r"one-line.conllu:1: line longer than 8 MiB"):
+        list(iter_conllu(one_line, require_heads=False))

@@ -732,7 +732,7 @@ def parse(
     from unnparse.parser.output_formats import draw_tree, to_json_line
     from unnparse.parser.parser import Parser
     from unnparse.parser.sharding import parse_shard_spec, take_shard
-    from unnparse.parser.text_input import iter_sentences_from_tokenized
+    from unnparse.parser.text_input import iter_sentences_from_tokenized, read_lines, read_text
     from unnparse.runtime import set_threads
 
     shard_spec = parse_shard_spec(shard) if shard is not None else None
@@ -745,12 +745,10 @@ def parse(
     try:
         if input_format is InputFormat.conllu:
             sentences = iter_conllu(raw, name=name, require_heads=False)
+        elif input_format is InputFormat.text:
+            sentences = parser.text_sentences(read_text(raw, name), source=name, tokenizer=tokenizer.value)
         else:
-            lines = _decoded_lines(raw, name)
-            if input_format is InputFormat.text:
-                sentences = parser.text_sentences(lines, source=name, tokenizer=tokenizer.value)
-            else:
-                sentences = iter_sentences_from_tokenized(lines, source=name)
+            sentences = iter_sentences_from_tokenized(read_lines(raw, name), source=name)
         if shard_spec is not None:
             sentences = take_shard(sentences, *shard_spec, block=shard_block)
 
@@ -918,20 +916,6 @@ def merge_shards_command(
             fh.writelines(records)
     else:
         sys.stdout.writelines(records)
-
-
-def _decoded_lines(raw, name: str):
-    """Decode a binary stream line by line; invalid UTF-8 is a one-line error naming the line."""
-    from unnparse.parser.conllu_data import CoNLLUError
-
-    for number, line in enumerate(raw, start=1):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise CoNLLUError(name, number, f"invalid UTF-8 ({err.reason} at byte {err.start})") from None
-        if number == 1:
-            text = text.lstrip("\ufeff")
-        yield text
 
 
 def _conllu_with_probs(sentence, marginals) -> str:

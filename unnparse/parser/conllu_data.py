@@ -26,6 +26,7 @@ from conllu.models import Metadata, Token, TokenList
 from conllu.parser import parse_comment_line, parse_id_value, parse_int_value, parse_paired_list_value
 
 from unnparse.io_utils import atomic_output
+from unnparse.parser.line_input import MAX_SENTENCE_WORDS, LineLimitError, bounded_lines
 
 __all__ = [
     "FIELDS",
@@ -542,6 +543,8 @@ def _decode_lines(raw_lines: Iterable[bytes | str], name: str) -> Iterator[tuple
             return
         except UnicodeDecodeError as exc:  # text stream that decodes itself
             raise CoNLLUError(name, lineno + 1, f"invalid UTF-8 ({exc.reason})") from None
+        except LineLimitError as exc:  # a line longer than the reader takes (see bounded_lines)
+            raise CoNLLUError(name, exc.line, exc.message) from None
         lineno += 1
         if isinstance(raw, bytes):
             try:
@@ -563,7 +566,9 @@ def _decode_lines(raw_lines: Iterable[bytes | str], name: str) -> Iterator[tuple
         yield lineno, text
 
 
-def _iter_blocks(lines: Iterable[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
+def _iter_blocks(lines: Iterable[tuple[int, str]], name: str) -> Iterator[list[tuple[int, str]]]:
+    """The sentences' blocks of lines; a block longer than :data:`MAX_SENTENCE_WORDS` lines is an error (memory
+    stays bounded whatever the input)."""
     block: list[tuple[int, str]] = []
     for lineno, text in lines:
         if text.strip() == "":
@@ -572,6 +577,10 @@ def _iter_blocks(lines: Iterable[tuple[int, str]]) -> Iterator[list[tuple[int, s
                 block = []
         else:
             block.append((lineno, text))
+            if len(block) > MAX_SENTENCE_WORDS:
+                raise CoNLLUError(
+                    name, block[0][0], f"a sentence of more than {MAX_SENTENCE_WORDS:,} lines (no blank line after it?)"
+                )
     if block:
         yield block
 
@@ -727,11 +736,11 @@ def iter_conllu(source: PathOrStream, *, name: str | None = None, require_heads:
         path = Path(source)
         src_name = name if name is not None else str(source)
         with open(path, "rb") as fh:
-            for block in _iter_blocks(_decode_lines(fh, src_name)):
+            for block in _iter_blocks(_decode_lines(bounded_lines(fh), src_name), src_name):
                 yield _parse_block(block, src_name, require_heads)
         return
     src_name = _stream_name(source, name)
-    for block in _iter_blocks(_decode_lines(source, src_name)):
+    for block in _iter_blocks(_decode_lines(bounded_lines(source), src_name), src_name):
         yield _parse_block(block, src_name, require_heads)
 
 

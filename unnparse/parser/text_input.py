@@ -28,8 +28,10 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from typing import IO
 
-from unnparse.parser.conllu_data import Sentence
+from unnparse.parser.conllu_data import CoNLLUError, Sentence
+from unnparse.parser.line_input import MAX_SENTENCE_WORDS, LineLimitError, LinePiece, bounded_lines, text_pieces
 
 __all__ = [
     "SENTENCE_CHAR_LIMIT",
@@ -279,6 +281,25 @@ def normalized_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
         yield from ((lineno, part) for part in text.split("\n"))
 
 
+def _line_parts(lines: Iterable[str]) -> Iterator[tuple[int, str, bool, bool]]:
+    """``(line number, text, starts a line, ends its line)`` of each part of raw text, normalized like
+    :func:`normalized_lines`; a :class:`~unnparse.parser.line_input.LinePiece` item is continued by the next item
+    (a line read in pieces, see :func:`~unnparse.parser.line_input.text_pieces`)."""
+    lineno, continuing = 0, False
+    for raw in lines:
+        piece = isinstance(raw, LinePiece)
+        if not continuing:
+            lineno += 1
+        text = normalize_text(raw)
+        if text.endswith("\n"):
+            text = text[:-1]
+        parts = text.split("\n")
+        last = len(parts) - 1
+        for k, part in enumerate(parts):
+            yield lineno, part, k > 0 or not continuing, k < last or not piece
+        continuing = piece
+
+
 #: ``split(paragraph, final, first_line)`` -> the sentences complete so far and, unless ``final``, the offset in
 #: ``paragraph`` from which its unfinished rest is kept for the next call (None: nothing is kept).
 ParagraphSplitter = Callable[[str, bool, int], tuple[list[Sentence], int | None]]
@@ -312,12 +333,12 @@ def stream_paragraphs(
             buffer, buffered = [rest], len(rest)
         limit = max(soft_limit, 2 * buffered)
 
-    for lineno, part in normalized_lines(lines):
-        if part.strip() == "":
+    for lineno, part, new_line, line_done in _line_parts(lines):
+        if new_line and line_done and part.strip() == "":  # a blank line: the paragraph ends
             if buffer:
                 yield from flush(final=True)
             continue
-        if buffer:
+        if buffer and new_line:
             buffer.append("\n")
             buffered += 1
         for start in range(0, len(part), soft_limit):
@@ -359,10 +380,46 @@ def sentences_from_text(text: str, *, source: str = "<stdin>") -> list[Sentence]
     return list(iter_sentences_from_text(text.split("\n"), source=source))
 
 
+def read_text(stream: IO[bytes], name: str) -> Iterator[str]:
+    """Raw UTF-8 text of a binary stream for the sentence splitters, a huge line in pieces (see
+    :func:`~unnparse.parser.line_input.text_pieces`), so that memory stays bounded whatever the input.
+
+    Raises:
+        CoNLLUError: invalid UTF-8 (``name:line: ...``).
+    """
+    try:
+        yield from text_pieces(stream)
+    except LineLimitError as err:
+        raise CoNLLUError(name, err.line, err.message) from None
+
+
+def read_lines(stream: IO[bytes], name: str) -> Iterator[str]:
+    """The lines of a binary stream of one-sentence-per-line UTF-8 text, each at most
+    :data:`~unnparse.parser.line_input.MAX_LINE_BYTES` long (a byte-order mark at the start is dropped).
+
+    Raises:
+        CoNLLUError: invalid UTF-8 or an over-long line (``name:line: ...``).
+    """
+    lineno = 0
+    try:
+        for raw in bounded_lines(stream):
+            lineno += 1
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise CoNLLUError(name, lineno, f"invalid UTF-8 ({err.reason} at byte {err.start + 1})") from None
+            yield text.removeprefix("\ufeff") if lineno == 1 else text
+    except LineLimitError as err:
+        raise CoNLLUError(name, err.line, err.message) from None
+
+
 def iter_sentences_from_tokenized(lines: Iterable[str], *, source: str = "<stdin>") -> Iterator[Sentence]:
     """Stream pre-tokenized text: one sentence per line, tokens separated by whitespace.
 
     Blank lines are skipped; text is normalized like raw text (:func:`normalize_text`).
+
+    Raises:
+        CoNLLUError: a line of more than :data:`~unnparse.parser.line_input.MAX_SENTENCE_WORDS` words.
     """
     if isinstance(lines, str):
         lines = lines.split("\n")
@@ -373,6 +430,13 @@ def iter_sentences_from_tokenized(lines: Iterable[str], *, source: str = "<stdin
             words = part.split()
             if not words:
                 continue
+            if len(words) > MAX_SENTENCE_WORDS:
+                raise CoNLLUError(
+                    source,
+                    lineno,
+                    f"a sentence of {len(words):,} words, more than {MAX_SENTENCE_WORDS:,}: one sentence per line is "
+                    "expected (give raw text with --input-format text)",
+                )
             yield Sentence.from_words(words, sent_id=counter.next(), text=" ".join(words), source=source, line=lineno)
 
 
