@@ -759,3 +759,27 @@ def test_over_long_lines_and_sentences_are_refused_without_reading_them_whole(tm
     one_line.write_bytes(b"1\t" + b"x" * (MAX_LINE_BYTES + 10))
     with pytest.raises(CoNLLUError, match=r"one-line.conllu:1: line longer than 8 MiB"):
         list(iter_conllu(one_line, require_heads=False))
+
+
+def test_training_leaves_out_sentences_over_max_words(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from unnparse.parser.training import TrainOptions, train_parser
+
+    (tmp_path / "train.conllu").write_text(conllu_text(12, 1), encoding="utf-8")
+    train = read_conllu(tmp_path / "train.conllu")
+    longest = max(len(s) for s in train)
+    config = default_config(hidden=8, rel_hidden=4, lstm_hidden=8, lstm_layers=1)
+    torch.manual_seed(0)
+    parser = Parser.build(config, train)
+    seen: list[int] = []
+    out = io.StringIO()
+    options = TrainOptions(epochs=1, max_words=longest - 1, batch_tokens=50)
+    train_parser(
+        parser, train, [], options, tmp_path / "m", console=Console(file=out, width=200), progress=False,
+        on_batch=seen.extend,
+    )  # fmt: skip
+    left_out = [i for i, s in enumerate(train) if len(s) > longest - 1]
+    message = f"{len(left_out)} training sentence(s) of more than {longest - 1} words left out"
+    assert left_out and message in out.getvalue()
+    assert sorted(seen) == list(range(len(train) - len(left_out)))  # every kept sentence once, the long ones never

@@ -28,6 +28,7 @@ from unnparse.io_utils import atomic_write_text
 from unnparse.parser.batching import shard_batches, shard_pass_weights, token_budget_batches
 from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.encoders import TransformerEncoder
+from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 from unnparse.parser.lr_plan import RECENT_EPOCHS, LearningRatePlan, epochs_that_fit
 from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
@@ -65,6 +66,7 @@ class TrainOptions:
     eval_batch_tokens: int = 6000
     ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0: off)
     precision: str = "auto"  # encoder arithmetic: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16
+    max_words: int = DEFAULT_MAX_WORDS  # longer training sentences are left out: memory grows with the square
 
 
 @dataclass
@@ -173,6 +175,23 @@ def run_signature(
     }
 
 
+def _without_long_sentences(train: Sequence[Sentence], max_words: int, console: Console | None) -> Sequence[Sentence]:
+    """``train`` without its sentences of more than ``max_words`` words (a warning on ``console`` says how many, and
+    where the first is): a batch's memory grows with the square of its longest sentence, and a whole-sentence tree
+    loss cannot be cut into pieces as parsing can."""
+    long = [s for s in train if len(s) > max_words]
+    if not long:
+        return train
+    if console is not None:
+        first = long[0]
+        console.print(
+            f"warning: {len(long):,} training sentence(s) of more than {max_words:,} words left out (the first: "
+            f"{first.source}:{first.line}, {len(first):,} words)",
+            soft_wrap=True,
+        )
+    return [s for s in train if len(s) <= max_words]
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -206,6 +225,7 @@ def train_parser(
     model = parser.model
     forward = ddp_model if ddp_model is not None else model
     device = parser.device
+    train = _without_long_sentences(train, opts.max_words, console if is_main else None)
     _seed_everything(opts.seed + rank)
     optimizer = adam(_param_groups(parser, opts), decoupled=True, betas=(0.9, 0.9), weight_decay=opts.weight_decay)
     lengths = [len(s) for s in train]
