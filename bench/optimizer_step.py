@@ -25,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._report import command_line, measured_on, write_section  # noqa: E402
+from unnparse.conllu import Sentence, read_conllu  # noqa: E402
 from unnparse.parser.batching import token_budget_batches  # noqa: E402
-from unnparse.parser.conllu_data import Sentence, read_conllu  # noqa: E402
 from unnparse.parser.parser import Parser, default_config  # noqa: E402
 from unnparse.parser.treebank import find_treebank  # noqa: E402
 

@@ -29,9 +29,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import command_line, measured_on, write_section  # noqa: E402
+from unnparse.conllu import iter_conllu, read_conllu  # noqa: E402
+from unnparse.evaluation.attachment import score_sentences  # noqa: E402
 from unnparse.io_utils import atomic_output  # noqa: E402
-from unnparse.parser.conllu_data import iter_conllu, read_conllu  # noqa: E402
-from unnparse.parser.metrics import score_sentences  # noqa: E402
+from unnparse.parser import load  # noqa: E402
 from unnparse.parser.parser import Parser  # noqa: E402
 from unnparse.runtime import cpu_has_native_bf16  # noqa: E402
 
@@ -102,8 +103,8 @@ def main() -> None:
             systems["unnparse float32, final marginals computed"] = with_final_marginals(Parser.load(model))
         ensemble = args.ensembles / f"{tb}-ensemble" if args.ensembles else None
         if ensemble is not None and ensemble.is_dir():
-            systems["unnparse ensemble of 2, float32"] = Parser.load(ensemble, precision="float32")
-            systems["unnparse ensemble of 2, bfloat16"] = Parser.load(ensemble, precision="bfloat16")
+            systems["unnparse ensemble of 2, float32"] = load(ensemble, precision="float32")
+            systems["unnparse ensemble of 2, bfloat16"] = load(ensemble, precision="bfloat16")
         udpipe_model = args.udpipe_models / f"{tb}.udpipe" if args.udpipe_models else None
         if args.udpipe_python and udpipe_model is not None and udpipe_model.is_file():
             systems["UDPipe 1 (gold tags)"] = udpipe_model

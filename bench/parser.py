@@ -156,11 +156,11 @@ def recorded_minutes(model: Path) -> float:
 def parse_seconds(model: Path, test_file: Path, out: Path, threads: int, repeats: int = 3) -> float:
     """Best time to read, parse and write the test file with the model already loaded (after a warm-up)."""
     from bench.parse_speed import time_unnparse
-    from unnparse.parser.conllu_data import read_conllu
-    from unnparse.parser.parser import Parser
+    from unnparse.conllu import read_conllu
+    from unnparse.parser import load
 
     torch.set_num_threads(threads)
-    parser = Parser.load(model, precision=PRECISION)
+    parser = load(model, precision=PRECISION)
     list(parser.predict(read_conllu(test_file)[:8]))  # warm-up: compiled kernels, allocator
     return time_unnparse(parser, test_file, out, repeats)
 

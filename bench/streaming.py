@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import write_section  # noqa: E402
-from unnparse.parser.conllu_data import read_conllu  # noqa: E402
+from unnparse.conllu import read_conllu  # noqa: E402
 
 RSS_PROBE = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "

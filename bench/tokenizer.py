@@ -18,10 +18,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import command_line, measured_on, write_section  # noqa: E402
-from unnparse.parser.aligned_metrics import segmentation_scores  # noqa: E402
-from unnparse.parser.conllu_data import read_conllu  # noqa: E402
-from unnparse.parser.text_input import iter_sentences_from_text  # noqa: E402
-from unnparse.parser.trained_tokenizer import labelled_paragraphs, rule_scores, train_tokenizer  # noqa: E402
+from unnparse.conllu import read_conllu  # noqa: E402
+from unnparse.evaluation.text_alignment import segmentation_scores  # noqa: E402
+from unnparse.text.raw_text import iter_sentences_from_text  # noqa: E402
+from unnparse.text.trained_tokenizer import labelled_paragraphs, rule_scores, train_tokenizer  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"
 

@@ -22,8 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import command_line, measured_on, write_section  # noqa: E402
+from unnparse.conllu import read_conllu  # noqa: E402
 from unnparse.parser.batching import token_budget_batches  # noqa: E402
-from unnparse.parser.conllu_data import read_conllu  # noqa: E402
 from unnparse.parser.parser import Parser, default_config  # noqa: E402
 from unnparse.runtime import autocast, cpu_has_native_bf16  # noqa: E402
 

@@ -35,7 +35,7 @@ sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswit
 sys.path.insert(0, sys.argv[5])
 import torch
 from unnparse.parser.batching import token_budget_batches
-from unnparse.parser.conllu_data import read_conllu
+from unnparse.conllu import read_conllu
 from unnparse.parser.parser import Parser, default_config
 from unnparse.runtime import adam, denormals_flushed
 

@@ -9,10 +9,10 @@ import random
 import pytest
 
 from tests.parser_fixtures import conllu_text
-from unnparse.parser.aligned_metrics import align_words, aligned_relation_scores, corpus_text, score_aligned
-from unnparse.parser.conllu_data import read_conllu
-from unnparse.parser.metrics import AlignmentError, relation_scores, score_sentences
-from unnparse.parser.text_input import sentences_from_text
+from unnparse.conllu import read_conllu
+from unnparse.evaluation.attachment import AlignmentError, relation_scores, score_sentences
+from unnparse.evaluation.text_alignment import align_words, aligned_relation_scores, corpus_text, score_aligned
+from unnparse.text.raw_text import sentences_from_text
 
 
 def _read(text: str, name: str = "pred.conllu"):

@@ -22,7 +22,7 @@ import torch
 
 from tests.parser_fixtures import conllu_text
 from unnparse import downloads
-from unnparse.parser.conllu_data import Sentence, read_conllu
+from unnparse.conllu import Sentence, read_conllu
 from unnparse.parser.features import MAX_ENCODER_WORD_CHARS, clip_word
 from unnparse.parser.long_sentences import (
     DEFAULT_MAX_WORDS,
@@ -32,8 +32,8 @@ from unnparse.parser.long_sentences import (
     piece_spans,
 )
 from unnparse.parser.parser import Parser, default_config
-from unnparse.parser.text_input import iter_sentences_from_text
-from unnparse.parser.trained_tokenizer import INSIDE, SENTENCE_END, TOKEN_END, WORD_END, SegmenterNet, TrainedTokenizer
+from unnparse.text.raw_text import iter_sentences_from_text
+from unnparse.text.trained_tokenizer import INSIDE, SENTENCE_END, TOKEN_END, WORD_END, SegmenterNet, TrainedTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -281,7 +281,7 @@ def test_trained_tokenizer_work_is_linear_in_the_input(tmp_path: Path, label: in
 
 @pytest.mark.parametrize("shape", ["one line", "lines"])
 def test_streaming_rereads_a_bounded_share_of_the_text(shape: str) -> None:
-    from unnparse.parser.text_input import SENTENCE_CHAR_LIMIT, stream_paragraphs
+    from unnparse.text.raw_text import SENTENCE_CHAR_LIMIT, stream_paragraphs
 
     n = 4 * SENTENCE_CHAR_LIMIT
     given: list[int] = []
@@ -402,34 +402,48 @@ def test_an_inflating_idx_file_is_refused_with_bounded_memory(tmp_path: Path) ->
 # ---- attention pictures --------------------------------------------------------------------------------------------
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
-    return struct.unpack(">II", data[16:24])
+def _png_size(path: Path) -> tuple[int, int]:
+    """Decode the PNG file ``path`` whole and return its (width, height)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        image.load()
+        return image.size
 
 
 def test_attention_pictures_have_bounded_size(tmp_path: Path) -> None:
     from unnparse.seqcomplete.attention_plot import (
         CELL,
+        MAX_PIXELS,
         MAX_SIDE,
-        MAX_WIDTH,
+        MAX_SWEEPS,
         cell_size,
         check_drawable,
+        figure_size,
         write_attention,
     )
     from unnparse.seqcomplete.data import parse_sequence
     from unnparse.seqcomplete.model import SeqCompletionUNN, SeqConfig
 
-    assert cell_size(24, 6, 30) == CELL  # the paper's pictures are unchanged
-    assert cell_size(300, 2, 30) == MAX_SIDE // 300
+    assert cell_size(24, 6) == CELL  # the paper's pictures keep 20-pixel cells
+    assert cell_size(300, 2) == MAX_SIDE // 300
     torch.manual_seed(0)
     model = SeqCompletionUNN(SeqConfig(vocab=12, dim=8, unn_iter=1, order="fb"))
     batch = parse_sequence(" ".join(["3"] + ["_"] * 299), 12)
     png = tmp_path / "att.png"
     maps = write_attention(model, batch, png, sweeps=1)
-    width, height = _png_size(png.read_bytes())
-    assert len(maps) == 2 and width <= MAX_WIDTH and height <= MAX_SIDE + 100
+    width, height = _png_size(png)
+    assert len(maps) == 2 and (width, height) == figure_size(300, 2, 1) and height <= MAX_SIDE + 100
     assert width * height < 4_000_000  # was 12,044 x 6,040 for 300 blanks
-    with pytest.raises(ValueError, match="too long to draw"):
+    # the most maps of the longest sequence drawable: within the bounds, one pixel per weight at least
+    for n, maps_drawn in [(64, 2 * MAX_SWEEPS), (MAX_SIDE, 2), (1, 1)]:
+        width, height = figure_size(n, maps_drawn, 6)
+        assert 0 < width * height <= MAX_PIXELS and cell_size(n, maps_drawn, 6) >= 1
+    with pytest.raises(ValueError, match="too long to draw: at most 1,280 items"):
         check_drawable(2001, 1)
+    with pytest.raises(ValueError, match=r"^a sequence of 1,000 items over 32 sweeps is too long to draw: at most"):
+        check_drawable(1000, 32)
     with pytest.raises(ValueError, match="too many to draw"):
         check_drawable(10, 1000)
 
@@ -698,7 +712,7 @@ def test_transformer_reads_absurd_words_clipped_and_windows_in_groups(monkeypatc
 
 
 def test_text_pieces_cut_a_long_line_without_cutting_characters_or_line_breaks() -> None:
-    from unnparse.parser.line_input import LinePiece, text_pieces
+    from unnparse.text.lines import LinePiece, text_pieces
 
     line = ("añb€c " * 7).encode("utf-8")
     data = b"\xef\xbb\xbf" + line + b"\r\nshort\n" + line + b"x"  # BOM, a CRLF, and an end inside a line
@@ -712,7 +726,7 @@ def test_text_pieces_cut_a_long_line_without_cutting_characters_or_line_breaks()
 
 
 def test_raw_text_read_in_pieces_splits_and_numbers_as_whole_lines() -> None:
-    from unnparse.parser.line_input import text_pieces
+    from unnparse.text.lines import text_pieces
 
     text = "The dog saw a cat near the old tree. A child reads.\nIt runs.\n\nNew paragraph here. Yes.\n"
     whole = list(iter_sentences_from_text(text.split("\n")))
@@ -722,9 +736,9 @@ def test_raw_text_read_in_pieces_splits_and_numbers_as_whole_lines() -> None:
 
 
 def test_invalid_utf8_in_a_later_piece_names_the_line_and_byte() -> None:
-    from unnparse.parser.conllu_data import CoNLLUError
-    from unnparse.parser.line_input import text_pieces
-    from unnparse.parser.text_input import read_text
+    from unnparse.conllu import CoNLLUError
+    from unnparse.text.lines import text_pieces
+    from unnparse.text.raw_text import read_text
 
     data = b"fine\n" + b"a" * 20 + b"\xff rest\n"
     with pytest.raises(Exception, match="line 2: invalid UTF-8 .* at byte 21"):
@@ -734,9 +748,9 @@ def test_invalid_utf8_in_a_later_piece_names_the_line_and_byte() -> None:
 
 
 def test_over_long_lines_and_sentences_are_refused_without_reading_them_whole(tmp_path: Path) -> None:
-    from unnparse.parser.conllu_data import CoNLLUError, iter_conllu
-    from unnparse.parser.line_input import MAX_LINE_BYTES, MAX_SENTENCE_WORDS, LineLimitError, bounded_lines
-    from unnparse.parser.text_input import iter_sentences_from_tokenized, read_lines
+    from unnparse.conllu import CoNLLUError, iter_conllu
+    from unnparse.text.lines import MAX_LINE_BYTES, MAX_SENTENCE_WORDS, LineLimitError, bounded_lines
+    from unnparse.text.raw_text import iter_sentences_from_tokenized, read_lines
 
     stream = io.BytesIO(b"ok\n" + b"a" * 100 + b"\nnever read\n")
     with pytest.raises(LineLimitError, match="line 2: line longer than 50 bytes"):

@@ -1,4 +1,4 @@
-"""Tests for unnparse.parser.conllu_data (and the atomic writers in unnparse.io_utils)."""
+"""Tests for unnparse.conllu (and the atomic writers in unnparse.io_utils)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from unnparse.io_utils import atomic_output, atomic_write_bytes, atomic_write_text
-from unnparse.parser.conllu_data import (
+from unnparse.conllu import (
     CoNLLUError,
     MultipleRootsWarning,
     NoSentencesError,
@@ -20,6 +19,7 @@ from unnparse.parser.conllu_data import (
     read_conllu,
     write_conllu,
 )
+from unnparse.io_utils import atomic_output, atomic_write_bytes, atomic_write_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_FILES = sorted((SHARED / "ud").glob("*/*.conllu")) + sorted((SHARED / "ud-samples").glob("*/*.conllu"))
@@ -342,7 +342,7 @@ def test_fast_id_and_head_reading_agrees_with_conllu():
     from conllu.exceptions import ParseException
     from conllu.parser import parse_id_value, parse_int_value
 
-    from unnparse.parser.conllu_data import _parse_id, _parse_int
+    from unnparse.conllu.sentence import _parse_id, _parse_int
 
     def outcome(func, value):
         try:

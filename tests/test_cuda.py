@@ -11,15 +11,16 @@ import pytest
 import torch
 
 from tests.parser_fixtures import conllu_text
+from unnparse.conllu import read_conllu
+from unnparse.devices import host_to_device
 from unnparse.mnist.data import MnistData, binarize, to_float
 from unnparse.mnist.model import MnistConfig, MnistUNN
 from unnparse.mnist.train import TrainOptions as MnistOptions
 from unnparse.mnist.train import batch_loss
 from unnparse.mnist.train import train as train_mnist
-from unnparse.parser.conllu_data import read_conllu
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser
-from unnparse.runtime import adam, host_to_device
+from unnparse.runtime import adam
 from unnparse.seqcomplete.data import DataSpec, generate, make_batch
 from unnparse.seqcomplete.model import SeqConfig
 from unnparse.seqcomplete.train import TrainOptions as SeqOptions

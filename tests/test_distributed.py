@@ -12,9 +12,9 @@ import torch
 import torch.multiprocessing as mp
 
 from tests.parser_fixtures import conllu_text
+from unnparse.conllu import read_conllu
 from unnparse.distributed import exit_process
 from unnparse.parser import training
-from unnparse.parser.conllu_data import read_conllu
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser
 from unnparse.structures import arc_marginals, max_spanning_tree

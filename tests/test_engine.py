@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -16,11 +18,7 @@ import torch.nn.functional as F
 
 from unnparse.engine import (
     UNN,
-    ArcFactor,
-    ArcHeadBiasFactor,
-    ArcPositionFactor,
-    AttentionScoreFactor,
-    AttentionValueFactor,
+    Activation,
     Bilinear,
     Contraction,
     Conv2dFactor,
@@ -34,8 +32,9 @@ from unnparse.engine import (
     TreeEntropy,
     Variable,
     forward_backward,
-    signed_distance_buckets,
 )
+from unnparse.parser.factors import ArcFactor, ArcHeadBiasFactor, ArcPositionFactor, signed_distance_buckets
+from unnparse.seqcomplete.factors import AttentionScoreFactor, AttentionValueFactor
 
 DT = torch.float64
 
@@ -114,13 +113,13 @@ def _parser_unn(dx: int = 6, d: int = 5, position: bool = False) -> UNN:
             Variable("M", NonNegativeSquaredNorm(), bias_shape=(d,), mask_key="token_mask"),
             Variable("Y", TreeEntropy()),
         ],
-        [
-            Bilinear("X", "H", dx, d),
-            Bilinear("X", "M", dx, d),
-            ArcFactor("H", "M", "Y", d),
-            ArcHeadBiasFactor("H", "Y", d),
-            *([ArcPositionFactor("Y", edges=(1, 2, 4))] if position else []),
-        ],
+        {
+            "xh": Bilinear("X", "H", dx, d),
+            "xm": Bilinear("X", "M", dx, d),
+            "arc": ArcFactor("H", "M", "Y", d),
+            "head_bias": ArcHeadBiasFactor("H", "Y", d),
+            **({"arc_position": ArcPositionFactor("Y", edges=(1, 2, 4))} if position else {}),
+        },
     ).to(DT)
 
 
@@ -140,11 +139,11 @@ def _k1_parser_and_biaffine_scores(position: bool):
     B, n, _ = x.shape
     states, _ = _zeros(unn, {"H": (B, n, 5), "M": (B, n, 5), "Y": (B, n, n)}, ctx)
     out = unn.infer({"X": x, **states}, FixedOrder(["H", "M", "Y"]), sweeps=1, context=ctx)
-    f = unn.factors
+    f = unn.factor
     mask = ctx["token_mask"].to(DT)
-    h = torch.relu(x @ f[0].weight.T + unn.biases["H"]) * mask
-    m = torch.relu(x @ f[1].weight.T + unn.biases["M"]) * mask
-    scores = h @ f[2].weight @ m.transpose(1, 2) + (h @ f[3].weight).unsqueeze(-1)
+    h = torch.relu(x @ f("xh").weight.T + unn.biases["H"]) * mask
+    m = torch.relu(x @ f("xm").weight.T + unn.biases["M"]) * mask
+    scores = h @ f("arc").weight @ m.transpose(1, 2) + (h @ f("head_bias").weight).unsqueeze(-1)
     return unn, out, ctx, scores
 
 
@@ -160,7 +159,7 @@ def test_k1_equals_biaffine_scorer():
 
 def test_k1_with_arc_positions_adds_the_position_score_of_each_arc():
     unn, out, _, scores = _k1_parser_and_biaffine_scores(position=True)
-    w = unn.factors[4].weight
+    w = unn.factor("arc_position").weight
     n = scores.shape[-1]
     for head in range(n):
         for mod in range(n):
@@ -593,3 +592,63 @@ def test_schedules():
     sweeps = [RandomPermutation("QKVSH", tail="X").sweep(t, g) for t in range(20)]
     assert all(sorted(s[:5]) == sorted("QKVSH") and s[5] == "X" for s in sweeps)
     assert len({tuple(s) for s in sweeps}) > 1
+
+
+# ----------------------------------------------------------------------------- a task-free engine
+@pytest.mark.parametrize(
+    "reg", [SquaredNorm(), NonNegativeSquaredNorm(), TanhEntropy(), SigmoidEntropy(), SoftmaxEntropy(scale=2.0)]
+)
+def test_every_regularizer_activates_through_one_interface(reg):
+    z = torch.randn(3, 4, 5, dtype=DT, generator=torch.Generator().manual_seed(1))
+    act = reg.activate(z)
+    assert isinstance(act, Activation) and act.aux is None
+    torch.testing.assert_close(reg.activation(z), act.state, rtol=0, atol=0)
+
+
+def test_tree_activation_gives_the_log_partition_as_its_auxiliary_output():
+    from unnparse.structures import arc_marginals
+
+    lengths = torch.tensor([4, 2])
+    z = torch.randn(2, 5, 5, dtype=DT, generator=torch.Generator().manual_seed(2))
+    act = TreeEntropy().activate(z, {"lengths": lengths})
+    log_z, marginals = arc_marginals(z, lengths)
+    torch.testing.assert_close(act.state, marginals, rtol=0, atol=0)
+    torch.testing.assert_close(act.aux, log_z, rtol=0, atol=0)
+
+
+def test_any_regularizer_auxiliary_output_reaches_the_inference():
+    class CountingRelu(NonNegativeSquaredNorm):
+        """relu, with the number of active units per instance as its auxiliary output."""
+
+        def activate(self, z, context=None):
+            state = torch.relu(z)
+            return Activation(state, (state > 0).sum(-1))
+
+    unn = UNN([Variable("X", SquaredNorm()), Variable("H", CountingRelu())], [Bilinear("X", "H", 3, 6)]).to(DT)
+    _randomize(unn, 3)
+    x = torch.randn(4, 3, dtype=DT)
+    out = unn.infer({"X": x, "H": torch.zeros(4, 6, dtype=DT)}, FixedOrder(["H"]), sweeps=2)
+    assert torch.equal(out.aux["H"], (out.states["H"] > 0).sum(-1))
+    assert "X" not in out.aux
+
+
+def test_factors_are_addressed_by_name_and_keep_their_state_dict_keys():
+    named = _parser_unn(position=True)
+    assert named.factor_names == ("xh", "xm", "arc", "head_bias", "arc_position")
+    assert named.factor("arc") is named.factors[2] and isinstance(named.factor("arc"), ArcFactor)
+    keys = {k for k in named.state_dict() if k.startswith("factors.")}
+    assert keys == {f"factors.{i}.weight" for i in range(5)}  # as when the factors are given as a list
+    with pytest.raises(KeyError, match="no factor named 'nope'"):
+        named.factor("nope")
+    assert _smooth_unn().factor_names == ()
+
+
+def test_importing_the_engine_draws_nothing_and_knows_no_task():
+    code = (
+        "import sys, unnparse.engine\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'rich' or m.startswith(('unnparse.runtime', "
+        "'unnparse.parser', 'unnparse.seqcomplete', 'unnparse.mnist', 'unnparse.cli')))\n"
+        "print(','.join(bad))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

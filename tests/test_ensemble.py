@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from tests.parser_fixtures import conllu_text
 from unnparse.cli.parser_app import app
+from unnparse.conllu import Sentence, read_conllu
 from unnparse.model_files import ModelFileError
-from unnparse.parser.conllu_data import Sentence, read_conllu
+from unnparse.parser import load
 from unnparse.parser.ensemble import ParserEnsemble, combine_parsers
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser
@@ -93,7 +94,7 @@ def test_ensemble_trees_maximize_the_mean_score_by_brute_force(members):
 def test_combine_save_load_same_output_and_batch_equals_one_by_one(members, tmp_path):
     root, a, b = members
     out = combine_parsers([root / "a", root / "b"], tmp_path / "ens")
-    loaded = Parser.load(out)
+    loaded = load(out)
     assert isinstance(loaded, ParserEnsemble) and len(loaded.members) == 2
     dev = _sentences(12, 4)
     in_memory = ParserEnsemble([a, b], {})
@@ -132,10 +133,10 @@ def test_corrupt_ensemble_directory_is_one_clear_error(members, tmp_path):
     config = json.loads((out / "config.json").read_text())
     (out / "config.json").write_text(json.dumps({**config, "members": ["../a"]}))
     with pytest.raises(ModelFileError, match="inside the ensemble"):
-        Parser.load(out)
+        load(out)
     (out / "config.json").write_text(json.dumps({**config, "members": [config["members"][0], "member-9"]}))
     with pytest.raises(ModelFileError, match="member-9"):
-        Parser.load(out)
+        load(out)
 
 
 def test_cli_ensemble_then_evaluate_and_parse(members, tmp_path, monkeypatch):

@@ -11,8 +11,8 @@ import torch
 
 import unnparse.parser.training as training
 from tests.parser_fixtures import conllu_text
+from unnparse.conllu import read_conllu
 from unnparse.parser.batching import token_budget_batches
-from unnparse.parser.conllu_data import read_conllu
 from unnparse.parser.lr_plan import LearningRatePlan, epochs_that_fit
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser

@@ -1,4 +1,4 @@
-"""Tests for unnparse.parser.metrics (expected numbers computed by hand)."""
+"""Tests for unnparse.evaluation.attachment (expected numbers computed by hand)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from unnparse.parser.conllu_data import CoNLLUError, Sentence, read_conllu
-from unnparse.parser.metrics import (
+from unnparse.conllu import CoNLLUError, Sentence, read_conllu
+from unnparse.evaluation.attachment import (
     AlignmentError,
     AttachmentScores,
     relation_scores,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,9 @@ from unnparse.checkpoints import CHECKPOINT, CheckpointError
 from unnparse.cli.mnist_cli import app
 from unnparse.mnist.data import FILES, MnistDataError, download_mnist, load_mnist, read_idx, split_dev
 from unnparse.mnist.model import MnistConfig, MnistUNN, count_parameters
-from unnparse.mnist.prototypes import grid_size
+from unnparse.mnist.prototypes import MAX_PIXELS, SCALE, TITLE, check_drawable, figure_size, prototype_figure
 from unnparse.mnist.train import TrainOptions, load_model, save_trained, train
 from unnparse.model_files import ModelFileError, weights_path
-from unnparse.png import encode_png
 
 DT = torch.float64
 
@@ -52,22 +50,14 @@ def _randomize(model: torch.nn.Module, seed: int, scale: float = 0.1) -> None:
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
 
 
-def _png_size(data: bytes) -> tuple[int, int, int]:
-    """Validate a PNG (chunk CRCs, pixel data length) and return (width, height, channels)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
-        chunks[kind] = chunks.get(kind, b"") + body
-        pos += 12 + length
-    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    channels = {0: 1, 2: 3}[colour]
-    assert depth == 8 and b"IEND" in chunks
-    assert len(zlib.decompress(chunks[b"IDAT"])) == height * (1 + width * channels)
-    return width, height, channels
+def _png_size(path: Path) -> tuple[int, int]:
+    """Decode the PNG file ``path`` whole and return its (width, height)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        image.load()
+        return image.size
 
 
 # ----------------------------------------------------------------------------- data
@@ -220,10 +210,47 @@ def test_resume_continues_exactly_as_the_uninterrupted_run(tmp_path):
         train(MnistConfig(unn_iter=2, y_init="random"), data, options, checkpoint=ckpt, resume=True)
 
 
-def test_png_writer_matches_grid_size():
-    pixels = torch.arange(6 * 5, dtype=torch.uint8).view(6, 5).numpy()
-    assert _png_size(encode_png(pixels)) == (5, 6, 1)
-    assert grid_size(3) == (2 + 3 * 58, 12 + 2 + 10 * 58)
+def test_prototype_figure_has_a_row_per_digit_and_a_column_per_sweep(tmp_path):
+    import matplotlib
+    from matplotlib.text import Text
+
+    from unnparse.figures import write_png
+
+    prototypes = torch.rand(3, 10, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    figure = prototype_figure(prototypes)
+    (axes,) = figure.axes
+    assert [label.get_text() for label in axes.get_yticklabels()] == [str(d) for d in range(10)]
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["1", "2", "3"]
+    assert (axes.get_ylabel(), axes.get_xlabel()) == ("digit", "sweep t")
+    assert TITLE in [text.get_text() for text in figure.findobj(Text)]
+    # the cell of digit 7 (row) after sweep 2 (column) is that prototype; the ticks sit at the cells' centres
+    grid = axes.images[0].get_array()
+    step = 28 + 2
+    assert torch.equal(
+        torch.from_numpy(grid[7 * step : 7 * step + 28, 1 * step : 1 * step + 28].data), prototypes[1, 7]
+    )
+    assert list(axes.get_yticks()) == [c * step + 13.5 for c in range(10)]
+    width, height = figure_size(3)
+    assert figure.bbox.width == width and figure.bbox.height == height
+    png = tmp_path / "p.png"
+    with matplotlib.rc_context({"savefig.bbox": "tight", "savefig.dpi": 300}):  # a user's settings change nothing
+        write_png(figure, png)
+    assert _png_size(png) == (width, height) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_prototype_figures_are_bounded():
+    width, height = figure_size(1)
+    assert 300 <= width <= 400 and 600 <= height <= 700
+    width, height = figure_size(100)  # the most sweeps a model file may have: cells of SCALE pixels still
+    assert width >= 100 * 28 * SCALE and width * height <= MAX_PIXELS
+    many = 1000  # sweep labels thinned, cells shrunk to one screen pixel per image pixel
+    width, height = figure_size(many)
+    assert width * height <= MAX_PIXELS and width >= many * 28
+    figure = prototype_figure(torch.zeros(many, 10, 28, 28))
+    labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert labels[0] == "1" and 10 < len(labels) < many
+    with pytest.raises(ValueError, match=r"^100,000 sweeps are too many to draw: at most \d"):
+        check_drawable(100_000)
 
 
 def test_cli_train_evaluate_prototypes(tmp_path):
@@ -253,7 +280,7 @@ def test_cli_train_evaluate_prototypes(tmp_path):
     png = tmp_path / "protos.png"
     result = runner.invoke(app, ["prototypes", "--model", str(model), "--output", str(png)])
     assert result.exit_code == 0, result.output
-    assert _png_size(png.read_bytes()) == (*grid_size(2), 1)
+    assert _png_size(png) == figure_size(2)
 
 
 def test_cli_untied_baseline(tmp_path):

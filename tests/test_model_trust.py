@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 
 from tests.parser_fixtures import conllu_text
 from unnparse.cli.parser_app import app
+from unnparse.conllu import read_conllu
 from unnparse.model_files import (
     ModelFileError,
     is_model_dir,
@@ -36,11 +37,11 @@ from unnparse.model_files import (
     save_model,
     weights_path,
 )
-from unnparse.parser.conllu_data import read_conllu
+from unnparse.parser import load
 from unnparse.parser.encoders import EncoderLoadError, TransformerEncoder
 from unnparse.parser.ensemble import ParserEnsemble, combine_parsers
 from unnparse.parser.parser import Parser, default_config
-from unnparse.parser.trained_tokenizer import SegmenterNet, TrainedTokenizer
+from unnparse.text.trained_tokenizer import SegmenterNet, TrainedTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -271,7 +272,7 @@ def _ensemble(two_parsers: Path, target: Path) -> tuple[Path, dict]:
 def test_ensemble_members_are_content_named_and_checked(two_parsers, tmp_path):
     out, config = _ensemble(two_parsers, tmp_path / "e")
     assert [m.startswith(f"member-{i}-") for i, m in enumerate(config["members"], 1)] == [True, True]
-    loaded = Parser.load(out)
+    loaded = load(out)
     assert isinstance(loaded, ParserEnsemble)
     # saving it again into its own directory keeps it whole and leaves no stale member behind
     loaded.save(out)
@@ -282,7 +283,7 @@ def test_ensemble_members_are_content_named_and_checked(two_parsers, tmp_path):
     member_config["treebank"] = "other"
     _write_config(member, member_config)
     with pytest.raises(ModelFileError, match="not the member the ensemble was made of"):
-        Parser.load(out)
+        load(out)
 
 
 @pytest.mark.parametrize(
@@ -302,7 +303,7 @@ def test_ensemble_members_that_leave_or_repeat_are_refused(two_parsers, tmp_path
     config.pop("files")
     _write_config(out, config)
     with pytest.raises(ModelFileError, match=needle) as err:
-        Parser.load(out)
+        load(out)
     _one_line(str(err.value), "config.json")
 
 
@@ -314,9 +315,9 @@ def test_ensemble_member_symlinks_may_not_lead_outside(two_parsers, tmp_path):
     for members, needle in ((["escape"], "escape: leads outside"), (["twin", config["members"][0]], "named twice")):
         _write_config(out, {**config, "members": members})
         with pytest.raises(ModelFileError, match=needle):
-            Parser.load(out)
+            load(out)
     _write_config(out, {**config, "members": ["twin", config["members"][1]]})  # a link inside is a member
-    assert isinstance(Parser.load(out), ParserEnsemble)
+    assert isinstance(load(out), ParserEnsemble)
 
 
 def test_an_ensemble_member_may_not_be_an_ensemble(two_parsers, tmp_path):
@@ -326,7 +327,7 @@ def test_an_ensemble_member_may_not_be_an_ensemble(two_parsers, tmp_path):
     config.pop("files")
     _write_config(out, {**config, "members": ["nested"]})
     with pytest.raises(ModelFileError, match="parser-ensemble model cannot be an ensemble member"):
-        Parser.load(out)
+        load(out)
 
 
 # ------------------------------------------------------------------------------------------- 2. one checked thing
@@ -516,20 +517,20 @@ def test_mnist_and_seqcomplete_models_are_checked_too(tmp_path):
         (MnistUNN(MnistConfig(unn_iter=1, channels1=4, channels2=4)), MNIST_KIND, load_mnist_model, "channels1"),
         (SeqCompletionUNN(SeqConfig(vocab=5, dim=8)), SEQ_KIND, load_seq_model, "dim"),
     ]
-    for i, (module, kind, load, key) in enumerate(cases):
+    for i, (module, kind, load_kind, key) in enumerate(cases):
         directory = tmp_path / str(i)
         config = {"kind": kind, **module.config.to_dict()}
         save_model(directory, config, module.state_dict())
         assert model_kind(directory) == kind
-        torch.testing.assert_close(dict(load(directory).state_dict()), dict(module.state_dict()))
+        torch.testing.assert_close(dict(load_kind(directory).state_dict()), dict(module.state_dict()))
         for bad, needle in ((10**9, "unn_iter must be an integer in [1, 100]"), (-5, "unn_iter must be")):
             _write_config(directory, {**config, "unn_iter": bad, "files": _config(directory)["files"]})
             with pytest.raises(ModelFileError) as err:
-                load(directory)
+                load_kind(directory)
             _one_line(str(err.value), "config.json", needle)
         _write_config(directory, {**config, key: config[key] * 2, "files": _config(directory)["files"]})
         with pytest.raises(ModelFileError, match="has shape"):
-            load(directory)
+            load_kind(directory)
 
 
 # ------------------------------------------------------------------------------------------- kill between writes
@@ -542,7 +543,7 @@ KILL_SCRIPT = textwrap.dedent(
     sys.path.insert(0, sys.argv[2])
     from tests.test_model_trust import _fingerprint, _scratch_parser, _bert_parser, _tiny_bert
     from unnparse.parser.parser import Parser
-    from unnparse.parser.trained_tokenizer import SegmenterNet, TrainedTokenizer
+    from unnparse.text.trained_tokenizer import SegmenterNet, TrainedTokenizer
 
     root, kind = __import__("pathlib").Path(sys.argv[1]), sys.argv[3]
     if kind == "scratch":

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from tests.parser_fixtures import write_treebank
 from unnparse.cli.parser_app import app
+from unnparse.conllu import read_conllu
 from unnparse.model_files import weights_path
-from unnparse.parser.conllu_data import read_conllu
 
 runner = CliRunner()
 SMALL = [

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from tests.parser_fixtures import conllu_text
-from unnparse.engine import ArcPositionFactor
+from unnparse.conllu import read_conllu
 from unnparse.model_files import weights_path
-from unnparse.parser.conllu_data import read_conllu
+from unnparse.parser.factors import ArcPositionFactor
 from unnparse.parser.model import N_DISTANCE_BUCKETS, distance_buckets
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, WeightAverage, evaluate_parser, train_parser
@@ -400,8 +400,8 @@ def test_arc_position_factor_is_part_of_the_saved_model(tmp_path):
     base = dict(hidden=16, rel_hidden=8, lstm_hidden=8, lstm_layers=1)
     parser = Parser.build(default_config(**base, arc_position=True), train)
     model = parser.model.eval()
-    position = model.unn.factors[-1]
-    assert isinstance(position, ArcPositionFactor)
+    position = model.unn.factor("arc_position")
+    assert isinstance(position, ArcPositionFactor) and position is model.unn.factors[-1]
     batch = parser.featurizer.batch(train, list(range(len(train))), gold=True)
     before = model(batch).scores
     with torch.no_grad():
@@ -411,7 +411,7 @@ def test_arc_position_factor_is_part_of_the_saved_model(tmp_path):
     torch.testing.assert_close(after - before, position.weight[position.buckets(n)].expand_as(after))
     parser.save(tmp_path / "m")
     loaded = Parser.load(tmp_path / "m")
-    torch.testing.assert_close(loaded.model.unn.factors[-1].weight, position.weight)
+    torch.testing.assert_close(loaded.model.unn.factor("arc_position").weight, position.weight)
     assert [p.sentence.to_conllu() for p in loaded.predict(train)] == [
         p.sentence.to_conllu() for p in parser.predict(train)
     ]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tests.parser_fixtures import conllu_text, write_treebank
 from unnparse import runtime
 from unnparse.cli.parser_app import app
-from unnparse.parser.conllu_data import read_conllu
+from unnparse.conllu import read_conllu
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser
 from unnparse.runtime import lstm_bfloat16_supported, precision_name, precision_warning, resolve_precision

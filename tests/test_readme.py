@@ -100,7 +100,7 @@ def test_the_python_api_example_runs(tmp_path, capsys):
     args = ["train", "--treebank", "UD_Toy-Test", "--data-dir", str(tmp_path / "data"), "--output", str(model)]
     result = CliRunner().invoke(parser_app, [*args, *small, "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
-    (example,) = [block for block in _code_blocks("python") if "Parser.load" in block]
+    (example,) = [block for block in _code_blocks("python") if "parser = load(" in block]
     assert '"models/UD_English-Sample"' in example
     exec(example.replace('"models/UD_English-Sample"', repr(str(model))), {})  # noqa: S102 - the README's own code
     printed = capsys.readouterr().out

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from unnparse.parser.conllu_data import Sentence, read_conllu
-from unnparse.parser.sample_treebank import (
+from tools.sample_treebank import (
     NAME,
     SPLITS,
     generate_treebank,
@@ -18,6 +17,7 @@ from unnparse.parser.sample_treebank import (
     sample_data_dir,
     sample_treebank_dir,
 )
+from unnparse.conllu import Sentence, read_conllu
 from unnparse.parser.treebank import find_treebank
 
 UD_UPOS = set("ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split())
@@ -149,4 +149,4 @@ def test_splits_do_not_share_sentences(splits: dict[str, list[Sentence]]) -> Non
 def test_readme_states_origin_and_license() -> None:
     readme = (sample_treebank_dir() / "README.md").read_text(encoding="utf-8")
     assert "synthetic" in readme and "MIT" in readme
-    assert "python -m unnparse.parser.sample_treebank" in readme
+    assert "python tools/sample_treebank.py" in readme

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 
 import pytest
 import torch
@@ -284,9 +283,76 @@ def test_linear_schedule_ends_at_the_update_budget_and_the_epochs(tmp_path):
     assert not torch.equal(constant.model.embedding.weight, decayed.model.embedding.weight)
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
+def _png_size(path) -> tuple[int, int]:
+    """Decode the PNG file ``path`` whole and return its (width, height)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        image.load()
+        return image.size
+
+
+def test_attention_figure_labels_queries_and_keys_with_the_tokens(tmp_path):
+    from matplotlib.text import Text
+
+    from unnparse.seqcomplete.attention_plot import (
+        TITLE,
+        attention_figure,
+        attention_maps,
+        figure_size,
+        write_attention,
+    )
+
+    torch.manual_seed(0)
+    model = SeqCompletionUNN(SeqConfig(vocab=12, dim=8, unn_iter=2, order="fb"))
+    batch = parse_sequence("3 4 _ 6", 12)
+    maps = attention_maps(model, batch)
+    assert [title for title, _ in maps] == ["t=1 f", "t=1 b", "t=2 f", "t=2 b"]
+    figure = attention_figure(maps, ["3", "4", "_", "6"])
+    *panels, bar = figure.axes
+    assert [axes.get_title() for axes in panels] == ["t=1 f", "t=1 b", "t=2 f", "t=2 b"]
+    for p, axes in enumerate(panels):  # S[i, j]: row i the query, column j the key
+        assert [label.get_text() for label in axes.get_xticklabels()] == ["3", "4", "_", "6"]
+        if p == 0:  # the query labels on the first map of a row; the others share its rows
+            assert [label.get_text() for label in axes.get_yticklabels()] == ["3", "4", "_", "6"]
+        assert list(axes.get_yticks()) == [0, 1, 2, 3]
+        assert axes.get_xlabel() == "key" and axes.get_ylabel() == ("query" if p == 0 else "")
+        assert torch.equal(torch.from_numpy(axes.images[0].get_array().data), maps[p][1])
+    assert bar.get_ylabel() == "weight" and TITLE in [text.get_text() for text in figure.findobj(Text)]
+    assert (figure.bbox.width, figure.bbox.height) == figure_size(4, 4, 1)
+    # written through the command's function: the same picture, one PNG of that size, nothing left behind
+    png = tmp_path / "att.png"
+    write_attention(model, batch, png)
+    assert _png_size(png) == figure_size(4, 4, 1) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_commands_load_matplotlib_only_to_draw():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, unnparse.cli.unn_app, unnparse.mnist.prototypes, unnparse.seqcomplete.attention_plot;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'PIL')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+def test_attention_tick_labels_are_thinned_where_they_cannot_fit():
+    from unnparse.seqcomplete.attention_plot import CELL, attention_figure, cell_size
+
+    n = 200
+    labels = [str(1 + i % 12) if i % 3 else "_" for i in range(n)]
+    cell = cell_size(n, 1)
+    assert cell < CELL
+    figure = attention_figure([("t=1", torch.full((n, n), 1 / n))], labels)
+    axes = figure.axes[0]
+    rows = [label.get_text() for label in axes.get_yticklabels()]
+    columns = [label.get_text() for label in axes.get_xticklabels()]
+    every = round(axes.get_yticks()[1] - axes.get_yticks()[0])
+    assert 1 < every and rows == labels[::every] and 1 < len(columns) < n
+    assert columns == [labels[int(j)] for j in axes.get_xticks()]
 
 
 def test_cli_generate_train_evaluate_complete_attention(tmp_path):
@@ -320,7 +386,7 @@ def test_cli_generate_train_evaluate_complete_attention(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "2 attention maps" in result.stdout  # random order: one S update per sweep
-    width, height = _png_size(png.read_bytes())
+    width, height = _png_size(png)
     assert width > 2 * 4 * 20 and height > 4 * 20
 
 

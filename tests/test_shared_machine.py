@@ -20,11 +20,11 @@ from unnparse import cpu_threads
 from unnparse.cli import budget
 from unnparse.cli.parser_app import app as parser_app
 from unnparse.cli.unn_app import app as unn_app
+from unnparse.conllu import read_conllu
 from unnparse.cpu_threads import THREADS_CAP, default_threads
-from unnparse.parser import trained_tokenizer as tt
 from unnparse.parser import training
-from unnparse.parser.conllu_data import read_conllu
 from unnparse.runtime import set_threads
+from unnparse.text import trained_tokenizer as tt
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

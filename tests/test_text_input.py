@@ -1,4 +1,4 @@
-"""Tests for unnparse.parser.text_input."""
+"""Tests for unnparse.text.raw_text."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from unnparse.parser.conllu_data import Sentence, read_conllu, write_conllu
-from unnparse.parser.text_input import (
+from unnparse.conllu import Sentence, read_conllu, write_conllu
+from unnparse.text.raw_text import (
     iter_sentences_from_text,
     iter_sentences_from_tokenized,
     normalize_text,

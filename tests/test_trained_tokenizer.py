@@ -8,11 +8,11 @@ import random
 import pytest
 import torch
 
+from unnparse.conllu import Sentence, read_conllu
+from unnparse.evaluation.text_alignment import segmentation_scores
 from unnparse.model_files import ModelFileError, weights_path
-from unnparse.parser import trained_tokenizer as tt
-from unnparse.parser.aligned_metrics import segmentation_scores
-from unnparse.parser.conllu_data import Sentence, read_conllu
-from unnparse.parser.trained_tokenizer import (
+from unnparse.text import trained_tokenizer as tt
+from unnparse.text.trained_tokenizer import (
     SENTENCE_END,
     TOKEN_END,
     WORD_END,

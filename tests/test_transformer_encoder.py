@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.parser_fixtures import conllu_text
-from unnparse.parser.conllu_data import read_conllu
+from unnparse.conllu import read_conllu
 from unnparse.parser.encoders import EncoderLoadError, TransformerEncoder
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser

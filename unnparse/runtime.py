@@ -28,7 +28,6 @@ __all__ = [
     "autocast",
     "check_precision",
     "cpu_has_native_bf16",
-    "host_to_device",
     "lstm_bfloat16_supported",
     "precision_name",
     "precision_warning",
@@ -133,21 +132,6 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContext
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
-
-
-def host_to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """``tensor`` (on the CPU) on ``device``: to CUDA a pinned, asynchronous copy, so that the host goes on queueing
-    work instead of waiting for the device to finish what it has (a plain copy from pageable memory waits)."""
-    device = torch.device(device)
-    if device.type == "cuda" and tensor.device.type == "cpu":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the work queued on ``device`` (a no-op on the CPU), before reading a clock."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def adam(params: Any, *, decoupled: bool = False, **options: Any) -> torch.optim.Optimizer:

@@ -48,10 +48,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
+    from unnparse.conllu.errors import CoNLLUError
     from unnparse.mnist.data import MnistDataError
     from unnparse.model_files import ModelFileError
     from unnparse.output_dir import OutputDirError
-    from unnparse.parser.conllu_data import CoNLLUError
     from unnparse.parser.encoders import EncoderLoadError
     from unnparse.parser.treebank import TreebankError
     from unnparse.seqcomplete.data import SeqDataError

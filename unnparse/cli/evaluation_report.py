@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 from rich.table import Table
 
-from unnparse.parser.aligned_metrics import AlignedScores
-from unnparse.parser.metrics import AttachmentScores, RelationScore
+from unnparse.evaluation.attachment import AttachmentScores, RelationScore
+from unnparse.evaluation.text_alignment import AlignedScores
 
 __all__ = ["aligned_json", "aligned_table", "relation_table", "words_json", "words_table"]
 

@@ -34,7 +34,7 @@ from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 if TYPE_CHECKING:
     import torch
 
-    from unnparse.parser.conllu_data import Sentence
+    from unnparse.conllu.sentence import Sentence
 
 app = typer.Typer(
     name="unnparse",
@@ -145,7 +145,7 @@ DataDir = Annotated[
 
 
 def _read_gold(path: Path):
-    from unnparse.parser.conllu_data import read_conllu
+    from unnparse.conllu.reader import read_conllu
 
     return read_conllu(path, allow_empty=False)
 
@@ -275,9 +275,9 @@ def train(
     import torch
 
     from unnparse.checkpoints import CHECKPOINT
+    from unnparse.conllu.reader import read_conllu
     from unnparse.distributed import exit_process, init_from_env, shutdown
     from unnparse.output_dir import claim_output_dir, lock_environment
-    from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import Parser, default_config, resolve_device
     from unnparse.parser.training import TrainOptions, epoch_table, train_parser
     from unnparse.parser.treebank import resolve_treebank
@@ -416,7 +416,7 @@ def _train_tokenizer_into(
     """Train a tokenizer on the training sentences' text for at most ``max_seconds`` and add it to the model
     directory, unless the rule-based tokenizer segments the dev text better (the mean of token and sentence F1);
     skipped, with a line that says so, when less than :data:`MIN_TOKENIZER_SECONDS` are left."""
-    from unnparse.parser.trained_tokenizer import rule_scores, train_tokenizer
+    from unnparse.text.trained_tokenizer import rule_scores, train_tokenizer
 
     if max_seconds is not None and max_seconds < MIN_TOKENIZER_SECONDS:
         warn(
@@ -474,9 +474,9 @@ def train_tokenizer_command(
 ) -> None:
     """Train the tokenizer and sentence splitter of a parser (for raw text) on a treebank's text."""
     started = time.monotonic()
+    from unnparse.conllu.reader import read_conllu
     from unnparse.model_files import load_config
     from unnparse.output_dir import OutputLock
-    from unnparse.parser.conllu_data import read_conllu
     from unnparse.parser.parser import resolve_device
     from unnparse.parser.treebank import resolve_treebank
     from unnparse.runtime import set_threads
@@ -538,7 +538,8 @@ def evaluate(
 
     With a model, the columns it tags (UPOS, XPOS, FEATS) are cleared before parsing and scored too.
     """
-    from unnparse.parser.conllu_data import TAG_COLUMNS, read_conllu
+    from unnparse.conllu.reader import read_conllu
+    from unnparse.conllu.sentence import TAG_COLUMNS
 
     tag_columns: tuple[str, ...] = ()
     if gold is not None or pred is not None:
@@ -550,7 +551,7 @@ def evaluate(
         source = f"{pred} against {gold}"
         tag_columns = TAG_COLUMNS
     else:
-        from unnparse.parser.parser import Parser
+        from unnparse.parser.loading import load
         from unnparse.parser.treebank import resolve_treebank
         from unnparse.runtime import set_threads
 
@@ -565,10 +566,10 @@ def evaluate(
                 fail(f"treebank {treebank} has no {split.value} file")
         model_dir = _resolve_model(model)
         set_threads(threads)
-        parser = Parser.load(model_dir, device=device, precision=precision.value)
+        parser = load(model_dir, device=device, precision=precision.value)
         gold_sents = _read_gold(input_file)
         if raw_text:
-            from unnparse.parser.aligned_metrics import corpus_text
+            from unnparse.evaluation.text_alignment import corpus_text
 
             lines = corpus_text(gold_sents).split("\n")
             text = parser.text_sentences(lines, source=f"{input_file} (text)", tokenizer=tokenizer.value)
@@ -604,7 +605,7 @@ def _report_scores(
     from unnparse.cli import evaluation_report as report
 
     if alignment is Alignment.characters:
-        from unnparse.parser.aligned_metrics import TextAlignment
+        from unnparse.evaluation.text_alignment import TextAlignment
 
         text_alignment = TextAlignment(gold, pred)
         aligned = text_alignment.scores()
@@ -614,7 +615,7 @@ def _report_scores(
             return
         out_console.print(report.aligned_table(f"evaluation: {source}", aligned))
     else:
-        from unnparse.parser.metrics import relation_scores, score_sentences, tag_accuracies
+        from unnparse.evaluation.attachment import relation_scores, score_sentences, tag_accuracies
 
         scores = score_sentences(gold, pred)
         tags = tag_accuracies(gold, pred, _annotated(pred, tag_columns))
@@ -727,18 +728,18 @@ def parse(
             threads=threads,
         )
         return
+    from unnparse.conllu.reader import iter_conllu
     from unnparse.io_utils import atomic_output
-    from unnparse.parser.conllu_data import iter_conllu
+    from unnparse.parser.loading import load
     from unnparse.parser.output_formats import draw_tree, to_json_line
-    from unnparse.parser.parser import Parser
     from unnparse.parser.sharding import parse_shard_spec, take_shard
-    from unnparse.parser.text_input import iter_sentences_from_tokenized, read_lines, read_text
     from unnparse.runtime import set_threads
+    from unnparse.text.raw_text import iter_sentences_from_tokenized, read_lines, read_text
 
     shard_spec = parse_shard_spec(shard) if shard is not None else None
     model_dir = _resolve_model(model)
     set_threads(threads)
-    parser = Parser.load(model_dir, device=device, precision=precision.value)
+    parser = load(model_dir, device=device, precision=precision.value)
     _warn_precision(precision, parser.device)
     name = str(input_file) if input_file else "<stdin>"
     raw = open(input_file, "rb") if input_file else sys.stdin.buffer  # noqa: SIM115

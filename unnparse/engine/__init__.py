@@ -10,23 +10,17 @@ A UNN is declared, not programmed::
     out = unn.infer({"X": x, "H": h0, "Y": y0}, FixedOrder(["H", "Y"]), sweeps=3)
 
 Observed variables are simply those the schedule never updates.
+
+The engine knows no task and draws nothing on a screen: it imports torch, :mod:`unnparse.devices` and (for
+:class:`TreeEntropy`) :mod:`unnparse.structures`. A task's own factors live with the task
+(:mod:`unnparse.parser.factors`, :mod:`unnparse.seqcomplete.factors`).
 """
 
 from unnparse.engine.dropout import Dropout, dropout_mask
-from unnparse.engine.factors import (
-    ArcFactor,
-    ArcHeadBiasFactor,
-    ArcPositionFactor,
-    AttentionScoreFactor,
-    AttentionValueFactor,
-    Bilinear,
-    Contraction,
-    Conv2dFactor,
-    Factor,
-    signed_distance_buckets,
-)
+from unnparse.engine.factors import Bilinear, Contraction, Conv2dFactor, Factor, sum_per_instance
 from unnparse.engine.graph import UNN, Inference, InitMode, MessageCache, TraceStep, Variable
 from unnparse.engine.regularizers import (
+    Activation,
     NonNegativeSquaredNorm,
     Regularizer,
     SigmoidEntropy,
@@ -39,11 +33,7 @@ from unnparse.engine.schedules import FixedOrder, RandomPermutation, Schedule, f
 
 __all__ = [
     "UNN",
-    "ArcFactor",
-    "ArcHeadBiasFactor",
-    "ArcPositionFactor",
-    "AttentionScoreFactor",
-    "AttentionValueFactor",
+    "Activation",
     "Bilinear",
     "Contraction",
     "Conv2dFactor",
@@ -66,5 +56,5 @@ __all__ = [
     "Variable",
     "dropout_mask",
     "forward_backward",
-    "signed_distance_buckets",
+    "sum_per_instance",
 ]

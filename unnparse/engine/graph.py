@@ -1,9 +1,10 @@
 """The UNN itself: variables, factors, the total energy and unrolled block coordinate descent.
 
 A model is declared as a list of :class:`Variable` (each with a regularizer Ψ and an optional learned bias) and a
-list of :class:`~unnparse.engine.factors.Factor`. :meth:`UNN.infer` runs k sweeps of a
-:class:`~unnparse.engine.schedules.Schedule`, updating one block at a time with x* = ∇Ψ*(z) (Lemma 1). The loop is
-plain PyTorch, so gradients flow through all unrolled sweeps and the parameters are tied across them.
+list of :class:`~unnparse.engine.factors.Factor` (or a mapping from names to factors, to address them by name).
+:meth:`UNN.infer` runs k sweeps of a :class:`~unnparse.engine.schedules.Schedule`, updating one block at a time with
+x* = ∇Ψ*(z) (Lemma 1), as its regularizer's :meth:`~unnparse.engine.regularizers.Regularizer.activate` computes it.
+The loop is plain PyTorch, so gradients flow through all unrolled sweeps and the parameters are tied across them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from unnparse.devices import host_to_device
 from unnparse.engine.dropout import dropout_mask
 from unnparse.engine.factors import Factor
-from unnparse.engine.regularizers import Regularizer, TreeEntropy
+from unnparse.engine.regularizers import Regularizer
 from unnparse.engine.schedules import Schedule
-from unnparse.runtime import host_to_device
 
 __all__ = ["Inference", "InitMode", "MessageCache", "TraceStep", "UNN", "Variable"]
 
@@ -69,21 +70,30 @@ class Inference:
     states: dict[str, Tensor]
     #: the last pre-activation z of each updated (or initialized) variable
     preactivations: dict[str, Tensor]
-    #: per-variable auxiliary outputs of the last update (the log-partition for tree variables)
-    aux: dict[str, Any] = field(default_factory=dict)
+    #: per-variable auxiliary outputs of the last update (:attr:`Activation.aux`, e.g. the log-partition of a
+    #: tree variable); only for the variables whose regularizer gives one
+    aux: dict[str, Tensor] = field(default_factory=dict)
     trace: list[TraceStep] = field(default_factory=list)
 
 
 class UNN(nn.Module):
-    """A factor graph with multilinear factors and convex unaries, run by block coordinate descent."""
+    """A factor graph with multilinear factors and convex unaries, run by block coordinate descent.
 
-    def __init__(self, variables: Sequence[Variable], factors: Sequence[Factor]) -> None:
+    ``factors`` is a sequence, or a mapping from names to factors: :meth:`factor` then finds one by its name. Either
+    way :attr:`factors` lists them in the given order (their parameters are ``factors.<i>.*`` in the state dict).
+    """
+
+    def __init__(self, variables: Sequence[Variable], factors: Sequence[Factor] | Mapping[str, Factor]) -> None:
         super().__init__()
         names = [v.name for v in variables]
         if len(set(names)) != len(names):
             raise ValueError(f"variable names must be unique, got {names}")
         self.variables: dict[str, Variable] = {v.name: v for v in variables}
+        factor_names: list[str] = []
+        if isinstance(factors, Mapping):
+            factor_names, factors = list(factors), list(factors.values())
         self.factors = nn.ModuleList(factors)
+        self._factor_index: dict[str, int] = {n: i for i, n in enumerate(factor_names)}
         self.biases = nn.ParameterDict(
             {v.name: nn.Parameter(torch.zeros(v.bias_shape)) for v in variables if v.bias_shape is not None}
         )
@@ -93,6 +103,17 @@ class UNN(nn.Module):
                 if n not in self._neighbors:
                     raise ValueError(f"factor {type(f).__name__} links unknown variable {n!r}; known: {names}")
                 self._neighbors[n].append(f)
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        """The names of the factors, in order (empty when they were given as a sequence)."""
+        return tuple(self._factor_index)
+
+    def factor(self, name: str) -> Factor:
+        """The factor declared under ``name``."""
+        if name not in self._factor_index:
+            raise KeyError(f"no factor named {name!r}; named: {list(self._factor_index)}")
+        return self.factors[self._factor_index[name]]  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ updates
     def preactivation(
@@ -126,13 +147,6 @@ class UNN(nn.Module):
             new = torch.where(_lookup(context, var.clamp_key, var.name), old, new)
         return new
 
-    def _activate(self, var: Variable, z: Tensor, context: Context | None) -> tuple[Tensor, Any]:
-        reg = var.regularizer
-        if isinstance(reg, TreeEntropy):
-            log_z, marginals = reg.log_partition_and_marginals(z, context)
-            return marginals, log_z
-        return reg.activation(z, context), None
-
     def update(
         self,
         name: str,
@@ -140,12 +154,13 @@ class UNN(nn.Module):
         context: Context | None = None,
         *,
         messages: MessageCache | None = None,
-    ) -> tuple[Tensor, Tensor, Any]:
-        """The exact block minimizer of the energy in ``name``: returns (new state, pre-activation, aux)."""
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The exact block minimizer of the energy in ``name``: returns (new state, pre-activation, aux), ``aux``
+        the regularizer's auxiliary output (:attr:`Activation.aux`, None for most)."""
         var = self.variables[name]
         z = self.preactivation(name, states, context, messages=messages)
-        new, aux = self._activate(var, z, context)
-        return self._finish(var, new, states.get(name), context), z, aux
+        act = var.regularizer.activate(z, context)
+        return self._finish(var, act.state, states.get(name), context), z, act.aux
 
     # ------------------------------------------------------------------ states
     def initial_state(
@@ -171,7 +186,7 @@ class UNN(nn.Module):
         elif mode in ("uniform", "random"):
             if mode == "random":
                 z = host_to_device(torch.rand(tuple(shape), generator=generator, dtype=dtype, device="cpu"), z.device)
-            state = self._activate(var, z, context)[0]
+            state = var.regularizer.activation(z, context)
         else:
             raise ValueError(f"unknown init mode {mode!r}; use zero, uniform or random")
         return self._finish(var, state, None, context), z

@@ -4,8 +4,12 @@ Every variable X of a UNN has the unary energy ``E_X(x) = -<b, x> + Ψ(x)`` with
 X is ``x* = ∇Ψ*(z)`` where ``z`` is the pre-activation (bias plus the messages of the factors touching X; Lemma 1).
 Each regularizer here provides
 
-* :meth:`Regularizer.activation` — ∇Ψ*(z), the exact block minimizer, and
+* :meth:`Regularizer.activate` — ∇Ψ*(z), the exact block minimizer, as an :class:`Activation`: the new state and,
+  for a regularizer whose activation computes one on the way, an auxiliary output (the log-partition of a
+  structured distribution, which the loss reuses);
 * :meth:`Regularizer.value` — Ψ(x) summed over all but the batch dimension, for the energy.
+
+:meth:`Regularizer.activation` is the state alone.
 
 The ``context`` mapping carries per-call data such as sentence lengths or attention masks, looked up under a key
 chosen when the regularizer is built. A regularizer itself holds no parameters and no state.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,6 +28,7 @@ from torch import Tensor
 Context = Mapping[str, Any]
 
 __all__ = [
+    "Activation",
     "Context",
     "NonNegativeSquaredNorm",
     "Regularizer",
@@ -50,15 +56,29 @@ def _outside(x: Tensor, bad: Tensor) -> Tensor:
     return torch.where(count > 0, torch.full_like(count, math.inf), torch.zeros_like(count))
 
 
+@dataclass(frozen=True)
+class Activation:
+    """What a block update computes: the new ``state`` ∇Ψ*(z) and an optional auxiliary output ``aux`` (same
+    batch dimension), such as the log-partition log Z(z) [B] of :class:`TreeEntropy`; None when there is none."""
+
+    state: Tensor
+    aux: Tensor | None = None
+
+
 class Regularizer:
-    """Base class: a strictly convex Ψ with its activation ∇Ψ*."""
+    """Base class: a strictly convex Ψ with its activation ∇Ψ*. Subclasses define :meth:`activate` and
+    :meth:`value`."""
 
     #: whether Ψ is differentiable in the interior of its domain (False for constrained/structured ones)
     smooth: bool = True
 
-    def activation(self, z: Tensor, context: Context | None = None) -> Tensor:
-        """∇Ψ*(z): the unique maximizer of <x, z> - Ψ(x)."""
+    def activate(self, z: Tensor, context: Context | None = None) -> Activation:
+        """∇Ψ*(z), the unique maximizer of <x, z> - Ψ(x), with the auxiliary output of its computation."""
         raise NotImplementedError
+
+    def activation(self, z: Tensor, context: Context | None = None) -> Tensor:
+        """∇Ψ*(z) alone: the state of :meth:`activate`."""
+        return self.activate(z, context).state
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
         """Ψ(x) per instance (shape [B]); +inf outside the domain."""
@@ -71,8 +91,8 @@ class Regularizer:
 class SquaredNorm(Regularizer):
     """Ψ(x) = ½‖x‖²; activation: identity."""
 
-    def activation(self, z: Tensor, context: Context | None = None) -> Tensor:
-        return z
+    def activate(self, z: Tensor, context: Context | None = None) -> Activation:
+        return Activation(z)
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
         return 0.5 * _sum_per_instance(x * x)
@@ -83,8 +103,8 @@ class NonNegativeSquaredNorm(Regularizer):
 
     smooth = False
 
-    def activation(self, z: Tensor, context: Context | None = None) -> Tensor:
-        return torch.relu(z)
+    def activate(self, z: Tensor, context: Context | None = None) -> Activation:
+        return Activation(torch.relu(z))
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
         return 0.5 * _sum_per_instance(x * x) + _outside(x, x < 0)
@@ -93,8 +113,8 @@ class NonNegativeSquaredNorm(Regularizer):
 class TanhEntropy(Regularizer):
     """Ψ(x) = Σ φ((1+x)/2) + φ((1-x)/2) + ι_{[-1,1]}, φ(t) = t log t; activation: tanh."""
 
-    def activation(self, z: Tensor, context: Context | None = None) -> Tensor:
-        return torch.tanh(z)
+    def activate(self, z: Tensor, context: Context | None = None) -> Activation:
+        return Activation(torch.tanh(z))
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
         inside = _sum_per_instance(_xlogx((1 + x) / 2) + _xlogx((1 - x) / 2))
@@ -104,8 +124,8 @@ class TanhEntropy(Regularizer):
 class SigmoidEntropy(Regularizer):
     """Ψ(x) = Σ φ(x) + φ(1-x) + ι_{[0,1]}; activation: sigmoid."""
 
-    def activation(self, z: Tensor, context: Context | None = None) -> Tensor:
-        return torch.sigmoid(z)
+    def activate(self, z: Tensor, context: Context | None = None) -> Activation:
+        return Activation(torch.sigmoid(z))
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
         inside = _sum_per_instance(_xlogx(x) + _xlogx(1 - x))
@@ -133,7 +153,7 @@ class SoftmaxEntropy(Regularizer):
             raise KeyError(f"SoftmaxEntropy needs context[{self.mask_key!r}]")
         return context[self.mask_key]
 
-    def activation(self, z: Tensor, context: Context | None = None) -> Tensor:
+    def activate(self, z: Tensor, context: Context | None = None) -> Activation:
         mask = self._mask(context)
         logits = z / self.scale
         if mask is not None:
@@ -141,7 +161,7 @@ class SoftmaxEntropy(Regularizer):
         probs = torch.softmax(logits, dim=self.dim)
         if mask is not None:
             probs = torch.nan_to_num(probs, nan=0.0)  # rows with an empty support stay 0
-        return probs
+        return Activation(probs)
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
         mask = self._mask(context)
@@ -181,13 +201,14 @@ class TreeEntropy(Regularizer):
             raise KeyError(f"TreeEntropy needs context[{self.lengths_key!r}] (words per sentence)")
         return context[self.lengths_key]
 
-    def activation(self, z: Tensor, context: Context | None = None) -> Tensor:
-        from unnparse.structures import arc_marginals
-
-        return arc_marginals(z, self._lengths(context), single_root=self.single_root)[1]
+    def activate(self, z: Tensor, context: Context | None = None) -> Activation:
+        """The arc marginals, with the log-partition [B] as ``aux``: one matrix-tree computation serves the update
+        and the loss (footnote 3)."""
+        log_z, marginals = self.log_partition_and_marginals(z, context)
+        return Activation(marginals, log_z)
 
     def log_partition_and_marginals(self, z: Tensor, context: Context | None = None) -> tuple[Tensor, Tensor]:
-        """Both outputs of the matrix-tree computation (one call serves the update and the loss, footnote 3)."""
+        """Both outputs of the matrix-tree computation: log Z(z) [B] and the marginals [B, N+1, N+1]."""
         from unnparse.structures import arc_marginals
 
         return arc_marginals(z, self._lengths(context), single_root=self.single_root)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from unnparse.downloads import fetch, host_of
 from unnparse.io_utils import atomic_write_bytes
-from unnparse.parser.treebank import default_data_dir as _data_root
+from unnparse.paths import data_root
 
 __all__ = [
     "FILES",
@@ -77,7 +77,7 @@ class MnistData:
 
 def default_data_dir() -> Path:
     """``$UNNPARSE_DATA/mnist`` when that variable is set, else ``./data/mnist``."""
-    return _data_root() / "mnist"
+    return data_root() / "mnist"
 
 
 def read_idx(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> Tensor:

@@ -23,11 +23,12 @@ from rich.console import Console
 from torch import Tensor
 
 from unnparse.checkpoints import gather_rank_states, restore_rank_state, resume_training, write_checkpoint
+from unnparse.devices import host_to_device
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
 from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
 from unnparse.model_files import Limit, ModelFileError, check_config, load_config, load_weights, save_model
-from unnparse.runtime import adam, denormals_flushed, host_to_device, resolve_device, training_progress
+from unnparse.runtime import adam, denormals_flushed, resolve_device, training_progress
 
 __all__ = [
     "EpochStats",

@@ -1,21 +1,25 @@
-"""Dependency parsing: data, models, training and evaluation.
+r"""Dependency parsing: data, models, training and evaluation.
 
-The entry point for Python users is :class:`Parser`::
+The entry point for Python users is :func:`load`, which gives a :class:`Parser` (or a :class:`ParserEnsemble`:
+several parsers trained on the same treebank combined into one by :func:`combine_parsers`); both are
+:class:`Predictor`\ s and parse alike::
 
-    from unnparse.parser import Parser
+    from unnparse.parser import load
 
-    parser = Parser.load("models/UD_English-Sample")
+    parser = load("models/UD_English-Sample")
     for sentence in parser.parse(["The cat sat on the mat."]):
         print(sentence.to_conllu())
-
-Several parsers trained on the same treebank combine into one (:func:`combine_parsers`, loaded by
-:meth:`Parser.load` as a :class:`ParserEnsemble`).
 """
 
-from unnparse.parser.conllu_data import CoNLLUError, Sentence, read_conllu, write_conllu
+from unnparse.conllu.errors import CoNLLUError
+from unnparse.conllu.reader import read_conllu
+from unnparse.conllu.sentence import Sentence
+from unnparse.conllu.writer import write_conllu
+from unnparse.evaluation.attachment import AttachmentScores, score_sentences
 from unnparse.parser.ensemble import ParserEnsemble, combine_parsers
-from unnparse.parser.metrics import AttachmentScores, score_sentences
-from unnparse.parser.parser import ParsedSentence, Parser
+from unnparse.parser.loading import load
+from unnparse.parser.parser import Parser
+from unnparse.parser.predictor import ParsedSentence, Predictor
 
 __all__ = [
     "AttachmentScores",
@@ -23,8 +27,10 @@ __all__ = [
     "ParsedSentence",
     "Parser",
     "ParserEnsemble",
+    "Predictor",
     "Sentence",
     "combine_parsers",
+    "load",
     "read_conllu",
     "score_sentences",
     "write_conllu",

@@ -25,10 +25,11 @@ import torch
 from torch import Tensor
 
 import unnparse
+from unnparse.conllu.sentence import Sentence
 from unnparse.model_files import CONFIG_FILE, FILES_KEY, ModelFileError, commit_config, load_config
-from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.model import best_known_label
-from unnparse.parser.parser import BatchPrediction, Parser
+from unnparse.parser.parser import Parser
+from unnparse.parser.predictor import BatchPrediction, Predictor
 from unnparse.structures import arc_marginals, max_spanning_tree
 
 __all__ = ["ENSEMBLE_KIND", "ParserEnsemble", "combine_parsers"]
@@ -38,11 +39,12 @@ ENSEMBLE_FORMAT = 1
 MAX_MEMBERS = 100
 
 
-class ParserEnsemble(Parser):
-    """Several parsers with the same relation labels (and tag sets) that parse as one.
+class ParserEnsemble(Predictor):
+    r"""Several parsers with the same relation labels (and tag sets) that parse as one.
 
-    ``model``, ``featurizer`` and ``config`` are the first member's (its labels name the output); ``members`` holds
-    them all. Parsing, evaluation and the Python API work as for a single :class:`Parser`.
+    ``featurizer`` and the tokenizer are the first member's (its labels name the output); ``members`` holds them
+    all. Parsing, evaluation and the Python API work as for a single :class:`Parser` (both are
+    :class:`~unnparse.parser.predictor.Predictor`\ s).
     """
 
     def __init__(self, members: Sequence[Parser], config: dict[str, Any], *, precision: str = "auto") -> None:
@@ -50,9 +52,18 @@ class ParserEnsemble(Parser):
             raise ValueError("an ensemble needs at least one parser")
         _check_compatible(members)
         first = members[0]
-        super().__init__(first.model, first.featurizer, config, precision=precision)
+        super().__init__(first.featurizer, config, precision=precision)
         self.members = list(members)
         self.tokenizer = first.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        """Where the members are (the first member's device)."""
+        return self.members[0].device
+
+    def _to_eval_mode(self) -> None:
+        for member in self.members:
+            member.model.eval()
 
     @classmethod
     def load(
@@ -97,7 +108,7 @@ class ParserEnsemble(Parser):
                 )
             if records is not None:
                 _check_member_config(member, records.get(f"member-{i}"), cfg_path)
-            members.append(Parser.load_single(member, device, precision=precision))
+            members.append(Parser.load(member, device, precision=precision))
         try:
             return cls(members, config, precision=precision)
         except ValueError as err:
@@ -214,10 +225,9 @@ def combine_parsers(
         raise ValueError("an ensemble needs at least two models")
     members = []
     for path in models:
-        member = Parser.load(path, device)
-        if isinstance(member, ParserEnsemble):
+        if load_config(path).get("kind") == ENSEMBLE_KIND:
             raise ModelFileError(f"{Path(path) / CONFIG_FILE}: is an ensemble already; combine its members instead")
-        members.append(member)
+        members.append(Parser.load(path, device))
     try:
         ensemble = ParserEnsemble(members, {"treebank": members[0].config.get("treebank")})
     except ValueError as err:

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
+from unnparse.conllu.sentence import TAG_COLUMNS, Sentence
+from unnparse.devices import host_to_device
 from unnparse.parser.vocab import ROOT, UNK, Vocab
-from unnparse.runtime import host_to_device
 
 __all__ = ["MAX_ENCODER_WORD_CHARS", "Batch", "Featurizer", "clip_word"]
 
@@ -59,7 +59,7 @@ class Batch:
         return self._map(lambda v: v.to(device, non_blocking=non_blocking))
 
     def to_device(self, device: torch.device) -> Batch:
-        """This batch on ``device``: a pinned, asynchronous copy to CUDA (:func:`~unnparse.runtime.host_to_device`)."""
+        """This batch on ``device``: a pinned, asynchronous copy to CUDA (:func:`~unnparse.devices.host_to_device`)."""
         return self._map(lambda v: host_to_device(v, device))
 
     def pin_memory(self) -> Batch:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the command line reads DEFAULT_MAX_WORDS without loading the CoNLL-U machinery
-    from unnparse.parser.conllu_data import Sentence
+    from unnparse.conllu.sentence import Sentence
 
 __all__ = [
     "DEFAULT_MAX_WORDS",
@@ -84,7 +84,7 @@ def piece_spans(n_words: int, max_words: int) -> list[tuple[int, int]]:
 
 def piece_sentences(sentence: Sentence, spans: Sequence[tuple[int, int]]) -> list[Sentence]:
     """The words of each span of ``sentence`` as an unannotated sentence (same source and line)."""
-    from unnparse.parser.conllu_data import Sentence
+    from unnparse.conllu.sentence import Sentence
 
     words = sentence.words
     return [Sentence.from_words(words[a:b], source=sentence.source, line=sentence.line) for a, b in spans]

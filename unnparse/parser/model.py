@@ -18,9 +18,6 @@ from torch import Tensor, nn
 
 from unnparse.engine import (
     UNN,
-    ArcFactor,
-    ArcHeadBiasFactor,
-    ArcPositionFactor,
     Bilinear,
     Dropout,
     FixedOrder,
@@ -28,10 +25,15 @@ from unnparse.engine import (
     SquaredNorm,
     TreeEntropy,
     Variable,
+)
+from unnparse.parser.encoders import ScratchEncoder, TransformerEncoder
+from unnparse.parser.factors import (
+    DISTANCE_EDGES,
+    ArcFactor,
+    ArcHeadBiasFactor,
+    ArcPositionFactor,
     signed_distance_buckets,
 )
-from unnparse.engine.factors import DISTANCE_EDGES
-from unnparse.parser.encoders import ScratchEncoder, TransformerEncoder
 from unnparse.parser.features import Batch
 from unnparse.structures import max_spanning_tree
 
@@ -65,7 +67,8 @@ def build_parser_unn(
     input_dim: int, hidden: int, *, dropout: float = 0.0, single_root: bool = True, arc_position: bool = False
 ) -> UNN:
     """The factor graph of Fig. 2(d): X, H, M, Y with factors XH, XM, HMY (+ a head bias on Y, and with
-    ``arc_position`` a learned score of each arc's direction and length)."""
+    ``arc_position`` a learned score of each arc's direction and length), named ``xh``, ``xm``, ``arc``,
+    ``head_bias`` and ``arc_position`` (:meth:`UNN.factor`)."""
     return UNN(
         [
             Variable("X", SquaredNorm()),
@@ -73,13 +76,13 @@ def build_parser_unn(
             Variable("M", NonNegativeSquaredNorm(), bias_shape=(hidden,), mask_key="token_mask", dropout=dropout),
             Variable("Y", TreeEntropy(lengths_key="lengths", single_root=single_root)),
         ],
-        [
-            Bilinear("X", "H", input_dim, hidden),
-            Bilinear("X", "M", input_dim, hidden),
-            ArcFactor("H", "M", "Y", hidden),
-            ArcHeadBiasFactor("H", "Y", hidden),
-            *([ArcPositionFactor("Y")] if arc_position else []),
-        ],
+        {
+            "xh": Bilinear("X", "H", input_dim, hidden),
+            "xm": Bilinear("X", "M", input_dim, hidden),
+            "arc": ArcFactor("H", "M", "Y", hidden),
+            "head_bias": ArcHeadBiasFactor("H", "Y", hidden),
+            **({"arc_position": ArcPositionFactor("Y")} if arc_position else {}),
+        },
     )
 
 
@@ -105,7 +108,7 @@ class ParserModel(nn.Module):
         )
         self.schedule = FixedOrder(["H", "M", "Y"])
         with torch.no_grad():
-            self.unn.factors[2].weight.zero_()  # biaffine weights start at 0 (uniform trees), as usual
+            self.unn.factor("arc").weight.zero_()  # biaffine weights start at 0 (uniform trees), as usual
         # the relation classifier reads the final H and M, and (rel_from_x) the encoder's word vectors too
         self.rel_from_x = bool(config.get("rel_from_x", False))
         rel_in = hidden + (encoder.output_dim if self.rel_from_x else 0)

@@ -6,7 +6,7 @@ import json
 import unicodedata
 from collections.abc import Sequence
 
-from unnparse.parser.conllu_data import Sentence
+from unnparse.conllu.sentence import Sentence
 
 __all__ = ["draw_tree", "to_json_line"]
 

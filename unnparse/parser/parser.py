@@ -1,4 +1,5 @@
-"""The user-facing parser: build from training data, save/load a model directory, parse sentences.
+"""One parser network: build it from training data, save and load its model directory; it parses as every
+:class:`~unnparse.parser.predictor.Predictor` does.
 
 >>> parser = Parser.load("models/UD_English-Sample")          # doctest: +SKIP
 >>> for sentence in parser.parse(["The cat sat on the mat."]):  # doctest: +SKIP
@@ -8,16 +9,14 @@
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 import unnparse
+from unnparse.conllu.sentence import TAG_COLUMNS, Sentence
 from unnparse.model_files import (
     CONFIG_FILE,
     FILES_KEY,
@@ -32,33 +31,15 @@ from unnparse.model_files import (
     write_data_dir,
     write_weights,
 )
-from unnparse.parser.batching import inference_batches
-from unnparse.parser.conllu_data import TAG_COLUMNS, Sentence
 from unnparse.parser.encoders import TransformerEncoder, build_encoder
 from unnparse.parser.features import ROOT_CHAR, Featurizer
-from unnparse.parser.long_sentences import (
-    DEFAULT_MAX_WORDS,
-    LongSentenceWarning,
-    ParseMemoryError,
-    check_max_words,
-    is_out_of_memory,
-    join_pieces,
-    piece_sentences,
-    piece_spans,
-    split_message,
-)
 from unnparse.parser.model import ParserModel
-from unnparse.parser.text_input import iter_sentences_from_text, sentences_from_tokenized
-from unnparse.parser.trained_tokenizer import TrainedTokenizer
+from unnparse.parser.predictor import BatchPrediction, ParsedSentence, Predictor
 from unnparse.parser.vocab import PAD, UNK, Vocab
-from unnparse.runtime import autocast, check_precision, resolve_device, resolve_precision
+from unnparse.runtime import resolve_device
+from unnparse.text.trained_tokenizer import TrainedTokenizer
 
 __all__ = ["BatchPrediction", "ParsedSentence", "Parser", "default_config", "resolve_device"]
-
-#: Words of the sentences that :meth:`Parser.predict` holds at a time (besides ``chunk_sentences``).
-CHUNK_WORDS = 100_000
-#: What :meth:`Parser._predict_units` gives for one sentence: heads, relation names, tags by column, marginal rows.
-_UnitPrediction = tuple[list[int], list[str], dict[str, list[str]], list[list[float]] | None]
 
 FORMAT_VERSION = 2  # 2: unpacked BiLSTM weights, UPOS tagger, relation classifier reading X
 ENCODER_DIR = "encoder"  # the encoder's files in a model directory written before manifests (now encoder-<hex>/)
@@ -170,52 +151,16 @@ def default_config(
     }
 
 
-@dataclass
-class BatchPrediction:
-    """What a parser predicts for one batch: ``heads`` and ``rels`` [B, N+1] (ids), ``tags`` by column [B, N+1],
-    and the arc marginals [B, N+1, N+1] when asked for."""
-
-    heads: Tensor
-    rels: Tensor
-    tags: dict[str, Tensor]
-    marginals: Tensor | None = None
-
-
-@dataclass
-class ParsedSentence:
-    """A parsed sentence, with the arc marginals Y when asked for ([n, n+1]: row = dependent, column = head)."""
-
-    sentence: Sentence
-    marginals: list[list[float]] | None = None
-
-
-class Parser:
-    """A trained (or freshly built) dependency parser: network, vocabularies and config.
-
-    ``precision`` (``auto``, ``float32`` or ``bfloat16``) is the arithmetic of the encoder when parsing: ``auto``
-    is bfloat16 on CUDA and float32 on the CPU (see :func:`unnparse.runtime.resolve_precision`); ``bfloat16`` on a
-    CPU with native bfloat16 (AMX) parses faster (1.2-1.4x end to end on the benchmark treebanks). The UNN
-    iterations and the tree structures always run in float32.
+class Parser(Predictor):
+    """A trained (or freshly built) dependency parser: one network, its vocabularies and config; it parses as
+    every :class:`~unnparse.parser.predictor.Predictor` does (``precision`` and the prediction methods are there).
     """
 
     def __init__(
         self, model: ParserModel, featurizer: Featurizer, config: dict[str, Any], *, precision: str = "auto"
     ) -> None:
+        super().__init__(featurizer, config, precision=precision)
         self.model = model
-        self.featurizer = featurizer
-        self.config = config
-        self.precision = precision
-        #: The tokenizer and sentence splitter learnt from the training treebank (None: the rule-based one).
-        self.tokenizer: TrainedTokenizer | None = None
-
-    @property
-    def precision(self) -> str:
-        """``auto``, ``float32`` or ``bfloat16``: the encoder's arithmetic when parsing."""
-        return self._precision
-
-    @precision.setter
-    def precision(self, name: str) -> None:
-        self._precision = check_precision(name)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -255,27 +200,23 @@ class Parser:
     def load(
         cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", *, precision: str = "auto"
     ) -> Parser:
-        """Load a model directory written by :meth:`save` (no training data needed); ``precision`` as in the class.
+        """Load the model directory of one parser written by :meth:`save` (no training data needed); ``precision``
+        as in :class:`~unnparse.parser.predictor.Predictor`. :func:`unnparse.parser.load` loads any parser
+        directory, an ensemble's too.
 
-        A directory written by :func:`unnparse.parser.ensemble.combine_parsers` loads as a
-        :class:`~unnparse.parser.ensemble.ParserEnsemble`, which parses like one parser. Loading never runs code
-        from the directory, checks every config value against :data:`CONFIG_LIMITS` and every data file against
-        the sizes and hashes that ``config.json`` records (see :mod:`unnparse.model_files`).
+        Loading never runs code from the directory, checks every config value against :data:`CONFIG_LIMITS` and
+        every data file against the sizes and hashes that ``config.json`` records (see :mod:`unnparse.model_files`).
 
         Raises:
-            ModelFileError: a missing, corrupt, mismatched or out-of-range part (one line naming the file).
+            ModelFileError: a missing, corrupt, mismatched or out-of-range part, or an ensemble's directory (one line
+                naming the file).
         """
-        from unnparse.parser.ensemble import ENSEMBLE_KIND, ParserEnsemble
-
-        if load_config(path).get("kind") == ENSEMBLE_KIND:
-            return ParserEnsemble.load(path, device, precision=precision)
-        return cls.load_single(path, device, precision=precision)
-
-    @classmethod
-    def load_single(
-        cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", *, precision: str = "auto"
-    ) -> Parser:
-        """Load the model directory of one parser (an ensemble's directory is refused: see :meth:`load`)."""
+        config = load_config(path)
+        if config.get("kind") == "parser-ensemble":
+            raise ModelFileError(
+                f"{Path(path) / CONFIG_FILE}: an ensemble of parsers: load it with unnparse.parser.load (or "
+                "ParserEnsemble.load)"
+            )
         config = load_config(path, kind="parser")
         cfg_path = Path(path) / CONFIG_FILE
         if config.get("format_version") != FORMAT_VERSION:
@@ -342,114 +283,8 @@ class Parser:
         return next(self.model.parameters()).device
 
     # ------------------------------------------------------------------ prediction
-    @torch.no_grad()
-    def predict(
-        self,
-        sentences: Iterable[Sentence],
-        *,
-        batch_tokens: int = 4000,
-        marginals: bool = False,
-        chunk_sentences: int = 2000,
-        max_words: int = DEFAULT_MAX_WORDS,
-        on_split: Callable[[str], None] | None = None,
-    ) -> Iterator[ParsedSentence]:
-        """Parse sentences, yielding results in input order as soon as each chunk is done (streaming).
-
-        A sentence longer than ``max_words`` words is parsed in pieces joined into one tree (the policy of
-        :mod:`unnparse.parser.long_sentences`; such a sentence has no marginals), and ``on_split`` is called with
-        a one-line notice naming its file and line (default: a :class:`LongSentenceWarning`), so that peak memory
-        is bounded by ``batch_tokens`` and ``max_words`` whatever the input. Chunks hold at most
-        ``chunk_sentences`` sentences and about :data:`CHUNK_WORDS` words.
-
-        Raises:
-            ValueError: ``max_words`` below 2.
-            ParseMemoryError: a batch ran out of memory (a ValueError naming the file and line of its longest
-                sentence).
-        """
-        check_max_words(max_words)
+    def _to_eval_mode(self) -> None:
         self.model.eval()
-        chunk: list[Sentence] = []
-        words = 0
-        for sentence in sentences:
-            chunk.append(sentence)
-            words += len(sentence)
-            if len(chunk) >= chunk_sentences or words >= CHUNK_WORDS:
-                yield from self._predict_chunk(chunk, batch_tokens, marginals, max_words, on_split)
-                chunk, words = [], 0
-        if chunk:
-            yield from self._predict_chunk(chunk, batch_tokens, marginals, max_words, on_split)
-
-    def _predict_chunk(
-        self,
-        chunk: list[Sentence],
-        batch_tokens: int,
-        marginals: bool,
-        max_words: int = DEFAULT_MAX_WORDS,
-        on_split: Callable[[str], None] | None = None,
-    ) -> list[ParsedSentence]:
-        # what is parsed: each sentence, or the pieces of an over-long one; plan: (first unit, spans or None)
-        units: list[Sentence] = []
-        plan: list[tuple[int, list[tuple[int, int]] | None]] = []
-        for sentence in chunk:
-            if len(sentence) <= max_words:
-                plan.append((len(units), None))
-                units.append(sentence)
-                continue
-            spans = piece_spans(len(sentence), max_words)
-            notice = split_message(sentence, len(spans), max_words, marginals=marginals)
-            if on_split is None:
-                warnings.warn(notice, LongSentenceWarning, stacklevel=4)
-            else:
-                on_split(notice)
-            plan.append((len(units), spans))
-            units.extend(piece_sentences(sentence, spans))
-        parsed = self._predict_units(units, batch_tokens, marginals)
-        results: list[ParsedSentence] = []
-        for sentence, (first, spans) in zip(chunk, plan, strict=True):
-            if spans is None:
-                heads, labels, tags, m = parsed[first]
-            else:
-                parts = parsed[first : first + len(spans)]
-                heads, labels = join_pieces(spans, [p[0] for p in parts], [p[1] for p in parts])
-                tags = {name: [t for p in parts for t in p[2][name]] for name in parts[0][2]}
-                m = None
-            results.append(ParsedSentence(sentence.with_predictions(heads, labels, tags=tags), m))
-        return results
-
-    def _predict_units(self, units: list[Sentence], batch_tokens: int, marginals: bool) -> list[_UnitPrediction]:
-        """(heads, relation names, tags by column, marginal rows or None) of each sentence, in order."""
-        out: list[_UnitPrediction | None] = [None] * len(units)
-        device = self.device
-        dtype = resolve_precision(self.precision, device)
-        lengths = [len(s) for s in units]
-        rel_names = self.featurizer.rels.itos
-        # sorted by length, cut where the budget is reached or padding would pass a quarter of the real positions
-        for idx in inference_batches(lengths, batch_tokens):
-            try:
-                with autocast(device, dtype):  # the UNN and the trees inside run in float32 regardless
-                    pred = self._predict_batch([units[i] for i in idx], idx, marginals)
-            except (MemoryError, RuntimeError) as err:
-                if not is_out_of_memory(err):
-                    raise
-                longest = units[max(idx, key=lambda i: lengths[i])]
-                raise ParseMemoryError(
-                    f"{longest.source}:{longest.line}: out of memory parsing {len(idx)} sentence(s) of up to "
-                    f"{len(longest):,} words: lower --max-words (or --batch-tokens)"
-                ) from None
-            heads_l, rels_l = pred.heads.cpu().tolist(), pred.rels.cpu().tolist()
-            tags_l = {name: ids.cpu().tolist() for name, ids in pred.tags.items()}
-            marg = pred.marginals.float().cpu() if pred.marginals is not None else None
-            for row, i in enumerate(idx):
-                n = lengths[i]
-                labels = [rel_names[r] for r in rels_l[row][1 : n + 1]]
-                tags = {
-                    name: [self.featurizer.tags[name].itos[t] for t in ids[row][1 : n + 1]]
-                    for name, ids in tags_l.items()
-                }
-                m = None if marg is None else _marginal_rows(marg[row], n)
-                out[i] = (heads_l[row][1 : n + 1], labels, tags, m)
-        assert all(o is not None for o in out)
-        return [o for o in out if o is not None]
 
     def _predict_batch(self, sentences: Sequence[Sentence], idx: Sequence[int], marginals: bool) -> BatchPrediction:
         """Heads, labels, tags (and arc marginals when asked) of one batch of sentences."""
@@ -457,46 +292,3 @@ class Parser:
         out = self.model(batch, marginals=marginals)
         heads, rels = self.model.decode(out, batch)
         return BatchPrediction(heads, rels, self.model.predict_tags(out, batch), out.marginals)
-
-    def text_sentences(
-        self, lines: Iterable[str], *, source: str = "<stdin>", tokenizer: str = "auto"
-    ) -> Iterator[Sentence]:
-        """Split and tokenize raw text (an iterable of lines, streamed): with the tokenizer learnt from the
-        treebank (``tokenizer="model"``, or ``"auto"`` when the model has one) or the rule-based one (``"rules"``).
-
-        Raises:
-            ValueError: ``tokenizer="model"`` for a model without a trained tokenizer, or an unknown name.
-        """
-        if tokenizer not in ("auto", "model", "rules"):
-            raise ValueError(f"tokenizer must be auto, model or rules, not {tokenizer!r}")
-        if tokenizer == "model" and self.tokenizer is None:
-            raise ValueError("this model has no trained tokenizer (train one with `unnparse train-tokenizer`)")
-        if tokenizer != "rules" and self.tokenizer is not None:
-            return self.tokenizer.iter_sentences(lines, source=source)
-        return iter_sentences_from_text(lines, source=source)
-
-    def parse(
-        self, inputs: str | Sequence[str] | Sequence[Sequence[str]], *, batch_tokens: int = 4000
-    ) -> list[Sentence]:
-        """Parse raw text (a string, or a list of sentence strings) or pre-tokenized sentences (lists of words).
-
-        Raw text is split and tokenized by the model's trained tokenizer when it has one (see
-        :meth:`text_sentences`)."""
-        if isinstance(inputs, str):
-            sentences = list(self.text_sentences(inputs.split("\n"), source="<text>"))
-        elif inputs and not isinstance(inputs[0], str):
-            sentences = [Sentence.from_words(list(words), source="<tokens>") for words in inputs]
-        else:  # each string is a paragraph of its own: sentences never run across strings, ids run on
-            joined = "\n\n".join(str(text) for text in inputs)
-            sentences = list(self.text_sentences(joined.split("\n"), source="<text>"))
-        return [p.sentence for p in self.predict(sentences, batch_tokens=batch_tokens)]
-
-    def parse_tokenized_lines(self, lines: Iterable[str]) -> Iterator[Sentence]:
-        """Parse one whitespace-tokenized sentence per line."""
-        for p in self.predict(sentences_from_tokenized(lines)):
-            yield p.sentence
-
-
-def _marginal_rows(marg: Tensor, n: int) -> list[list[float]]:
-    """Rows = dependents 1..n, columns = heads 0..n: P(head → dependent)."""
-    return [[round(float(v), 4) for v in marg[: n + 1, d]] for d in range(1, n + 1)]

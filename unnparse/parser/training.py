@@ -24,14 +24,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from unnparse.checkpoints import CHECKPOINT, CheckpointError, check_signature, read_checkpoint, write_checkpoint
+from unnparse.conllu.sentence import Sentence
+from unnparse.evaluation.attachment import AttachmentScores, score_sentences
 from unnparse.io_utils import atomic_write_text
 from unnparse.parser.batching import shard_batches, shard_pass_weights, token_budget_batches
-from unnparse.parser.conllu_data import Sentence
 from unnparse.parser.encoders import TransformerEncoder
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 from unnparse.parser.lr_plan import RECENT_EPOCHS, LearningRatePlan, epochs_that_fit
-from unnparse.parser.metrics import AttachmentScores, score_sentences
 from unnparse.parser.parser import Parser
+from unnparse.parser.predictor import Predictor
 from unnparse.runtime import adam, autocast, denormals_flushed, precision_name, resolve_precision
 
 __all__ = [
@@ -91,12 +92,12 @@ def _param_groups(parser: Parser, opts: TrainOptions) -> list[dict[str, Any]]:
     return [{"params": list(parser.model.parameters()), "lr": opts.lr}]
 
 
-def reparse(parser: Parser, gold: Sequence[Sentence], *, batch_tokens: int = 6000) -> list[Sentence]:
+def reparse(parser: Predictor, gold: Sequence[Sentence], *, batch_tokens: int = 6000) -> list[Sentence]:
     """Parse the words of the gold sentences (their annotation is not used): the predictions, in order."""
     return [p.sentence for p in parser.predict(gold, batch_tokens=batch_tokens)]
 
 
-def evaluate_parser(parser: Parser, gold: Sequence[Sentence], *, batch_tokens: int = 6000) -> AttachmentScores:
+def evaluate_parser(parser: Predictor, gold: Sequence[Sentence], *, batch_tokens: int = 6000) -> AttachmentScores:
     """Parse the gold sentences' words and score the result against them."""
     return score_sentences(gold, reparse(parser, gold, batch_tokens=batch_tokens))
 

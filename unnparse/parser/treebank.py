@@ -22,6 +22,7 @@ from typing import Any
 
 from unnparse.downloads import DownloadError, fetch, host_of
 from unnparse.io_utils import atomic_output
+from unnparse.paths import data_root
 
 __all__ = [
     "TreebankError",
@@ -70,9 +71,8 @@ class TreebankFiles:
 
 
 def default_data_dir() -> Path:
-    """``$UNNPARSE_DATA`` when set (and non-empty), else ``./data``."""
-    env = os.environ.get("UNNPARSE_DATA")
-    return Path(env) if env else Path("data")
+    """``$UNNPARSE_DATA`` when set (and non-empty), else ``./data`` (see :func:`unnparse.paths.data_root`)."""
+    return data_root()
 
 
 def validate_treebank_name(name: str) -> str:

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from unnparse.devices import host_to_device
 from unnparse.io_utils import atomic_write_bytes
-from unnparse.runtime import host_to_device
 
 __all__ = [
     "FORMAT",

@@ -23,8 +23,6 @@ from torch import Tensor, nn
 
 from unnparse.engine import (
     UNN,
-    AttentionScoreFactor,
-    AttentionValueFactor,
     Bilinear,
     Inference,
     RandomPermutation,
@@ -35,6 +33,7 @@ from unnparse.engine import (
     forward_backward,
 )
 from unnparse.seqcomplete.data import Batch
+from unnparse.seqcomplete.factors import AttentionScoreFactor, AttentionValueFactor
 
 __all__ = ["MODEL_KIND", "SeqConfig", "SeqCompletionUNN", "sinusoidal_positions"]
 

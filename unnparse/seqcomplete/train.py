@@ -15,9 +15,10 @@ from rich.console import Console
 from torch import Tensor
 
 from unnparse.checkpoints import resume_training, write_checkpoint
+from unnparse.devices import synchronize
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.model_files import Limit, ModelFileError, check_config, load_config, load_weights, save_model
-from unnparse.runtime import adam, denormals_flushed, resolve_device, synchronize, training_progress
+from unnparse.runtime import adam, denormals_flushed, resolve_device, training_progress
 from unnparse.seqcomplete.data import Batch, SeqDataset, make_batch
 from unnparse.seqcomplete.model import MODEL_KIND, RANDOM_ITER_MAX, SeqCompletionUNN, SeqConfig
 

@@ -9,7 +9,7 @@ word of the same characters; inside a stretch where either file has multiword to
 longest common subsequence of their lowercased forms. Each score is then an F1 between the gold and the predicted
 words: precision over the predicted words, recall over the gold ones. An aligned word has the correct head when
 its predicted head is aligned with its gold head (or both are the root). When the tokenizations are the same,
-every F1 equals the accuracy of :func:`~unnparse.parser.metrics.score_sentences`.
+every F1 equals the accuracy of :func:`~unnparse.evaluation.attachment.score_sentences`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from unnparse.parser.conllu_data import Sentence
-from unnparse.parser.metrics import CONTENT_DEPRELS, AlignmentError, RelationScore, universal_deprel
-from unnparse.parser.text_input import normalize_text
+from unnparse.conllu.sentence import Sentence
+from unnparse.evaluation.attachment import CONTENT_DEPRELS, AlignmentError, RelationScore, universal_deprel
+from unnparse.text.raw_text import normalize_text
 
 __all__ = [
     "AlignedScores",

@@ -12,8 +12,8 @@ existing corpus, so the treebank is distributed under the project's MIT license.
 
 Regenerate the committed files with::
 
-    python -m unnparse.parser.sample_treebank            # writes the resource folder
-    python -m unnparse.parser.sample_treebank --check    # exit 1 if the files differ
+    python tools/sample_treebank.py            # writes the resource folder
+    python tools/sample_treebank.py --check    # exit 1 if the files differ
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ corpus) that builds the gold dependency tree together with the words, so the ann
 to that grammar. XPOS, FEATS and DEPS are left empty (`_`). It is meant for smoke tests and
 demos, not for measuring parser accuracy on real English.
 
-Regenerate (byte-identical) with:
+Regenerate (byte-identical) from a checkout of unnparse with:
 
-    python -m unnparse.parser.sample_treebank
+    python tools/sample_treebank.py
 
 License: MIT, the same as the unnparse project.
 """
@@ -66,7 +66,7 @@ License: MIT, the same as the unnparse project.
 
 def sample_data_dir() -> Path:
     """The data directory holding the sample treebank (use with ``find_treebank(NAME, ...)``)."""
-    return Path(__file__).resolve().parents[1] / "resources" / "sample_treebank"
+    return Path(__file__).resolve().parents[1] / "unnparse" / "resources" / "sample_treebank"
 
 
 def sample_treebank_dir() -> Path:
@@ -936,10 +936,8 @@ def write_treebank(out_dir: str | Path | None = None, seed: int = SEED) -> list[
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: regenerate (or ``--check``) the sample treebank."""
-    parser = argparse.ArgumentParser(
-        prog="python -m unnparse.parser.sample_treebank", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the package resource folder)")
+    parser = argparse.ArgumentParser(prog="python tools/sample_treebank.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the package's resource folder)")
     parser.add_argument(
         "--check", action="store_true", help="only compare with the files on disk; exit 1 on difference"
     )

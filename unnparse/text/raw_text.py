@@ -1,4 +1,4 @@
-"""Raw or pre-tokenized text -> :class:`~unnparse.parser.conllu_data.Sentence` objects to parse.
+"""Raw or pre-tokenized text -> :class:`~unnparse.conllu.Sentence` objects to parse.
 
 A light, rule-based, Unicode-aware sentence splitter and tokenizer:
 
@@ -30,8 +30,9 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
-from unnparse.parser.conllu_data import CoNLLUError, Sentence
-from unnparse.parser.line_input import MAX_SENTENCE_WORDS, LineLimitError, LinePiece, bounded_lines, text_pieces
+from unnparse.conllu.errors import CoNLLUError
+from unnparse.conllu.sentence import Sentence
+from unnparse.text.lines import MAX_SENTENCE_WORDS, LineLimitError, LinePiece, bounded_lines, text_pieces
 
 __all__ = [
     "SENTENCE_CHAR_LIMIT",
@@ -283,8 +284,8 @@ def normalized_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 
 def _line_parts(lines: Iterable[str]) -> Iterator[tuple[int, str, bool, bool]]:
     """``(line number, text, starts a line, ends its line)`` of each part of raw text, normalized like
-    :func:`normalized_lines`; a :class:`~unnparse.parser.line_input.LinePiece` item is continued by the next item
-    (a line read in pieces, see :func:`~unnparse.parser.line_input.text_pieces`)."""
+    :func:`normalized_lines`; a :class:`~unnparse.text.lines.LinePiece` item is continued by the next item
+    (a line read in pieces, see :func:`~unnparse.text.lines.text_pieces`)."""
     lineno, continuing = 0, False
     for raw in lines:
         piece = isinstance(raw, LinePiece)
@@ -382,7 +383,7 @@ def sentences_from_text(text: str, *, source: str = "<stdin>") -> list[Sentence]
 
 def read_text(stream: IO[bytes], name: str) -> Iterator[str]:
     """Raw UTF-8 text of a binary stream for the sentence splitters, a huge line in pieces (see
-    :func:`~unnparse.parser.line_input.text_pieces`), so that memory stays bounded whatever the input.
+    :func:`~unnparse.text.lines.text_pieces`), so that memory stays bounded whatever the input.
 
     Raises:
         CoNLLUError: invalid UTF-8 (``name:line: ...``).
@@ -395,7 +396,7 @@ def read_text(stream: IO[bytes], name: str) -> Iterator[str]:
 
 def read_lines(stream: IO[bytes], name: str) -> Iterator[str]:
     """The lines of a binary stream of one-sentence-per-line UTF-8 text, each at most
-    :data:`~unnparse.parser.line_input.MAX_LINE_BYTES` long (a byte-order mark at the start is dropped).
+    :data:`~unnparse.text.lines.MAX_LINE_BYTES` long (a byte-order mark at the start is dropped).
 
     Raises:
         CoNLLUError: invalid UTF-8 or an over-long line (``name:line: ...``).
@@ -419,7 +420,7 @@ def iter_sentences_from_tokenized(lines: Iterable[str], *, source: str = "<stdin
     Blank lines are skipped; text is normalized like raw text (:func:`normalize_text`).
 
     Raises:
-        CoNLLUError: a line of more than :data:`~unnparse.parser.line_input.MAX_SENTENCE_WORDS` words.
+        CoNLLUError: a line of more than :data:`~unnparse.text.lines.MAX_SENTENCE_WORDS` words.
     """
     if isinstance(lines, str):
         lines = lines.split("\n")
@@ -445,7 +446,7 @@ def sentences_from_tokenized(lines: Iterable[str], *, source: str = "<stdin>") -
     return list(iter_sentences_from_tokenized(lines, source=source))
 
 
-if __name__ == "__main__":  # pragma: no cover - manual check: python -m unnparse.parser.text_input < file
-    from unnparse.parser.conllu_data import write_conllu
+if __name__ == "__main__":  # pragma: no cover - manual check: python -m unnparse.text.raw_text < file
+    from unnparse.conllu.writer import write_conllu
 
     write_conllu(iter_sentences_from_text(sys.stdin), sys.stdout)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from unnparse.parser.conllu_data import CoNLLUError, Sentence
+from unnparse.conllu.errors import CoNLLUError
+from unnparse.conllu.sentence import Sentence
 
 __all__ = [
     "CONTENT_DEPRELS",

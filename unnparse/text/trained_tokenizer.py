@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from unnparse.conllu.sentence import Sentence
 from unnparse.model_files import (
     CONFIG_FILE,
     FILES_KEY,
@@ -42,9 +43,8 @@ from unnparse.model_files import (
     record_legacy_files,
     write_weights,
 )
-from unnparse.parser.conllu_data import Sentence
-from unnparse.parser.text_input import SENTENCE_CHAR_LIMIT, normalize_text, stream_paragraphs
 from unnparse.runtime import adam, denormals_flushed
+from unnparse.text.raw_text import SENTENCE_CHAR_LIMIT, normalize_text, stream_paragraphs
 
 __all__ = [
     "INSIDE",
@@ -348,8 +348,8 @@ class TrainedTokenizer:
     def iter_sentences(self, lines: Iterable[str], *, source: str = "<stdin>") -> Iterator[Sentence]:
         """Stream raw text into unannotated sentences: each paragraph is segmented as a whole, a long one every
         ~64k characters (its unfinished last sentence is then read again with what follows; see
-        :func:`~unnparse.parser.text_input.stream_paragraphs`), in time linear in the text. A sentence longer than
-        :data:`~unnparse.parser.text_input.SENTENCE_CHAR_LIMIT` characters (about a million) is cut there, so memory
+        :func:`~unnparse.text.raw_text.stream_paragraphs`), in time linear in the text. A sentence longer than
+        :data:`~unnparse.text.raw_text.SENTENCE_CHAR_LIMIT` characters (about a million) is cut there, so memory
         stays bounded. ``sent_id`` counts from 1; ``Sentence.line`` is the line where the sentence's paragraph (or
         the part of it read again) starts."""
         counter = 0
@@ -455,7 +455,7 @@ def train_tokenizer(
     fit, with the final evaluation, are estimated from the time the previous ones took, and the rate's decay is
     re-planned to end with them; at least one update is made, and ``log`` says when the budget cut the training short.
     """
-    from unnparse.parser.aligned_metrics import segmentation_scores
+    from unnparse.evaluation.text_alignment import segmentation_scores
 
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -549,11 +549,11 @@ def _updates_that_fit(seconds_left: float, per_update: float, evaluation: float)
 
 
 def rule_scores(gold: Sequence[Sentence], *, max_chars: int = DEV_CHARS) -> dict[str, float]:
-    """Token, sentence and word F1 of the rule-based tokenizer (:mod:`unnparse.parser.text_input`) on the text of
+    """Token, sentence and word F1 of the rule-based tokenizer (:mod:`unnparse.text.raw_text`) on the text of
     ``gold`` (its :func:`dev_sample` of ``max_chars`` characters, the text :func:`train_tokenizer` scores itself on):
     the baseline a trained tokenizer has to beat."""
-    from unnparse.parser.aligned_metrics import segmentation_scores
-    from unnparse.parser.text_input import iter_sentences_from_text
+    from unnparse.evaluation.text_alignment import segmentation_scores
+    from unnparse.text.raw_text import iter_sentences_from_text
 
     gold = dev_sample(gold, max_chars)
     predicted = [s for text in _paragraph_texts(gold) for s in iter_sentences_from_text([text])]

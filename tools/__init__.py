@@ -1,0 +1,1 @@
+"""Developer tooling kept beside the package, not installed with it (e.g. the sample-treebank generator)."""
