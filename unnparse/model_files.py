@@ -33,7 +33,7 @@ import shutil
 import struct
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ __all__ = [
     "canonical_sha256",
     "check_config",
     "commit_config",
+    "config_field",
+    "field_limits",
     "is_model_dir",
     "load_config",
     "load_weights",
@@ -150,6 +152,18 @@ def _num(value: float | None) -> str:
     if value is None:
         return "inf"
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def config_field(default: Any, limit: Limit) -> Any:
+    """A field of a config dataclass: its default, and in its metadata (``limit``) the values that a saved config
+    may hold, declared beside it (:func:`field_limits` collects them)."""
+    return field(default=default, metadata={"limit": limit})
+
+
+def field_limits(cls: type, prefix: str = "") -> dict[str, Limit]:
+    """Key (``prefix`` + field name, such as ``model.unn_iter``) -> limit, for each field of the config dataclass
+    ``cls`` that declares one (:func:`config_field`): the table :func:`check_config` takes."""
+    return {prefix + f.name: f.metadata["limit"] for f in fields(cls) if "limit" in f.metadata}
 
 
 def check_config(config: Mapping[str, Any], limits: Mapping[str, Limit], where: str | os.PathLike[str]) -> None:

@@ -3,19 +3,20 @@
 The parser trains for at most ``1 - TOKENIZER_SHARE`` of the budget; the tokenizer then has whatever is left of the
 whole, at least its share when the parser used all of its own, more when early stopping or ``--epochs`` ended the
 parser sooner. When less than ``MIN_TOKENIZER_SECONDS`` is left (the parser's last epoch or evaluation overran), the
-tokenizer is skipped and raw text is split by the rules.
+tokenizer is skipped and raw text is split by the rules
+(:func:`unnparse.text.tokenizer_choice.train_and_choose_tokenizer`).
 """
 
 from __future__ import annotations
 
 import time
 
+from unnparse.text.tokenizer_choice import MIN_TOKENIZER_SECONDS
+
 __all__ = ["MIN_TOKENIZER_SECONDS", "TOKENIZER_SHARE", "parser_minutes", "seconds_left"]
 
 #: The part of ``--max-minutes`` kept for the tokenizer when one is trained after the parser.
 TOKENIZER_SHARE = 0.15
-#: Fewer seconds than this left for the tokenizer: it is not trained.
-MIN_TOKENIZER_SECONDS = 5.0
 
 
 def parser_minutes(max_minutes: float | None, tokenizer_steps: int) -> float | None:

@@ -8,9 +8,18 @@ from collections.abc import Mapping
 from rich.table import Table
 
 from unnparse.evaluation.attachment import AttachmentScores, RelationScore
+from unnparse.evaluation.scoring import Evaluation
 from unnparse.evaluation.text_alignment import AlignedScores
 
-__all__ = ["aligned_json", "aligned_table", "relation_table", "words_json", "words_table"]
+__all__ = [
+    "aligned_json",
+    "aligned_table",
+    "evaluation_json",
+    "evaluation_tables",
+    "relation_table",
+    "words_json",
+    "words_table",
+]
 
 _TAG_LABELS = {"upos": "UPOS", "xpos": "XPOS", "feats": "FEATS"}
 
@@ -101,3 +110,23 @@ def relation_table(relations: Mapping[str, RelationScore]) -> Table:
             f"{score.f1:.2f}",
         )
     return table
+
+
+def evaluation_json(result: Evaluation) -> dict[str, object]:
+    """``unnparse evaluate --json``: :func:`words_json` or :func:`aligned_json` of ``result``."""
+    if result.aligned is not None:
+        return aligned_json(result.aligned, result.relations)
+    assert result.attachment is not None
+    return words_json(result.attachment, result.tags, result.relations)
+
+
+def evaluation_tables(title: str, result: Evaluation) -> list[Table]:
+    """``unnparse evaluate``: the scores' table, then the relations' when scored."""
+    if result.aligned is not None:
+        tables = [aligned_table(title, result.aligned)]
+    else:
+        assert result.attachment is not None
+        tables = [words_table(title, result.attachment, result.tags)]
+    if result.relations is not None:
+        tables.append(relation_table(result.relations))
+    return tables

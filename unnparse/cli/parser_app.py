@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from unnparse.cli.budget import MIN_TOKENIZER_SECONDS, parser_minutes, seconds_left
+from unnparse.cli.budget import parser_minutes, seconds_left
 from unnparse.cli.common import (
     ThreadsOption,
     VersionOption,
@@ -29,12 +29,14 @@ from unnparse.cli.common import (
     user_errors,
     warn,
 )
+from unnparse.parser.config import DEFAULT_ENCODER, ParserModelConfig, ScratchEncoderConfig, TransformerEncoderConfig
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 
 if TYPE_CHECKING:
     import torch
 
     from unnparse.conllu.sentence import Sentence
+    from unnparse.parser.treebank import FileSummary
 
 app = typer.Typer(
     name="unnparse",
@@ -150,12 +152,12 @@ def _read_gold(path: Path):
     return read_conllu(path, allow_empty=False)
 
 
-def _summary_table(title: str, rows: list[tuple[str, str, int, int]]) -> Table:
+def _summary_table(title: str, rows: list[FileSummary]) -> Table:
     table = Table(title=title)
     for col in ("split", "file", "sentences", "words"):
         table.add_column(col, justify="right" if col in ("sentences", "words") else "left")
-    for split, file, n_s, n_w in rows:
-        table.add_row(split, file, f"{n_s:,}", f"{n_w:,}")
+    for row in rows:
+        table.add_row(row.split, row.file, f"{row.sentences:,}", f"{row.words:,}")
     return table
 
 
@@ -169,9 +171,13 @@ def train(
     output: Annotated[Optional[Path], typer.Option(help="Model directory (default: models/TREEBANK).")] = None,  # noqa: UP045
     encoder: Annotated[
         str, typer.Option(help="'scratch' (BiLSTM, no download), a HuggingFace name or a local path.")
-    ] = "scratch",
-    pooling: Annotated[Pooling, typer.Option(help="How subword vectors become word vectors.")] = Pooling.first,
-    freeze_encoder: Annotated[bool, typer.Option(help="Do not fine-tune the pretrained encoder.")] = False,
+    ] = DEFAULT_ENCODER,
+    pooling: Annotated[Pooling, typer.Option(help="How subword vectors become word vectors.")] = Pooling(
+        TransformerEncoderConfig.pooling
+    ),
+    freeze_encoder: Annotated[bool, typer.Option(help="Do not fine-tune the pretrained encoder.")] = (
+        TransformerEncoderConfig.freeze
+    ),
     trust_remote_code: Annotated[
         bool,
         typer.Option(
@@ -180,35 +186,43 @@ def train(
             "one transformers implements, since a saved model never runs code."
         ),
     ] = False,
-    unn_iter: Annotated[int, typer.Option(help="UNN sweeps K (1 = the biaffine parser).", min=1, max=20)] = 1,
-    hidden: Annotated[int, typer.Option(help="Size of H and M.", min=1)] = 256,
-    rel_hidden: Annotated[int, typer.Option(help="Size of the relation classifier's projections.", min=1)] = 100,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.33,
-    lstm_hidden: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM size per direction.", min=1)] = 200,
-    lstm_layers: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM layers.", min=1)] = 3,
+    unn_iter: Annotated[int, typer.Option(help="UNN sweeps K (1 = the biaffine parser).", min=1, max=20)] = (
+        ParserModelConfig.unn_iter
+    ),
+    hidden: Annotated[int, typer.Option(help="Size of H and M.", min=1)] = ParserModelConfig.hidden,
+    rel_hidden: Annotated[int, typer.Option(help="Size of the relation classifier's projections.", min=1)] = (
+        ParserModelConfig.rel_hidden
+    ),
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = ParserModelConfig.dropout,
+    lstm_hidden: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM size per direction.", min=1)] = (
+        ScratchEncoderConfig.hidden
+    ),
+    lstm_layers: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM layers.", min=1)] = (
+        ScratchEncoderConfig.layers
+    ),
     char_encoder: Annotated[
         CharEncoder, typer.Option(help="Scratch encoder: word vectors from characters by a CNN or a BiLSTM.")
-    ] = CharEncoder.cnn,
+    ] = CharEncoder(ScratchEncoderConfig.char_encoder),
     upos_loss: Annotated[
         float,
         typer.Option(help="Weight of the auxiliary UPOS tagging loss (0: no tagger; tags are never an input).", min=0),
-    ] = 1.0,
+    ] = ParserModelConfig.upos_loss,
     xpos_loss: Annotated[
         float, typer.Option(help="Weight of the auxiliary XPOS tagging loss (0: no XPOS tagger).", min=0)
-    ] = 0.0,
+    ] = ParserModelConfig.xpos_loss,
     feats_loss: Annotated[
         float, typer.Option(help="Weight of the auxiliary FEATS tagging loss (0: no FEATS tagger).", min=0)
-    ] = 0.0,
+    ] = ParserModelConfig.feats_loss,
     tag_layer: Annotated[
         int,
         typer.Option(
             help="Scratch encoder: the BiLSTM layer whose output the taggers read (0: the last, the parser's X).",
             min=0,
         ),
-    ] = 0,
+    ] = ParserModelConfig.tag_layer,
     rel_from_x: Annotated[
         bool, typer.Option(help="The relation classifier also reads the encoder's word vectors, not only H and M.")
-    ] = True,
+    ] = ParserModelConfig.rel_from_x,
     rel_distance: Annotated[
         int,
         typer.Option(
@@ -216,13 +230,13 @@ def train(
             "(0: none).",
             min=0,
         ),
-    ] = 0,
+    ] = ParserModelConfig.rel_distance,
     arc_position: Annotated[
         bool,
         typer.Option(
             help="Arc scores include a learned score of each arc's direction and length (a factor on Y).",
         ),
-    ] = False,
+    ] = ParserModelConfig.arc_position,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     lr: Annotated[float, typer.Option(help="Learning rate (UNN and scratch encoder).")] = 3e-3,
     encoder_lr: Annotated[float, typer.Option(help="Learning rate of a pretrained encoder.")] = 5e-5,
@@ -275,12 +289,11 @@ def train(
     import torch
 
     from unnparse.checkpoints import CHECKPOINT
-    from unnparse.conllu.reader import read_conllu
     from unnparse.distributed import exit_process, init_from_env, shutdown
     from unnparse.output_dir import claim_output_dir, lock_environment
     from unnparse.parser.parser import Parser, default_config, resolve_device
     from unnparse.parser.training import TrainOptions, epoch_table, train_parser
-    from unnparse.parser.treebank import resolve_treebank
+    from unnparse.parser.treebank import read_treebank, treebank_files
     from unnparse.runtime import precision_name, resolve_precision, set_threads
 
     if tag_layer and (encoder != "scratch" or tag_layer > lstm_layers):
@@ -292,26 +305,11 @@ def train(
     lock = held_for_command(claim_output_dir(out_dir, resume=resume, overwrite=overwrite))
     relaunch_if_asked(nproc, env=lock_environment(lock))
     set_threads(threads)
-    files_train: list[Path] = list(train_files or [])
-    file_dev = dev_file
-    if treebank is not None:
-        found = resolve_treebank(treebank, data_dir, download=True, progress=progress)
-        files_train = files_train or list(found.train)
-        file_dev = file_dev or found.dev
-        if not files_train:
-            fail(f"treebank {treebank} has no *-ud-train*.conllu file; pass --train FILE")
-    train_sents = [s for f in files_train for s in read_conllu(f, allow_empty=False)]
-    dev_sents = read_conllu(file_dev, allow_empty=False) if file_dev else []
-    per_file: dict[str, list[int]] = {}
-    for s in train_sents:
-        per_file.setdefault(s.source, [0, 0])
-        per_file[s.source][0] += 1
-        per_file[s.source][1] += len(s)
-    rows = [("train", str(f), *per_file.get(str(f), [0, 0])) for f in files_train]
-    if file_dev:
-        rows.append(("dev", str(file_dev), len(dev_sents), sum(len(s) for s in dev_sents)))
+    files = treebank_files(treebank, data_dir, train=train_files or (), dev=dev_file, progress=progress)
+    data = read_treebank(files)
+    train_sents, dev_sents = data.train, data.dev
     if os.environ.get("RANK", "0") == "0":
-        err_console.print(_summary_table("data", rows))
+        err_console.print(_summary_table("data", data.summary))
     if not dev_sents:
         warn("no dev set: the last epoch is kept")
     dist = init_from_env(resolve_device(device))
@@ -413,46 +411,26 @@ def _train_tokenizer_into(
     seed: int,
     max_seconds: float | None = None,
 ) -> None:
-    """Train a tokenizer on the training sentences' text for at most ``max_seconds`` and add it to the model
-    directory, unless the rule-based tokenizer segments the dev text better (the mean of token and sentence F1);
-    skipped, with a line that says so, when less than :data:`MIN_TOKENIZER_SECONDS` are left."""
-    from unnparse.text.trained_tokenizer import rule_scores, train_tokenizer
+    """Train a tokenizer for the model in ``model_dir`` and keep it or not
+    (:func:`~unnparse.text.tokenizer_choice.train_and_choose_tokenizer`), saying which and why."""
+    from unnparse.text.tokenizer_choice import train_and_choose_tokenizer
 
-    if max_seconds is not None and max_seconds < MIN_TOKENIZER_SECONDS:
-        warn(
-            f"only {max_seconds:.0f} s of --max-minutes left: raw text will be split by the rules",
-            label="tokenizer not trained:",
-        )
-        return
-    budget = "" if max_seconds is None else f", at most {max_seconds:.0f} s"
-    err_console.print(f"training the tokenizer and sentence splitter (at most {steps} updates{budget})")
-    tokenizer, scores = train_tokenizer(
+    decision = train_and_choose_tokenizer(
+        model_dir,
         train_sents,
-        dev_sents or None,
+        dev_sents,
         steps=steps,
         seed=seed,
         device=device,
         max_seconds=max_seconds,
         log=err_console.print,
     )
-    if not scores:
-        tokenizer.save(model_dir)
-        err_console.print(f"tokenizer saved to {model_dir} (no dev set to check it on)")
-        return
-    rules = rule_scores(dev_sents)
-
-    def summary(f1: dict[str, float]) -> str:
-        return f"tokens {f1['tokens']:.2f}, sentences {f1['sentences']:.2f}, words {f1['words']:.2f}"
-
-    if (rules["tokens"] + rules["sentences"]) > (scores["tokens"] + scores["sentences"]):
-        warn(
-            f"on dev the rules segment better ({summary(rules)}) than the trained tokenizer ({summary(scores)}); "
-            "raw text will be split by the rules",
-            label="tokenizer not kept:",
-        )
-        return
-    tokenizer.save(model_dir)
-    err_console.print(f"tokenizer saved to {model_dir}: dev F1 {summary(scores)} (rules: {summary(rules)})")
+    if decision.outcome == "skipped":
+        warn(decision.message, label="tokenizer not trained:")
+    elif decision.outcome == "dropped":
+        warn(decision.message, label="tokenizer not kept:")
+    else:
+        err_console.print(decision.message)
 
 
 @app.command("train-tokenizer")
@@ -474,28 +452,18 @@ def train_tokenizer_command(
 ) -> None:
     """Train the tokenizer and sentence splitter of a parser (for raw text) on a treebank's text."""
     started = time.monotonic()
-    from unnparse.conllu.reader import read_conllu
     from unnparse.model_files import load_config
     from unnparse.output_dir import OutputLock
     from unnparse.parser.parser import resolve_device
-    from unnparse.parser.treebank import resolve_treebank
+    from unnparse.parser.treebank import read_treebank, treebank_files
     from unnparse.runtime import set_threads
 
     set_threads(threads)
     load_config(model)  # a model directory, before any work
     held_for_command(OutputLock(model).acquire())  # one writer at a time
-    files_train: list[Path] = list(train_files or [])
-    file_dev = dev_file
-    if treebank is not None:
-        found = resolve_treebank(treebank, data_dir, download=True)
-        files_train = files_train or list(found.train)
-        file_dev = file_dev or found.dev
-    if not files_train:
-        fail("give --treebank NAME or --train FILE (and --dev FILE)")
-    train_sents = [s for f in files_train for s in read_conllu(f, allow_empty=False, require_heads=False)]
-    dev_sents = read_conllu(file_dev, allow_empty=False, require_heads=False) if file_dev else []
+    data = read_treebank(treebank_files(treebank, data_dir, train=train_files or (), dev=dev_file), require_heads=False)
     budget = seconds_left(max_minutes, started)
-    _train_tokenizer_into(model, train_sents, dev_sents, steps, resolve_device(device), seed, budget)
+    _train_tokenizer_into(model, data.train, data.dev, steps, resolve_device(device), seed, budget)
 
 
 @app.command()
@@ -538,8 +506,10 @@ def evaluate(
 
     With a model, the columns it tags (UPOS, XPOS, FEATS) are cleared before parsing and scored too.
     """
+    from unnparse.cli import evaluation_report
     from unnparse.conllu.reader import read_conllu
     from unnparse.conllu.sentence import TAG_COLUMNS
+    from unnparse.evaluation.scoring import evaluate_parses
 
     tag_columns: tuple[str, ...] = ()
     if gold is not None or pred is not None:
@@ -552,7 +522,7 @@ def evaluate(
         tag_columns = TAG_COLUMNS
     else:
         from unnparse.parser.loading import load
-        from unnparse.parser.treebank import resolve_treebank
+        from unnparse.parser.treebank import split_file, treebank_files
         from unnparse.runtime import set_threads
 
         if (treebank is None) == (input_file is None):
@@ -560,105 +530,43 @@ def evaluate(
         if raw_text and alignment is Alignment.words:
             fail("--raw-text scores through the text: use --alignment characters (or auto)")
         if input_file is None:
-            files = resolve_treebank(str(treebank), data_dir, download=True)
-            input_file = files.test if split is Split.test else files.dev
-            if input_file is None:
-                fail(f"treebank {treebank} has no {split.value} file")
+            input_file = split_file(treebank_files(treebank, data_dir, need_train=False), split.value)
         model_dir = _resolve_model(model)
         set_threads(threads)
         parser = load(model_dir, device=device, precision=precision.value)
         gold_sents = _read_gold(input_file)
-        if raw_text:
-            from unnparse.evaluation.text_alignment import corpus_text
-
-            lines = corpus_text(gold_sents).split("\n")
-            text = parser.text_sentences(lines, source=f"{input_file} (text)", tokenizer=tokenizer.value)
-            results = parser.predict(text, batch_tokens=batch_tokens, max_words=max_words, on_split=warn)
-            predicted = [p.sentence for p in results]
-            source = f"{model_dir} on the text of {input_file}"
-        else:
-            tag_columns = tuple(parser.featurizer.tags)
-            untagged = [sentence.without_tags(tag_columns) for sentence in gold_sents]
-            results = parser.predict(untagged, batch_tokens=batch_tokens, max_words=max_words, on_split=warn)
-            predicted = [p.sentence for p in results]
-            source = f"{model_dir} on {input_file}"
-    if alignment is Alignment.auto:
-        same = len(gold_sents) == len(predicted) and all(
-            g.words == p.words for g, p in zip(gold_sents, predicted, strict=True)
+        predicted, tag_columns = parser.reparse(
+            gold_sents,
+            raw_text=raw_text,
+            tokenizer=tokenizer.value,
+            source=str(input_file),
+            batch_tokens=batch_tokens,
+            max_words=max_words,
+            on_split=warn,
         )
-        alignment = Alignment.words if same else Alignment.characters
-        if not same and not raw_text:
-            err_console.print("the words differ from the gold ones: scoring words aligned through the text")
-    _report_scores(gold_sents, predicted, alignment, tag_columns, source, as_json=as_json, per_relation=per_relation)
-
-
-def _report_scores(
-    gold: list[Sentence],
-    pred: list[Sentence],
-    alignment: Alignment,
-    tag_columns: tuple[str, ...],
-    source: str,
-    *,
-    as_json: bool,
-    per_relation: bool,
-) -> None:
-    from unnparse.cli import evaluation_report as report
-
-    if alignment is Alignment.characters:
-        from unnparse.evaluation.text_alignment import TextAlignment
-
-        text_alignment = TextAlignment(gold, pred)
-        aligned = text_alignment.scores()
-        relations = text_alignment.relation_scores() if per_relation else None
-        if as_json:
-            out_console.print_json(json.dumps(report.aligned_json(aligned, relations)))
-            return
-        out_console.print(report.aligned_table(f"evaluation: {source}", aligned))
+        source = f"{model_dir} on the text of {input_file}" if raw_text else f"{model_dir} on {input_file}"
+    result = evaluate_parses(
+        gold_sents,
+        predicted,
+        alignment=alignment.value,
+        tag_columns=tag_columns,
+        per_relation=per_relation,
+        log=None if raw_text else err_console.print,
+    )
+    if as_json:
+        out_console.print_json(json.dumps(evaluation_report.evaluation_json(result)))
     else:
-        from unnparse.evaluation.attachment import relation_scores, score_sentences, tag_accuracies
-
-        scores = score_sentences(gold, pred)
-        tags = tag_accuracies(gold, pred, _annotated(pred, tag_columns))
-        relations = relation_scores(gold, pred) if per_relation else None
-        if as_json:
-            out_console.print_json(json.dumps(report.words_json(scores, tags, relations)))
-            return
-        out_console.print(report.words_table(f"evaluation: {source}", scores, tags))
-    if relations is not None:
-        out_console.print(report.relation_table(relations))
-
-
-def _annotated(sentences: list[Sentence], columns: tuple[str, ...]) -> list[str]:
-    """The columns that some word of ``sentences`` annotates."""
-    return [c for c in columns if any(tag != "_" for sentence in sentences for tag in sentence.column(c))]
+        for table in evaluation_report.evaluation_tables(f"evaluation: {source}", result):
+            out_console.print(table)
 
 
 def _resolve_model(model: Path | None) -> Path:
     """--model, else $UNNPARSE_MODEL, else the most recently trained model under ./models (named on stderr)."""
-    if model is not None:
-        return model
-    env = os.environ.get("UNNPARSE_MODEL")
-    if env:
-        err_console.print(f"using model {env} ($UNNPARSE_MODEL)")
-        return Path(env)
-    from unnparse.model_files import model_kind
+    from unnparse.parser.loading import default_model_dir
 
-    candidates = []
-    root = Path("models")
-    if root.is_dir():
-        for cfg in root.glob("*/config.json"):
-            try:  # config.json is written last: its time is the model's
-                if model_kind(cfg.parent) in ("parser", "parser-ensemble"):
-                    candidates.append((cfg.stat().st_mtime, cfg.parent))
-            except OSError:
-                continue
-    if not candidates:
-        fail(
-            "no model given and none found under ./models: train one with `unnparse train --treebank NAME` "
-            "(or `make demo`), or pass --model DIR"
-        )
-    chosen = max(candidates)[1]
-    err_console.print(f"using model {chosen} (most recent under ./models)")
+    chosen, reason = default_model_dir(model)
+    if reason is not None:
+        err_console.print(f"using model {chosen} ({reason})")
     return chosen
 
 
@@ -728,13 +636,11 @@ def parse(
             threads=threads,
         )
         return
-    from unnparse.conllu.reader import iter_conllu
     from unnparse.io_utils import atomic_output
     from unnparse.parser.loading import load
-    from unnparse.parser.output_formats import draw_tree, to_json_line
+    from unnparse.parser.output_formats import render
     from unnparse.parser.sharding import parse_shard_spec, take_shard
     from unnparse.runtime import set_threads
-    from unnparse.text.raw_text import iter_sentences_from_tokenized, read_lines, read_text
 
     shard_spec = parse_shard_spec(shard) if shard is not None else None
     model_dir = _resolve_model(model)
@@ -744,24 +650,9 @@ def parse(
     name = str(input_file) if input_file else "<stdin>"
     raw = open(input_file, "rb") if input_file else sys.stdin.buffer  # noqa: SIM115
     try:
-        if input_format is InputFormat.conllu:
-            sentences = iter_conllu(raw, name=name, require_heads=False)
-        elif input_format is InputFormat.text:
-            sentences = parser.text_sentences(read_text(raw, name), source=name, tokenizer=tokenizer.value)
-        else:
-            sentences = iter_sentences_from_tokenized(read_lines(raw, name), source=name)
+        sentences = parser.input_sentences(raw, input_format.value, name=name, tokenizer=tokenizer.value)
         if shard_spec is not None:
             sentences = take_shard(sentences, *shard_spec, block=shard_block)
-
-        def render(p) -> str:
-            if output_format is OutputFormat.conllu:
-                text = p.sentence.to_conllu()
-                if p.marginals is not None:
-                    text = _conllu_with_probs(p.sentence, p.marginals)
-                return text
-            if output_format is OutputFormat.json:
-                return to_json_line(p.sentence, p.marginals) + "\n"
-            return draw_tree(p.sentence, p.marginals) + "\n"
 
         count = words = 0
         results = parser.predict(
@@ -779,12 +670,12 @@ def parse(
             if output_file is not None:
                 with atomic_output(output_file, "w") as fh:
                     for p in results:
-                        fh.write(render(p))
+                        fh.write(render(p, output_format.value))
                         count, words = count + 1, words + len(p.sentence)
                         bar.update(task, completed=count, words=words)
             else:
                 for p in results:
-                    sys.stdout.write(render(p))
+                    sys.stdout.write(render(p, output_format.value))
                     count, words = count + 1, words + len(p.sentence)
                     bar.update(task, completed=count, words=words)
                     if count % 256 == 0:
@@ -917,17 +808,6 @@ def merge_shards_command(
             fh.writelines(records)
     else:
         sys.stdout.writelines(records)
-
-
-def _conllu_with_probs(sentence, marginals) -> str:
-    """CoNLL-U with ``ArcProb=p`` (the probability of the chosen arc) in MISC of each word."""
-    s = sentence.copy()
-    heads = s.heads or []
-    for tok, h, row in zip(s.word_tokens, heads, marginals, strict=True):
-        misc = dict(tok["misc"] or {})
-        misc["ArcProb"] = f"{row[h]:.4f}"
-        tok["misc"] = misc
-    return s.to_conllu()
 
 
 def main() -> None:

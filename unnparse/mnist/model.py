@@ -35,8 +35,9 @@ from unnparse.engine import (
     TanhEntropy,
     Variable,
 )
+from unnparse.model_files import Limit, config_field, field_limits
 
-__all__ = ["MODEL_KIND", "MnistConfig", "MnistUNN", "count_parameters", "untied_channels"]
+__all__ = ["CONFIG_LIMITS", "MODEL_KIND", "MnistConfig", "MnistUNN", "count_parameters", "untied_channels"]
 
 MODEL_KIND = "mnist"
 Order = Literal["fw", "fb"]
@@ -46,24 +47,29 @@ CLASSIFY_ORDERS: dict[str, tuple[str, ...]] = {"fw": ("H1", "H2", "Y"), "fb": ("
 GENERATE_ORDER = ("H2", "H1", "X", "H1")
 
 
+_SIZE = Limit(int, 1, 4096, optional=True)
+
+
 @dataclass
 class MnistConfig:
     """Hyperparameters of the MNIST UNN (stored in ``config.json``)."""
 
-    unn_iter: int = 3
-    order: str = "fb"
-    y_init: str = "zero"
-    dropout: float = 0.0
-    untied: bool = False
-    channels1: int = 32
-    channels2: int = 64
-    kernel1: int = 6
-    kernel2: int = 4
-    stride: int = 2
-    image_size: int = 28
-    classes: int = 10
-    #: seeds the random y initialisation at evaluation time (App. C), so that predictions are reproducible
-    seed: int = 0
+    # each with the values a saved config.json may hold (absent keys take the default): see field_limits
+    unn_iter: int = config_field(3, Limit(int, 1, 100, optional=True))
+    order: str = config_field("fb", Limit(str, choices=("fw", "fb"), optional=True))
+    y_init: str = config_field("zero", Limit(str, choices=("zero", "uniform", "random"), optional=True))
+    dropout: float = config_field(0.0, Limit(float, 0.0, 1.0, open_high=True, optional=True))
+    untied: bool = config_field(False, Limit(bool, optional=True))
+    channels1: int = config_field(32, _SIZE)
+    channels2: int = config_field(64, _SIZE)
+    kernel1: int = config_field(6, Limit(int, 1, 64, optional=True))
+    kernel2: int = config_field(4, Limit(int, 1, 64, optional=True))
+    stride: int = config_field(2, Limit(int, 1, 64, optional=True))
+    image_size: int = config_field(28, Limit(int, 1, 1024, optional=True))
+    classes: int = config_field(10, Limit(int, 1, 100_000, optional=True))
+    #: seeds the random y initialisation at evaluation time (App. C), so that predictions are reproducible (any
+    #: value torch.Generator.manual_seed takes)
+    seed: int = config_field(0, Limit(int, -(2**63), 2**64 - 1, optional=True))
 
     def __post_init__(self) -> None:
         if self.unn_iter < 1:
@@ -91,6 +97,11 @@ class MnistConfig:
         s1 = (self.image_size - self.kernel1) // self.stride + 1
         s2 = (s1 - self.kernel2) // self.stride + 1
         return (s1, s1), (s2, s2)
+
+
+#: The accepted values of a saved MNIST model's config.json (keys left out take :class:`MnistConfig`'s defaults),
+#: declared beside the fields of :class:`MnistConfig`.
+CONFIG_LIMITS: dict[str, Limit] = field_limits(MnistConfig)
 
 
 def _unrolled(cfg: MnistConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, str]]]:

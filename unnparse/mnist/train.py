@@ -26,8 +26,8 @@ from unnparse.checkpoints import gather_rank_states, restore_rank_state, resume_
 from unnparse.devices import host_to_device
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
-from unnparse.mnist.model import MODEL_KIND, MnistConfig, MnistUNN
-from unnparse.model_files import Limit, ModelFileError, check_config, load_config, load_weights, save_model
+from unnparse.mnist.model import CONFIG_LIMITS, MODEL_KIND, MnistConfig, MnistUNN
+from unnparse.model_files import ModelFileError, check_config, load_config, load_weights, save_model
 from unnparse.runtime import adam, denormals_flushed, resolve_device, training_progress
 
 __all__ = [
@@ -267,25 +267,6 @@ def save_trained(directory: str | os.PathLike[str], result: TrainResult, options
         "history": [asdict(h) for h in result.history],
     }
     save_model(directory, config, result.model.state_dict())
-
-
-_SIZE = Limit(int, 1, 4096, optional=True)
-#: The accepted values of a saved MNIST model's config.json (keys left out take :class:`MnistConfig`'s defaults).
-CONFIG_LIMITS: dict[str, Limit] = {
-    "unn_iter": Limit(int, 1, 100, optional=True),
-    "order": Limit(str, choices=("fw", "fb"), optional=True),
-    "y_init": Limit(str, choices=("zero", "uniform", "random"), optional=True),
-    "dropout": Limit(float, 0.0, 1.0, open_high=True, optional=True),
-    "untied": Limit(bool, optional=True),
-    "channels1": _SIZE,
-    "channels2": _SIZE,
-    "kernel1": Limit(int, 1, 64, optional=True),
-    "kernel2": Limit(int, 1, 64, optional=True),
-    "stride": Limit(int, 1, 64, optional=True),
-    "image_size": Limit(int, 1, 1024, optional=True),
-    "classes": Limit(int, 1, 100_000, optional=True),
-    "seed": Limit(int, -(2**63), 2**64 - 1, optional=True),  # what torch.Generator.manual_seed takes
-}
 
 
 def load_model(directory: str | os.PathLike[str], device: str = "cpu") -> MnistUNN:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from unnparse.engine.dropout import Dropout
 from unnparse.model_files import Limit, ModelFileError, check_config
+from unnparse.parser.config import EncoderConfig, ScratchEncoderConfig, TransformerEncoderConfig
 from unnparse.runtime import lstm_bfloat16_supported
 
 __all__ = [
@@ -496,35 +497,36 @@ class TransformerEncoder(nn.Module):
 
 
 def build_encoder(
-    config: dict[str, Any],
+    config: EncoderConfig,
     *,
     n_words: int,
     n_chars: int,
     saved_dir: str | os.PathLike[str] | None = None,
     trust_remote_code: bool = False,
 ) -> nn.Module:
-    """Construct the encoder described by ``config['encoder']`` (weights random or pretrained, see below).
+    """Construct the encoder that ``config`` describes (weights random or pretrained, see below).
 
     For a transformer encoder: with ``saved_dir`` the architecture is rebuilt from the saved files (weights come
     from the model file; no code ever runs); otherwise the pretrained weights are loaded by name or path, running
     code that comes with them only with ``trust_remote_code`` (see :meth:`TransformerEncoder.load`).
     """
-    enc = config["encoder"]
-    if enc["type"] == "scratch":
+    if isinstance(config, ScratchEncoderConfig):
         return ScratchEncoder(
             n_words,
             n_chars,
-            word_dim=enc["word_dim"],
-            char_dim=enc["char_dim"],
-            char_filters=enc["char_filters"],
-            hidden=enc["hidden"],
-            layers=enc["layers"],
-            dropout=enc["dropout"],
-            word_dropout=enc["word_dropout"],
-            char_encoder=enc.get("char_encoder", "cnn"),
+            word_dim=config.word_dim,
+            char_dim=config.char_dim,
+            char_filters=config.char_filters,
+            hidden=config.hidden,
+            layers=config.layers,
+            dropout=config.dropout,
+            word_dropout=config.word_dropout,
+            char_encoder=config.char_encoder,
         )
+    if not isinstance(config, TransformerEncoderConfig):
+        raise TypeError(f"not an encoder config: {config!r}")
     if saved_dir is not None:
-        return TransformerEncoder.from_saved(saved_dir, pooling=enc["pooling"], freeze=enc["freeze"])
+        return TransformerEncoder.from_saved(saved_dir, pooling=config.pooling, freeze=config.freeze)
     return TransformerEncoder.load(
-        enc["name"], pooling=enc["pooling"], freeze=enc["freeze"], trust_remote_code=trust_remote_code
+        config.name, pooling=config.pooling, freeze=config.freeze, trust_remote_code=trust_remote_code
     )

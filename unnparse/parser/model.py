@@ -26,6 +26,7 @@ from unnparse.engine import (
     TreeEntropy,
     Variable,
 )
+from unnparse.parser.config import ParserModelConfig
 from unnparse.parser.encoders import ScratchEncoder, TransformerEncoder
 from unnparse.parser.factors import (
     DISTANCE_EDGES,
@@ -87,37 +88,42 @@ def build_parser_unn(
 
 
 class ParserModel(nn.Module):
-    """Encoder + UNN + relation classifier. ``config`` is the ``model`` part of a parser's config.json."""
+    """Encoder + UNN + relation classifier. ``config`` is the ``model`` part of a parser's config."""
 
     def __init__(
-        self, encoder: nn.Module, n_rels: int, config: dict[str, Any], *, tag_sizes: dict[str, int] | None = None
+        self,
+        encoder: nn.Module,
+        n_rels: int,
+        config: ParserModelConfig,
+        *,
+        tag_sizes: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        self.iterations = int(config["unn_iter"])
-        hidden, rel_hidden = int(config["hidden"]), int(config["rel_hidden"])
-        dropout = float(config["dropout"])
-        self.single_root = bool(config.get("single_root", True))
+        self.iterations = config.unn_iter
+        hidden, rel_hidden = config.hidden, config.rel_hidden
+        dropout = config.dropout
+        self.single_root = config.single_root
         self.x_dropout = Dropout(dropout)
         self.unn = build_parser_unn(
             encoder.output_dim,
             hidden,
             dropout=dropout,
             single_root=self.single_root,
-            arc_position=bool(config.get("arc_position", False)),
+            arc_position=config.arc_position,
         )
         self.schedule = FixedOrder(["H", "M", "Y"])
         with torch.no_grad():
             self.unn.factor("arc").weight.zero_()  # biaffine weights start at 0 (uniform trees), as usual
         # the relation classifier reads the final H and M, and (rel_from_x) the encoder's word vectors too
-        self.rel_from_x = bool(config.get("rel_from_x", False))
+        self.rel_from_x = config.rel_from_x
         rel_in = hidden + (encoder.output_dim if self.rel_from_x else 0)
         self.rel_head = nn.Linear(rel_in, rel_hidden)
         self.rel_dep = nn.Linear(rel_in, rel_hidden)
         # rel_distance: the dependent's side of the biaffine also reads an embedding of where its head is (left or
         # right, how far; ROOT apart), so that a relation may depend on direction (subject before the verb, object
         # after) jointly with the head's features
-        self.rel_distance = int(config.get("rel_distance", 0))
+        self.rel_distance = config.rel_distance
         self.rel_distance_emb = nn.Embedding(N_DISTANCE_BUCKETS, self.rel_distance) if self.rel_distance else None
         self.rel_weight = nn.Parameter(torch.zeros(n_rels, rel_hidden + 1, rel_hidden + 1 + self.rel_distance))
         self.rel_dropout = Dropout(dropout)
@@ -126,12 +132,12 @@ class ParserModel(nn.Module):
         sizes = {name: n for name, n in (tag_sizes or {}).items() if n > 0}
         # 0: taggers read X; L >= 1: they read the L-th layer of the scratch encoder's BiLSTM, so that the layers
         # above can build on what the lower ones learnt to tag
-        self.tag_layer = int(config.get("tag_layer", 0))
+        self.tag_layer = config.tag_layer
         if self.tag_layer and not (
             isinstance(encoder, ScratchEncoder) and self.tag_layer <= len(encoder.lstm.forward_layers)
         ):
             raise ValueError(f"tag_layer {self.tag_layer} needs a scratch encoder with at least that many layers")
-        self.tag_weights = {name: float(config.get(f"{name}_loss", 0.0)) for name in sizes}
+        self.tag_weights = {name: config.tag_loss(name) for name in sizes}
         self.taggers = nn.ModuleDict({name: nn.Linear(encoder.output_dim, n) for name, n in sizes.items()})
         self._register_load_state_dict_pre_hook(_rename_single_tagger)
 

@@ -5,10 +5,48 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from unnparse.conllu.sentence import Sentence
 
-__all__ = ["draw_tree", "to_json_line"]
+if TYPE_CHECKING:
+    from unnparse.parser.predictor import ParsedSentence
+
+__all__ = ["OUTPUT_FORMATS", "conllu_with_probs", "draw_tree", "render", "to_json_line"]
+
+#: The formats :func:`render` writes: CoNLL-U, JSON lines, a tree drawn for the terminal.
+OUTPUT_FORMATS = ("conllu", "json", "tree")
+
+
+def render(parsed: ParsedSentence, fmt: str) -> str:
+    """``parsed`` as ``unnparse parse`` writes it, ending with a newline: ``conllu`` (with ``ArcProb`` in MISC when it
+    has marginals, see :func:`conllu_with_probs`), ``json`` (:func:`to_json_line`) or ``tree`` (:func:`draw_tree`,
+    followed by an empty line).
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    if fmt == "conllu":
+        if parsed.marginals is not None:
+            return conllu_with_probs(parsed.sentence, parsed.marginals)
+        return parsed.sentence.to_conllu()
+    if fmt == "json":
+        return to_json_line(parsed.sentence, parsed.marginals) + "\n"
+    if fmt == "tree":
+        return draw_tree(parsed.sentence, parsed.marginals) + "\n"
+    raise ValueError(f"unknown output format {fmt!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def conllu_with_probs(sentence: Sentence, marginals: Sequence[Sequence[float]]) -> str:
+    """CoNLL-U with ``ArcProb=p`` (the probability of the chosen arc, 4 decimals) in MISC of each word;
+    ``marginals[d - 1][h]`` is P(h → d)."""
+    s = sentence.copy()
+    heads = s.heads or []
+    for tok, h, row in zip(s.word_tokens, heads, marginals, strict=True):
+        misc = dict(tok["misc"] or {})
+        misc["ArcProb"] = f"{row[h]:.4f}"
+        tok["misc"] = misc
+    return s.to_conllu()
 
 
 def to_json_line(sentence: Sentence, marginals: Sequence[Sequence[float]] | None = None) -> str:

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from unnparse.model_files import (
     write_data_dir,
     write_weights,
 )
+from unnparse.parser.config import FORMAT_VERSION, ParserConfig, ScratchEncoderConfig, TransformerEncoderConfig
 from unnparse.parser.encoders import TransformerEncoder, build_encoder
 from unnparse.parser.features import ROOT_CHAR, Featurizer
 from unnparse.parser.model import ParserModel
@@ -39,31 +40,15 @@ from unnparse.parser.vocab import PAD, UNK, Vocab
 from unnparse.runtime import resolve_device
 from unnparse.text.trained_tokenizer import TrainedTokenizer
 
-__all__ = ["BatchPrediction", "ParsedSentence", "Parser", "default_config", "resolve_device"]
+__all__ = ["BatchPrediction", "ParsedSentence", "Parser", "ParserConfig", "default_config", "resolve_device"]
 
-FORMAT_VERSION = 2  # 2: unpacked BiLSTM weights, UPOS tagger, relation classifier reading X
 ENCODER_DIR = "encoder"  # the encoder's files in a model directory written before manifests (now encoder-<hex>/)
 
-_SIZE = Limit(int, 1, 65536)
-_RATE = Limit(float, 0.0, 1.0, open_high=True)
-_LOSS = Limit(float, 0.0, 1e6, optional=True)
 _SPECIALS = Limit(list, high=16)
-#: The accepted values of a parser's config.json, checked on load before anything is built from them: generous
-#: for every real model, small enough that a hand-edited or hostile config cannot hang or exhaust the machine.
-CONFIG_LIMITS: dict[str, Limit] = {
-    "model.unn_iter": Limit(int, 1, 100),
-    "model.hidden": _SIZE,
-    "model.rel_hidden": _SIZE,
-    "model.dropout": _RATE,
-    "model.single_root": Limit(bool, optional=True),
-    "model.upos_loss": _LOSS,
-    "model.xpos_loss": _LOSS,
-    "model.feats_loss": _LOSS,
-    "model.rel_from_x": Limit(bool, optional=True),
-    "model.rel_distance": Limit(int, 0, 4096, optional=True),
-    "model.arc_position": Limit(bool, optional=True),
-    "model.tag_layer": Limit(int, 0, 64, optional=True),
-    "encoder.type": Limit(str, choices=("scratch", "transformer")),
+#: The accepted values of the vocabularies in a parser's config.json, checked on load before anything is built from
+#: them: generous for every real model, small enough that a hand-edited or hostile config cannot hang or exhaust the
+#: machine. Those of the encoder and the network lie beside their fields in :mod:`unnparse.parser.config`.
+VOCAB_LIMITS: dict[str, Limit] = {
     "vocab.rels.items": Limit(list, high=100_000),
     "vocab.rels.specials": _SPECIALS,
     "vocab.words.items": Limit(list, high=10_000_000, optional=True),
@@ -73,82 +58,15 @@ CONFIG_LIMITS: dict[str, Limit] = {
     **{f"vocab.{name}.items": Limit(list, high=1_000_000, optional=True) for name in TAG_COLUMNS},
     **{f"vocab.{name}.specials": Limit(list, high=16, optional=True) for name in TAG_COLUMNS},
 }
-#: ... and those of each encoder type.
-ENCODER_LIMITS: dict[str, dict[str, Limit]] = {
-    "scratch": {
-        "encoder.word_dim": _SIZE,
-        "encoder.char_dim": _SIZE,
-        "encoder.char_filters": _SIZE,
-        "encoder.hidden": _SIZE,
-        "encoder.layers": Limit(int, 1, 64),
-        "encoder.dropout": _RATE,
-        "encoder.word_dropout": _RATE,
-        "encoder.min_word_freq": Limit(int, 1, 1 << 31, optional=True),
-        "encoder.char_encoder": Limit(str, choices=("cnn", "lstm"), optional=True),
-    },
-    "transformer": {
-        "encoder.name": Limit(str),
-        "encoder.pooling": Limit(str, choices=("first", "mean")),
-        "encoder.freeze": Limit(bool),
-    },
-}
 
 
-def default_config(
-    *,
-    encoder: str = "scratch",
-    unn_iter: int = 1,
-    hidden: int = 256,
-    rel_hidden: int = 100,
-    dropout: float = 0.33,
-    pooling: str = "first",
-    freeze_encoder: bool = False,
-    lstm_hidden: int = 200,
-    lstm_layers: int = 3,
-    char_encoder: str = "cnn",
-    upos_loss: float = 1.0,
-    xpos_loss: float = 0.0,
-    feats_loss: float = 0.0,
-    rel_from_x: bool = True,
-    rel_distance: int = 0,
-    arc_position: bool = False,
-    tag_layer: int = 0,
-) -> dict[str, Any]:
-    """The model part of a parser config (everything that fixes the network's shape and behaviour)."""
-    if encoder == "scratch":
-        enc: dict[str, Any] = {
-            "type": "scratch",
-            "word_dim": 100,
-            "char_dim": 50,
-            "char_filters": 100,
-            "hidden": lstm_hidden,
-            "layers": lstm_layers,
-            "dropout": dropout,
-            "word_dropout": 0.2,
-            "min_word_freq": 2,
-            "char_encoder": char_encoder,
-        }
-    else:
-        enc = {"type": "transformer", "name": encoder, "pooling": pooling, "freeze": freeze_encoder}
-    return {
-        "kind": "parser",
-        "format_version": FORMAT_VERSION,
-        "encoder": enc,
-        "model": {
-            "unn_iter": unn_iter,
-            "hidden": hidden,
-            "rel_hidden": rel_hidden,
-            "dropout": dropout,
-            "single_root": True,
-            "upos_loss": upos_loss,
-            "xpos_loss": xpos_loss,
-            "feats_loss": feats_loss,
-            "rel_from_x": rel_from_x,
-            "rel_distance": rel_distance,
-            "arc_position": arc_position,
-            "tag_layer": tag_layer,
-        },
-    }
+def default_config(**options: Any) -> dict[str, Any]:
+    """The model part of a parser config as config.json holds it (everything that fixes the network's shape and
+    behaviour): :meth:`ParserConfig.create(**options) <unnparse.parser.config.ParserConfig.create>` as a dict, the
+    options of ``unnparse train`` (``encoder``, ``lstm_layers``, ... and the fields of
+    :class:`~unnparse.parser.config.ParserModelConfig`: ``unn_iter``, ``hidden``, ``dropout``, ...). An unknown
+    option is a ``TypeError``, a value out of range a ``ValueError``."""
+    return ParserConfig.create(**options).to_dict()
 
 
 class Parser(Predictor):
@@ -162,39 +80,60 @@ class Parser(Predictor):
         super().__init__(featurizer, config, precision=precision)
         self.model = model
 
+    @property
+    def parser_config(self) -> ParserConfig:
+        """The typed encoder and model parts of :attr:`config`."""
+        return ParserConfig.from_dict(self.config, source="parser config")
+
     # ------------------------------------------------------------------ construction
     @classmethod
-    def build(cls, config: dict[str, Any], train: Sequence[Sentence], *, trust_remote_code: bool = False) -> Parser:
+    def build(
+        cls,
+        config: ParserConfig | Mapping[str, Any],
+        train: Sequence[Sentence],
+        *,
+        trust_remote_code: bool = False,
+    ) -> Parser:
         """A new parser whose vocabularies come from the training sentences.
 
-        A pretrained encoder's own code (``auto_map``) runs only with ``trust_remote_code``, and even then its
-        architecture must be one that transformers implements (a saved model is rebuilt without running code)."""
+        ``config`` is a :class:`~unnparse.parser.config.ParserConfig`, or a dict such as :func:`default_config`
+        gives (its other keys, such as ``treebank``, are kept in :attr:`config`; a value out of range is a
+        ``ValueError``). A pretrained encoder's own code (``auto_map``) runs only with ``trust_remote_code``, and even
+        then its architecture must be one that transformers implements (a saved model is rebuilt without running
+        code)."""
+        if isinstance(config, ParserConfig):
+            typed, extra = config, {}
+        else:
+            try:
+                typed = ParserConfig.from_dict(config, source="parser config")
+            except ModelFileError as err:
+                raise ValueError(str(err)) from None
+            extra = dict(config)
         rels = Vocab.build((r for s in train for r in (s.deprels or [])), specials=(UNK,))
         words = chars = None
-        enc = config["encoder"]
-        if enc["type"] == "scratch":
+        if isinstance(typed.encoder, ScratchEncoderConfig):
             words = Vocab.build(
-                (Featurizer.normalize_word(w) for s in train for w in s.words), min_freq=enc["min_word_freq"]
+                (Featurizer.normalize_word(w) for s in train for w in s.words), min_freq=typed.encoder.min_word_freq
             )
             chars = Vocab.build((ch for s in train for w in s.words for ch in w), specials=(PAD, UNK, ROOT_CHAR))
         tags: dict[str, Vocab] = {}
         for name in TAG_COLUMNS:  # a tagger for each column with a loss weight that the training data annotates
-            if float(config["model"].get(f"{name}_loss", 0.0)) > 0:
+            if typed.model.tag_loss(name) > 0:
                 values = [t for s in train for t in s.column(name) if t != "_"]
                 if values:
                     tags[name] = Vocab.build(values, specials=(UNK,))
-        config = dict(config)
-        config["vocab"] = {
+        full = {**extra, **typed.to_dict()}
+        full["vocab"] = {
             "rels": rels.to_json(),
             "words": None if words is None else words.to_json(),
             "chars": None if chars is None else chars.to_json(),
             **{name: tags[name].to_json() if name in tags else None for name in TAG_COLUMNS},
         }
         encoder = build_encoder(
-            config, n_words=len(words or []), n_chars=len(chars or []), trust_remote_code=trust_remote_code
+            typed.encoder, n_words=len(words or []), n_chars=len(chars or []), trust_remote_code=trust_remote_code
         )
-        model = ParserModel(encoder, len(rels), config["model"], tag_sizes={k: len(v) for k, v in tags.items()})
-        return cls(model, Featurizer(rels, words, chars, tags=tags), config)
+        model = ParserModel(encoder, len(rels), typed.model, tag_sizes={k: len(v) for k, v in tags.items()})
+        return cls(model, Featurizer(rels, words, chars, tags=tags), full)
 
     @classmethod
     def load(
@@ -204,8 +143,11 @@ class Parser(Predictor):
         as in :class:`~unnparse.parser.predictor.Predictor`. :func:`unnparse.parser.load` loads any parser
         directory, an ensemble's too.
 
-        Loading never runs code from the directory, checks every config value against :data:`CONFIG_LIMITS` and
-        every data file against the sizes and hashes that ``config.json`` records (see :mod:`unnparse.model_files`).
+        Loading never runs code from the directory, reads the config as a
+        :class:`~unnparse.parser.config.ParserConfig` (one of an older ``config_version`` migrated, see
+        :func:`~unnparse.parser.config.migrate`), checks every config value against its limit (there and in
+        :data:`VOCAB_LIMITS`) and every data file against the sizes and hashes that ``config.json`` records (see
+        :mod:`unnparse.model_files`).
 
         Raises:
             ModelFileError: a missing, corrupt, mismatched or out-of-range part, or an ensemble's directory (one line
@@ -224,8 +166,9 @@ class Parser(Predictor):
                 f"{cfg_path}: model format {config.get('format_version')} is not supported "
                 f"by unnparse {unnparse.__version__} (expects {FORMAT_VERSION})"
             )
-        check_config(config, CONFIG_LIMITS, cfg_path)
-        check_config(config, ENCODER_LIMITS[config["encoder"]["type"]], cfg_path)
+        typed = ParserConfig.from_dict(config, source=cfg_path)  # an older config_version migrated
+        check_config(config, VOCAB_LIMITS, cfg_path)
+        config = {**config, **typed.to_dict()}
         try:
             vocab = config["vocab"]
             rels = Vocab.from_json(vocab["rels"])
@@ -234,10 +177,10 @@ class Parser(Predictor):
             tags = {name: Vocab.from_json(vocab[name]) for name in TAG_COLUMNS if vocab.get(name) is not None}
         except (KeyError, TypeError, ValueError) as err:
             raise ModelFileError(f"{cfg_path}: incomplete parser config ({err!r})") from None
-        saved = verified_dir(path, config, "encoder") if config["encoder"]["type"] == "transformer" else None
+        saved = verified_dir(path, config, "encoder") if isinstance(typed.encoder, TransformerEncoderConfig) else None
         try:
-            encoder = build_encoder(config, n_words=len(words or []), n_chars=len(chars or []), saved_dir=saved)
-            model = ParserModel(encoder, len(rels), config["model"], tag_sizes={k: len(v) for k, v in tags.items()})
+            encoder = build_encoder(typed.encoder, n_words=len(words or []), n_chars=len(chars or []), saved_dir=saved)
+            model = ParserModel(encoder, len(rels), typed.model, tag_sizes={k: len(v) for k, v in tags.items()})
         except (KeyError, TypeError, ValueError) as err:
             raise ModelFileError(f"{cfg_path}: incomplete parser config ({err!r})") from None
         except (RuntimeError, MemoryError) as err:

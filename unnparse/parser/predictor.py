@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import Tensor
@@ -235,6 +235,29 @@ class Predictor(ABC):
             return self.tokenizer.iter_sentences(lines, source=source)
         return iter_sentences_from_text(lines, source=source)
 
+    def input_sentences(
+        self, stream: IO[bytes], input_format: str = "text", *, name: str = "<stdin>", tokenizer: str = "auto"
+    ) -> Iterator[Sentence]:
+        """The sentences to parse in a binary stream (as ``unnparse parse --input-format`` reads it), streamed:
+        ``text`` split and tokenized by :meth:`text_sentences` with ``tokenizer``, ``tokenized`` (one sentence per
+        line, words separated by whitespace) or ``conllu`` (HEAD and DEPREL not needed); ``name`` names the input
+        in errors and in each sentence's source.
+
+        Raises:
+            ValueError: an unknown format, or see :meth:`text_sentences`.
+            CoNLLUError: invalid UTF-8 or CoNLL-U, over-long lines or sentences (naming the line), while reading.
+        """
+        from unnparse.conllu.reader import iter_conllu
+        from unnparse.text.raw_text import iter_sentences_from_tokenized, read_lines, read_text
+
+        if input_format == "conllu":
+            return iter_conllu(stream, name=name, require_heads=False)
+        if input_format == "text":
+            return self.text_sentences(read_text(stream, name), source=name, tokenizer=tokenizer)
+        if input_format == "tokenized":
+            return iter_sentences_from_tokenized(read_lines(stream, name), source=name)
+        raise ValueError(f"unknown input format {input_format!r}: expected text, tokenized or conllu")
+
     def parse(
         self, inputs: str | Sequence[str] | Sequence[Sequence[str]], *, batch_tokens: int = 4000
     ) -> list[Sentence]:
@@ -250,6 +273,33 @@ class Predictor(ABC):
             joined = "\n\n".join(str(text) for text in inputs)
             sentences = list(self.text_sentences(joined.split("\n"), source="<text>"))
         return [p.sentence for p in self.predict(sentences, batch_tokens=batch_tokens)]
+
+    def reparse(
+        self,
+        gold: Sequence[Sentence],
+        *,
+        raw_text: bool = False,
+        tokenizer: str = "auto",
+        source: str = "<gold>",
+        batch_tokens: int = 6000,
+        max_words: int = DEFAULT_MAX_WORDS,
+        on_split: Callable[[str], None] | None = None,
+    ) -> tuple[list[Sentence], tuple[str, ...]]:
+        """Parse ``gold`` again to score this parser on it (as ``unnparse evaluate --model`` does): its words, with
+        the columns this parser tags cleared first, or with ``raw_text`` its text from scratch (split and tokenized
+        as :meth:`text_sentences` does with ``tokenizer``; ``source`` names the text). Returns the parses and the tag
+        columns to score (none for raw text). See :meth:`predict` for the other arguments."""
+        if raw_text:
+            from unnparse.evaluation.text_alignment import corpus_text
+
+            lines = corpus_text(gold).split("\n")
+            sentences: Iterable[Sentence] = self.text_sentences(lines, source=f"{source} (text)", tokenizer=tokenizer)
+            columns: tuple[str, ...] = ()
+        else:
+            columns = tuple(self.featurizer.tags)
+            sentences = [sentence.without_tags(columns) for sentence in gold]
+        results = self.predict(sentences, batch_tokens=batch_tokens, max_words=max_words, on_split=on_split)
+        return [p.sentence for p in results], columns
 
     def parse_tokenized_lines(self, lines: Iterable[str]) -> Iterator[Sentence]:
         """Parse one whitespace-tokenized sentence per line."""

@@ -16,22 +16,31 @@ import tempfile
 import time
 import urllib.error
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unnparse.downloads import DownloadError, fetch, host_of
 from unnparse.io_utils import atomic_output
 from unnparse.paths import data_root
 
+if TYPE_CHECKING:
+    from unnparse.conllu.sentence import Sentence
+
 __all__ = [
+    "FileSummary",
+    "TreebankData",
     "TreebankError",
     "TreebankFiles",
     "TreebankNotFoundError",
     "default_data_dir",
     "download_treebank",
     "find_treebank",
+    "read_treebank",
     "resolve_treebank",
+    "split_file",
+    "treebank_files",
     "validate_treebank_name",
 ]
 
@@ -274,3 +283,88 @@ def resolve_treebank(
     except (OSError, ValueError) as exc:  # timeouts, disk errors, bad JSON
         raise _not_found(name, root, f"{type(exc).__name__}: {exc}") from None
     return find_treebank(name, root)
+
+
+def treebank_files(
+    treebank: str | None,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    train: Sequence[str | os.PathLike[str]] = (),
+    dev: str | os.PathLike[str] | None = None,
+    need_train: bool = True,
+    download: bool = True,
+    progress: bool = True,
+) -> TreebankFiles:
+    """The files of ``--treebank NAME`` / ``--train FILE...`` / ``--dev FILE``: the files given win over the
+    treebank's (which :func:`resolve_treebank` finds or downloads); the test file is the treebank's.
+
+    Raises:
+        TreebankError: ``need_train`` and neither a treebank nor a training file, or a treebank without a training
+            file and none given (one line that says which option to add); the errors of :func:`resolve_treebank`.
+    """
+    files_train = [Path(p) for p in train]
+    file_dev = Path(dev) if dev is not None else None
+    if treebank is None:
+        if need_train and not files_train:
+            raise TreebankError("give --treebank NAME or --train FILE (and --dev FILE)")
+        name = files_train[0].stem.replace("-ud-train", "") if files_train else ""
+        return TreebankFiles(name=name, train=files_train, dev=file_dev)
+    found = resolve_treebank(treebank, data_dir, download=download, progress=progress)
+    train_files = files_train or list(found.train)
+    files = TreebankFiles(name=treebank, train=train_files, dev=file_dev or found.dev, test=found.test)
+    if need_train and not files.train:
+        raise TreebankError(f"treebank {treebank} has no *-ud-train*.conllu file; pass --train FILE")
+    return files
+
+
+def split_file(files: TreebankFiles, split: str) -> Path:
+    """The ``dev`` or ``test`` file of ``files``.
+
+    Raises:
+        TreebankError: the treebank has no such file.
+    """
+    path = files.dev if split == "dev" else files.test if split == "test" else None
+    if path is None:
+        raise TreebankError(f"treebank {files.name} has no {split} file")
+    return path
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """One row of what a training reads: the split, the file, its sentences and words."""
+
+    split: str
+    file: str
+    sentences: int
+    words: int
+
+
+@dataclass
+class TreebankData:
+    """The sentences of a treebank's training and dev files, and a summary of each file (``summary``)."""
+
+    train: list[Sentence]
+    dev: list[Sentence]
+    summary: list[FileSummary]
+
+
+def read_treebank(files: TreebankFiles, *, require_heads: bool = True) -> TreebankData:
+    """Read the training files and the dev file (when there is one) of ``files``; ``require_heads=False`` accepts
+    files without trees (enough for a tokenizer).
+
+    Raises:
+        CoNLLUError: a file that is not valid CoNLL-U, or holds no sentence (one line naming the file and line).
+    """
+    from unnparse.conllu.reader import read_conllu
+
+    train = [s for f in files.train for s in read_conllu(f, allow_empty=False, require_heads=require_heads)]
+    dev = read_conllu(files.dev, allow_empty=False, require_heads=require_heads) if files.dev else []
+    per_file: dict[str, list[int]] = {}
+    for s in train:
+        counts = per_file.setdefault(s.source, [0, 0])
+        counts[0] += 1
+        counts[1] += len(s)
+    summary = [FileSummary("train", str(f), *per_file.get(str(f), [0, 0])) for f in files.train]
+    if files.dev:
+        summary.append(FileSummary("dev", str(files.dev), len(dev), sum(len(s) for s in dev)))
+    return TreebankData(train=train, dev=dev, summary=summary)

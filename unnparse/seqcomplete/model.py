@@ -32,10 +32,11 @@ from unnparse.engine import (
     Variable,
     forward_backward,
 )
+from unnparse.model_files import Limit, config_field, field_limits
 from unnparse.seqcomplete.data import Batch
 from unnparse.seqcomplete.factors import AttentionScoreFactor, AttentionValueFactor
 
-__all__ = ["MODEL_KIND", "SeqConfig", "SeqCompletionUNN", "sinusoidal_positions"]
+__all__ = ["CONFIG_LIMITS", "MODEL_KIND", "SeqConfig", "SeqCompletionUNN", "sinusoidal_positions"]
 
 MODEL_KIND = "seqcomplete"
 HIDDEN = ("Q", "K", "V", "S", "H")
@@ -48,13 +49,15 @@ RANDOM_ITER_MAX = 5
 class SeqConfig:
     """Hyperparameters of the sequence-completion UNN (stored in ``config.json``)."""
 
-    vocab: int = 64
-    dim: int = 256
-    unn_iter: int = 1
-    order: str = "fb"
-    random_iter: bool = False
-    #: seeds the random order at evaluation time, so that predictions are reproducible
-    seed: int = 0
+    # each with the values a saved config.json may hold (absent keys take the default): see field_limits
+    vocab: int = config_field(64, Limit(int, 1, 1_000_000, optional=True))
+    dim: int = config_field(256, Limit(int, 2, 65536, optional=True))
+    unn_iter: int = config_field(1, Limit(int, 1, 100, optional=True))
+    order: str = config_field("fb", Limit(str, choices=("fb", "random"), optional=True))
+    random_iter: bool = config_field(False, Limit(bool, optional=True))
+    #: seeds the random order at evaluation time, so that predictions are reproducible (any value
+    #: torch.Generator.manual_seed takes)
+    seed: int = config_field(0, Limit(int, -(2**63), 2**64 - 1, optional=True))
 
     def __post_init__(self) -> None:
         if self.order not in ("fb", "random"):
@@ -76,6 +79,11 @@ class SeqConfig:
     def eval_iter(self) -> int:
         """Sweeps at evaluation: k, or 3 for a model trained with a random k (App. B)."""
         return RANDOM_ITER_EVAL if self.random_iter else self.unn_iter
+
+
+#: The accepted values of a saved sequence-completion model's config.json (keys left out take :class:`SeqConfig`'s
+#: defaults), declared beside the fields of :class:`SeqConfig`.
+CONFIG_LIMITS: dict[str, Limit] = field_limits(SeqConfig)
 
 
 def sinusoidal_positions(n: int, dim: int, *, device: torch.device | None = None) -> Tensor:

@@ -17,10 +17,10 @@ from torch import Tensor
 from unnparse.checkpoints import resume_training, write_checkpoint
 from unnparse.devices import synchronize
 from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
-from unnparse.model_files import Limit, ModelFileError, check_config, load_config, load_weights, save_model
+from unnparse.model_files import ModelFileError, check_config, load_config, load_weights, save_model
 from unnparse.runtime import adam, denormals_flushed, resolve_device, training_progress
 from unnparse.seqcomplete.data import Batch, SeqDataset, make_batch
-from unnparse.seqcomplete.model import MODEL_KIND, RANDOM_ITER_MAX, SeqCompletionUNN, SeqConfig
+from unnparse.seqcomplete.model import CONFIG_LIMITS, MODEL_KIND, RANDOM_ITER_MAX, SeqCompletionUNN, SeqConfig
 
 __all__ = [
     "CurvePoint",
@@ -385,18 +385,6 @@ def save_trained(directory: str | os.PathLike[str], result: TrainResult, options
         "curve": [asdict(c) for c in result.curve],
     }
     save_model(directory, config, result.model.state_dict())
-
-
-#: The accepted values of a saved sequence-completion model's config.json (keys left out take
-#: :class:`SeqConfig`'s defaults).
-CONFIG_LIMITS: dict[str, Limit] = {
-    "vocab": Limit(int, 1, 1_000_000, optional=True),
-    "dim": Limit(int, 2, 65536, optional=True),
-    "unn_iter": Limit(int, 1, 100, optional=True),
-    "order": Limit(str, choices=("fb", "random"), optional=True),
-    "random_iter": Limit(bool, optional=True),
-    "seed": Limit(int, -(2**63), 2**64 - 1, optional=True),  # what torch.Generator.manual_seed takes
-}
 
 
 def load_model(directory: str | os.PathLike[str], device: str = "cpu") -> SeqCompletionUNN:

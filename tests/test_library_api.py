@@ -1,0 +1,238 @@
+"""What the commands do, called from Python: treebank files, the model to load, the tokenizer kept or dropped, the
+parse formats and the scores of ``unnparse evaluate``."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.parser_fixtures import conllu_text, write_treebank
+from unnparse.conllu import Sentence, read_conllu
+from unnparse.evaluation.attachment import AlignmentError
+from unnparse.evaluation.scoring import REALIGNED, annotated_columns, choose_alignment, evaluate_parses
+from unnparse.parser import loading
+from unnparse.parser.loading import NoModelFoundError, default_model_dir
+from unnparse.parser.output_formats import conllu_with_probs, draw_tree, render, to_json_line
+from unnparse.parser.predictor import ParsedSentence, Predictor
+from unnparse.parser.treebank import TreebankError, read_treebank, split_file, treebank_files
+from unnparse.text import tokenizer_choice
+from unnparse.text import trained_tokenizer as tt
+from unnparse.text.tokenizer_choice import MIN_TOKENIZER_SECONDS, train_and_choose_tokenizer
+
+
+def _sentences(tmp_path: Path, n: int = 3, seed: int = 1):
+    path = tmp_path / f"s{seed}.conllu"
+    path.write_text(conllu_text(n, seed), encoding="utf-8")
+    return read_conllu(path)
+
+
+# ------------------------------------------------------------------------------------------------ treebank files
+def test_treebank_files_from_a_treebank_or_given_files(tmp_path):
+    folder = write_treebank(tmp_path)
+    files = treebank_files("UD_Toy-Test", tmp_path, download=False)
+    assert files.train == [folder / "toy-ud-train.conllu"]
+    assert (files.dev, files.test) == (folder / "toy-ud-dev.conllu", folder / "toy-ud-test.conllu")
+    mine = tmp_path / "mine-ud-train.conllu"
+    mine.write_text(conllu_text(4, 9), encoding="utf-8")
+    given = treebank_files("UD_Toy-Test", tmp_path, train=[mine], download=False)
+    assert given.train == [mine] and given.dev == folder / "toy-ud-dev.conllu"  # the files given win
+    alone = treebank_files(None, train=[mine], dev=folder / "toy-ud-dev.conllu")
+    assert alone.name == "mine" and alone.test is None and alone.dev == folder / "toy-ud-dev.conllu"
+    assert split_file(files, "test") == files.test and split_file(files, "dev") == files.dev
+
+
+def test_treebank_files_say_what_is_missing(tmp_path):
+    with pytest.raises(TreebankError, match=r"^give --treebank NAME or --train FILE \(and --dev FILE\)$"):
+        treebank_files(None)
+    folder = write_treebank(tmp_path)
+    (folder / "toy-ud-train.conllu").unlink()
+    with pytest.raises(TreebankError, match="treebank UD_Toy-Test has no \\*-ud-train\\*.conllu file; pass --train"):
+        treebank_files("UD_Toy-Test", tmp_path, download=False)
+    files = treebank_files("UD_Toy-Test", tmp_path, need_train=False, download=False)  # enough to evaluate
+    (folder / "toy-ud-dev.conllu").unlink()
+    files = treebank_files("UD_Toy-Test", tmp_path, need_train=False, download=False)
+    with pytest.raises(TreebankError, match="^treebank UD_Toy-Test has no dev file$"):
+        split_file(files, "dev")
+    with pytest.raises(TreebankError, match="not found"):
+        treebank_files("UD_Nowhere-Test", tmp_path, download=False)
+
+
+def test_read_treebank_summarizes_each_file(tmp_path):
+    folder = write_treebank(tmp_path, n_train=7, n_dev=3)
+    data = read_treebank(treebank_files("UD_Toy-Test", tmp_path, download=False))
+    assert (len(data.train), len(data.dev)) == (7, 3)
+    (train, dev) = data.summary
+    assert (train.split, train.file, train.sentences) == ("train", str(folder / "toy-ud-train.conllu"), 7)
+    assert (dev.split, dev.sentences, dev.words) == ("dev", 3, sum(len(s) for s in data.dev))
+    assert train.words == sum(len(s) for s in data.train)
+    no_dev = read_treebank(treebank_files(None, train=[folder / "toy-ud-train.conllu"]))
+    assert no_dev.dev == [] and [row.split for row in no_dev.summary] == ["train"]
+
+
+# ------------------------------------------------------------------------------------------------ model discovery
+def test_default_model_dir_given_then_environment_then_newest(tmp_path, monkeypatch):
+    assert default_model_dir(tmp_path / "m") == (tmp_path / "m", None)
+    assert default_model_dir(environ={"UNNPARSE_MODEL": "elsewhere"}) == (Path("elsewhere"), "$UNNPARSE_MODEL")
+    root = tmp_path / "models"
+    with pytest.raises(NoModelFoundError, match="no model given and none found under .*: train one with"):
+        default_model_dir(environ={}, models_dir=root)
+    kinds = {"old": "parser", "new": "parser-ensemble", "newest": "mnist"}
+    for age, name in enumerate(kinds):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.json").write_text("{}")
+        stamp = time.time() - 100 + age
+        os.utime(root / name / "config.json", (stamp, stamp))
+    monkeypatch.setattr(loading, "model_kind", lambda directory: kinds[Path(directory).name])
+    chosen, reason = default_model_dir(environ={}, models_dir=root)
+    assert chosen == root / "new" and reason == f"most recent under {root}"  # the newest parser, not the MNIST model
+    monkeypatch.chdir(tmp_path)
+    assert default_model_dir(environ={}) == (Path("models/new"), "most recent under ./models")
+
+
+# ------------------------------------------------------------------------------------------------ tokenizer choice
+class _FakeTokenizer:
+    def __init__(self) -> None:
+        self.saved_to: list[Path] = []
+
+    def save(self, directory) -> None:
+        self.saved_to.append(Path(directory))
+
+
+@pytest.mark.parametrize(
+    ("trained", "rules", "outcome"),
+    [
+        (
+            {"tokens": 99.0, "sentences": 90.0, "words": 99.0},
+            {"tokens": 95.0, "sentences": 80.0, "words": 95.0},
+            "kept",
+        ),
+        (
+            {"tokens": 90.0, "sentences": 80.0, "words": 90.0},
+            {"tokens": 95.0, "sentences": 80.0, "words": 95.0},
+            "dropped",
+        ),
+        ({}, None, "unchecked"),
+    ],
+)
+def test_the_tokenizer_is_kept_unless_the_rules_do_better(tmp_path, monkeypatch, trained, rules, outcome):
+    fake = _FakeTokenizer()
+    calls: list[dict] = []
+    monkeypatch.setattr(tt, "train_tokenizer", lambda *a, **kw: calls.append(kw) or (fake, trained))
+    monkeypatch.setattr(tt, "rule_scores", lambda dev: rules)
+    lines: list[str] = []
+    train, dev = _sentences(tmp_path), _sentences(tmp_path, seed=2) if rules else []
+    decision = train_and_choose_tokenizer(tmp_path, train, dev, steps=7, seed=3, max_seconds=60.0, log=lines.append)
+    assert decision.outcome == outcome and decision.saved == (outcome != "dropped")
+    assert fake.saved_to == ([tmp_path] if decision.saved else [])
+    assert calls[0]["steps"] == 7 and calls[0]["seed"] == 3 and calls[0]["max_seconds"] == 60.0
+    assert lines[0] == "training the tokenizer and sentence splitter (at most 7 updates, at most 60 s)"
+    expected = {
+        "kept": f"tokenizer saved to {tmp_path}: dev F1 tokens 99.00, sentences 90.00, words 99.00 (rules: tokens",
+        "dropped": "on dev the rules segment better (tokens 95.00, sentences 80.00, words 95.00) than the trained",
+        "unchecked": f"tokenizer saved to {tmp_path} (no dev set to check it on)",
+    }[outcome]
+    assert decision.message.startswith(expected)
+
+
+def test_no_tokenizer_is_trained_without_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(tt, "train_tokenizer", lambda *a, **kw: pytest.fail("trained without time"))
+    decision = train_and_choose_tokenizer(tmp_path, [], [], steps=10, max_seconds=MIN_TOKENIZER_SECONDS - 1)
+    assert decision.outcome == "skipped" and not decision.saved
+    assert decision.message == "only 4 s of --max-minutes left: raw text will be split by the rules"
+    assert tokenizer_choice.MIN_TOKENIZER_SECONDS == MIN_TOKENIZER_SECONDS
+
+
+# ------------------------------------------------------------------------------------------------ output formats
+def test_render_writes_each_format(tmp_path):
+    sentence = _sentences(tmp_path, n=1)[0]
+    n = len(sentence)
+    marginals = [[1.0 if h == sentence.heads[d] else 0.0 for h in range(n + 1)] for d in range(n)]
+    assert render(ParsedSentence(sentence), "conllu") == sentence.to_conllu()
+    with_probs = render(ParsedSentence(sentence, marginals), "conllu")
+    assert with_probs == conllu_with_probs(sentence, marginals)
+    rows = [r.split("\t") for r in with_probs.splitlines() if r and not r.startswith("#")]
+    assert all("ArcProb=1.0000" in r[9] for r in rows) and "ArcProb" not in sentence.to_conllu()
+    line = render(ParsedSentence(sentence, marginals), "json")
+    assert line == to_json_line(sentence, marginals) + "\n" and json.loads(line)["marginals"] == marginals
+    assert render(ParsedSentence(sentence), "tree") == draw_tree(sentence) + "\n"
+    with pytest.raises(ValueError, match="unknown output format 'xml'"):
+        render(ParsedSentence(sentence), "xml")
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def test_evaluate_parses_with_the_gold_words(tmp_path):
+    gold = _sentences(tmp_path, n=4)
+    pred = [s.copy() for s in gold]
+    result = evaluate_parses(gold, pred, tag_columns=("upos", "xpos"))
+    assert result.alignment == "words" and result.aligned is None and result.relations is None
+    assert result.attachment is not None and result.attachment.uas == 100.0
+    assert result.tags == {"upos": 100.0}  # xpos is not annotated: not scored
+    assert annotated_columns(pred, ("upos", "xpos", "feats")) == ["upos"]
+    assert evaluate_parses(gold, pred, per_relation=True).relations
+
+
+def test_evaluate_parses_through_the_text_when_the_words_differ(tmp_path):
+    gold = _sentences(tmp_path, n=4)
+    pred = gold[:2]  # a sentence missing: auto scores through the text, and says so
+    assert choose_alignment(gold, gold) == "words" and choose_alignment(gold, pred) == "characters"
+    assert choose_alignment(gold, pred, "words") == "words"
+    told: list[str] = []
+    with pytest.raises(AlignmentError):
+        evaluate_parses(gold, pred, log=told.append)  # the texts differ too
+    assert told == [REALIGNED]
+    result = evaluate_parses(gold, [s.copy() for s in gold], alignment="characters", per_relation=True)
+    assert result.alignment == "characters" and result.attachment is None
+    assert result.aligned is not None and result.aligned.las.f1 == 100.0 and result.relations
+    with pytest.raises(AlignmentError):
+        evaluate_parses(gold, pred, alignment="words")
+    with pytest.raises(ValueError, match="unknown alignment"):
+        evaluate_parses(gold, gold, alignment="tokens")
+
+
+# ------------------------------------------------------------------------------------------------ parsing gold again
+class _Echo:
+    """Stands for a parser: tags UPOS, and 'parses' by giving back what it is given."""
+
+    featurizer = type("F", (), {"tags": ["upos"]})()
+    text_sentences = Predictor.text_sentences
+    tokenizer = None
+
+    def __init__(self) -> None:
+        self.given: list[Sentence] = []
+
+    def predict(self, sentences, **kwargs):
+        self.given = list(sentences)
+        return (ParsedSentence(s) for s in self.given)
+
+
+def test_reparse_clears_the_tagged_columns_or_parses_the_text(tmp_path):
+    gold = _sentences(tmp_path, n=3)
+    echo = _Echo()
+    predicted, columns = Predictor.reparse(echo, gold)
+    assert columns == ("upos",) and [s.words for s in predicted] == [s.words for s in gold]
+    assert all(tag == "_" for s in echo.given for tag in s.column("upos"))  # cleared before parsing
+    assert any(tag != "_" for s in gold for tag in s.column("upos"))  # the gold sentences are left as they were
+    predicted, columns = Predictor.reparse(echo, gold, raw_text=True, tokenizer="rules", source="g.conllu")
+    assert columns == () and "".join(w for s in predicted for w in s.words) == "".join(w for s in gold for w in s.words)
+    assert predicted[0].source == "g.conllu (text)"
+
+
+def test_input_sentences_reads_each_input_format():
+    echo = _Echo()
+    text = io.BytesIO(b"The dog saw a cat. A man reads.\n")
+    sentences = list(Predictor.input_sentences(echo, text, "text", name="in.txt", tokenizer="rules"))
+    assert [s.words for s in sentences] == [["The", "dog", "saw", "a", "cat", "."], ["A", "man", "reads", "."]]
+    assert sentences[0].source == "in.txt"
+    tokenized = list(Predictor.input_sentences(echo, io.BytesIO(b"a b c\n\nd e\n"), "tokenized"))
+    assert [s.words for s in tokenized] == [["a", "b", "c"], ["d", "e"]]
+    conllu = io.BytesIO(conllu_text(2, 5).encode())
+    assert len(list(Predictor.input_sentences(echo, conllu, "conllu", name="g.conllu"))) == 2
+    with pytest.raises(ValueError, match="unknown input format 'xml'"):
+        Predictor.input_sentences(echo, io.BytesIO(b""), "xml")
+    with pytest.raises(ValueError, match="has no trained tokenizer"):
+        Predictor.input_sentences(echo, io.BytesIO(b"x"), "text", tokenizer="model")

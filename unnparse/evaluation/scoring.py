@@ -1,0 +1,86 @@
+"""What ``unnparse evaluate`` scores: a prediction against the gold sentences, with the gold words (accuracies of
+:mod:`unnparse.evaluation.attachment`) or, when the words differ, through the text (the CoNLL 2018 F1 scores of
+:mod:`unnparse.evaluation.text_alignment`), in one :class:`Evaluation`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from unnparse.conllu.sentence import Sentence
+from unnparse.evaluation.attachment import AttachmentScores, RelationScore
+from unnparse.evaluation.text_alignment import AlignedScores
+
+__all__ = ["ALIGNMENTS", "REALIGNED", "Evaluation", "annotated_columns", "choose_alignment", "evaluate_parses"]
+
+#: ``words``: the prediction has the gold words; ``characters``: words aligned through the text; ``auto``: words when
+#: they line up, else characters.
+ALIGNMENTS = ("auto", "words", "characters")
+#: What :func:`evaluate_parses` says when ``auto`` scores through the text.
+REALIGNED = "the words differ from the gold ones: scoring words aligned through the text"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The scores of a prediction: with the gold words (``alignment == "words"``: ``attachment`` and the accuracy of
+    each tag column, ``tags``) or through the text (``"characters"``: ``aligned``); the LAS of each relation when
+    asked for."""
+
+    alignment: Literal["words", "characters"]
+    attachment: AttachmentScores | None = None
+    tags: dict[str, float] = field(default_factory=dict)
+    aligned: AlignedScores | None = None
+    relations: dict[str, RelationScore] | None = None
+
+
+def annotated_columns(sentences: Sequence[Sentence], columns: Sequence[str]) -> list[str]:
+    """The columns of ``columns`` that some word of ``sentences`` annotates (a value other than ``_``)."""
+    return [c for c in columns if any(tag != "_" for sentence in sentences for tag in sentence.column(c))]
+
+
+def choose_alignment(gold: Sequence[Sentence], pred: Sequence[Sentence], alignment: str = "auto") -> str:
+    """``alignment``, or for ``auto``: ``words`` when ``pred`` has the sentences and words of ``gold``, else
+    ``characters``."""
+    if alignment != "auto":
+        return alignment
+    same = len(gold) == len(pred) and all(g.words == p.words for g, p in zip(gold, pred, strict=True))
+    return "words" if same else "characters"
+
+
+def evaluate_parses(
+    gold: Sequence[Sentence],
+    pred: Sequence[Sentence],
+    *,
+    alignment: str = "auto",
+    tag_columns: Sequence[str] = (),
+    per_relation: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Score ``pred`` against ``gold`` (see :func:`choose_alignment`; ``log`` is told :data:`REALIGNED` when ``auto``
+    scores through the text). With the gold words, the columns of ``tag_columns`` that ``pred`` annotates are scored
+    too.
+
+    Raises:
+        AlignmentError: ``words`` for files whose words do not line up, ``characters`` for files whose text differs
+            (one line naming the file and sentence).
+        ValueError: no sentences to score.
+    """
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {alignment!r}: expected one of {', '.join(ALIGNMENTS)}")
+    chosen = choose_alignment(gold, pred, alignment)
+    if alignment == "auto" and chosen == "characters" and log is not None:
+        log(REALIGNED)
+    if chosen == "characters":
+        from unnparse.evaluation.text_alignment import TextAlignment
+
+        text_alignment = TextAlignment(gold, pred)
+        aligned = text_alignment.scores()
+        relations = text_alignment.relation_scores() if per_relation else None
+        return Evaluation("characters", aligned=aligned, relations=relations)
+    from unnparse.evaluation.attachment import relation_scores, score_sentences, tag_accuracies
+
+    scores = score_sentences(gold, pred)
+    tags = tag_accuracies(gold, pred, annotated_columns(pred, tag_columns))
+    relations = relation_scores(gold, pred) if per_relation else None
+    return Evaluation("words", attachment=scores, tags=tags, relations=relations)

@@ -1,0 +1,271 @@
+"""The parser's config, typed: one frozen dataclass per part of ``config.json`` (the encoder, the network), each
+field with its default and the range that a saved model may hold (a :class:`~unnparse.model_files.Limit`, in the
+field's metadata). The command line takes its defaults from here, :class:`~unnparse.parser.parser.Parser` builds
+from a :class:`ParserConfig` and loading reads one back (the vocabularies are a part of their own).
+
+>>> config = ParserConfig(model=ParserModelConfig(unn_iter=2))
+>>> config.model.hidden, config.encoder.layers
+(256, 3)
+>>> ParserConfig.from_dict(config.to_dict()) == config
+True
+
+``config.json`` records the schema it was written in as ``config_version`` (:data:`CONFIG_VERSION`); the layout
+of the weights is ``format_version``. A config written before ``config_version`` existed (version 1) may lack the
+keys added since: :func:`migrate` fills each with the value that the code of that time read in its absence, so an
+old model loads and parses as it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import unnparse
+from unnparse.model_files import Limit, ModelFileError, check_config, config_field, field_limits
+
+__all__ = [
+    "CONFIG_VERSION",
+    "DEFAULT_ENCODER",
+    "ENCODER_CONFIGS",
+    "FORMAT_VERSION",
+    "VERSION_1_ABSENT",
+    "EncoderConfig",
+    "ParserConfig",
+    "ParserModelConfig",
+    "ScratchEncoderConfig",
+    "TransformerEncoderConfig",
+    "config_limits",
+    "migrate",
+]
+
+FORMAT_VERSION = 2  # the weights' layout; 2: unpacked BiLSTM weights, UPOS tagger, relation classifier reading X
+#: The schema of the encoder and model parts of config.json. 1: no ``config_version`` key, keys added since may be
+#: absent (see :data:`VERSION_1_ABSENT`); 2: ``config_version``, every key of the dataclasses below present.
+CONFIG_VERSION = 2
+DEFAULT_ENCODER = "scratch"  # the encoder of ``unnparse train`` when none is named
+
+_SIZE = Limit(int, 1, 65536)
+_RATE = Limit(float, 0.0, 1.0, open_high=True)
+_LOSS = Limit(float, 0.0, 1e6)
+_FLAG = Limit(bool)
+_VERSION = Limit(int, 1, 1 << 31)
+
+
+class _Section:
+    """What every part of the config shares: its key in config.json (``SECTION``), its fields' limits, a check of
+    every value on construction (``ValueError`` naming the key) and plain-dict conversion."""
+
+    SECTION: ClassVar[str]
+
+    @classmethod
+    def limits(cls) -> dict[str, Limit]:
+        """Dotted key (``model.unn_iter``) -> its limit, for every field."""
+        return field_limits(cls, f"{cls.SECTION}.")
+
+    def __post_init__(self) -> None:
+        try:
+            check_config({self.SECTION: self._values()}, self.limits(), type(self).__name__)
+        except ModelFileError as err:
+            raise ValueError(str(err)) from None
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["limit"].kind is float and isinstance(value, int):  # in range, so not a bool
+                object.__setattr__(self, f.name, float(value))  # 1 and 1.0 are one weight, written as 1.0
+
+    def _values(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The part as config.json holds it."""
+        return self._values()
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> Any:
+        """The part from its (checked) dict in config.json; keys that no field names are left out."""
+        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+
+
+@dataclass(frozen=True)
+class ScratchEncoderConfig(_Section):
+    """The encoder trained from scratch: word embeddings and a character CNN or BiLSTM, then a BiLSTM."""
+
+    SECTION: ClassVar[str] = "encoder"
+    TYPE: ClassVar[str] = "scratch"
+
+    word_dim: int = config_field(100, _SIZE)
+    char_dim: int = config_field(50, _SIZE)
+    char_filters: int = config_field(100, _SIZE)
+    hidden: int = config_field(200, _SIZE)  # BiLSTM size per direction (``--lstm-hidden``)
+    layers: int = config_field(3, Limit(int, 1, 64))  # ``--lstm-layers``
+    dropout: float = config_field(0.33, _RATE)  # ``--dropout``, shared with the network's
+    word_dropout: float = config_field(0.2, _RATE)
+    min_word_freq: int = config_field(2, Limit(int, 1, 1 << 31))  # rarer training words are unknown
+    char_encoder: str = config_field("cnn", Limit(str, choices=("cnn", "lstm")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **self._values()}
+
+
+@dataclass(frozen=True)
+class TransformerEncoderConfig(_Section):
+    """A pretrained transformer (a HuggingFace name or a local path while training; the saved files after)."""
+
+    SECTION: ClassVar[str] = "encoder"
+    TYPE: ClassVar[str] = "transformer"
+
+    name: str = field(metadata={"limit": Limit(str)})  # no default: the encoder must be named
+    pooling: str = config_field("first", Limit(str, choices=("first", "mean")))  # subword vectors -> word vector
+    freeze: bool = config_field(False, _FLAG)  # not fine-tuned
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **self._values()}
+
+
+EncoderConfig = ScratchEncoderConfig | TransformerEncoderConfig
+ENCODER_CONFIGS: dict[str, type[ScratchEncoderConfig] | type[TransformerEncoderConfig]] = {
+    ScratchEncoderConfig.TYPE: ScratchEncoderConfig,
+    TransformerEncoderConfig.TYPE: TransformerEncoderConfig,
+}
+
+
+@dataclass(frozen=True)
+class ParserModelConfig(_Section):
+    """The H/M/Y network on the encoder, its relation classifier and taggers."""
+
+    SECTION: ClassVar[str] = "model"
+
+    unn_iter: int = config_field(1, Limit(int, 1, 100))  # sweeps K (1: the biaffine parser)
+    hidden: int = config_field(256, _SIZE)  # size of H and M
+    rel_hidden: int = config_field(100, _SIZE)  # the relation classifier's projections
+    dropout: float = config_field(0.33, _RATE)
+    single_root: bool = config_field(True, _FLAG)  # trees with one word attached to ROOT
+    upos_loss: float = config_field(1.0, _LOSS)  # weight of each auxiliary tagging loss (0: no tagger)
+    xpos_loss: float = config_field(0.0, _LOSS)
+    feats_loss: float = config_field(0.0, _LOSS)
+    rel_from_x: bool = config_field(True, _FLAG)  # the relation classifier reads X besides H and M
+    rel_distance: int = config_field(0, Limit(int, 0, 4096))  # size of its arc direction and length embedding (0: none)
+    arc_position: bool = config_field(False, _FLAG)  # a learned score of each arc's direction and length
+    tag_layer: int = config_field(0, Limit(int, 0, 64))  # the BiLSTM layer the taggers read (0: X)
+
+    def tag_loss(self, column: str) -> float:
+        """The loss weight of the tagger of ``column`` (``upos``, ``xpos``, ``feats``; 0 for any other)."""
+        return float(getattr(self, f"{column}_loss", 0.0))
+
+
+def config_limits(encoder_type: str) -> dict[str, Limit]:
+    """Dotted key -> limit of every encoder and model value, for an encoder of ``encoder_type``."""
+    return {**ParserModelConfig.limits(), **ENCODER_CONFIGS[encoder_type].limits()}
+
+
+@dataclass(frozen=True)
+class ParserConfig:
+    """Everything that fixes a parser network's shape and behaviour: the encoder and the model on it."""
+
+    encoder: EncoderConfig = field(default_factory=ScratchEncoderConfig)
+    model: ParserModelConfig = field(default_factory=ParserModelConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.encoder, EncoderConfig):
+            raise TypeError(f"encoder must be a ScratchEncoderConfig or TransformerEncoderConfig, not {self.encoder!r}")
+        if not isinstance(self.model, ParserModelConfig):
+            raise TypeError(f"model must be a ParserModelConfig, not {self.model!r}")
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        encoder: str = DEFAULT_ENCODER,
+        pooling: str = TransformerEncoderConfig.pooling,
+        freeze_encoder: bool = TransformerEncoderConfig.freeze,
+        lstm_hidden: int = ScratchEncoderConfig.hidden,
+        lstm_layers: int = ScratchEncoderConfig.layers,
+        char_encoder: str = ScratchEncoderConfig.char_encoder,
+        **model: Any,
+    ) -> ParserConfig:
+        """The config of ``unnparse train``'s options: ``encoder`` is ``scratch`` or a transformer's name or path,
+        ``model`` holds :class:`ParserModelConfig` fields; the scratch encoder's dropout is the model's."""
+        net = ParserModelConfig(**model)
+        enc: EncoderConfig
+        if encoder == ScratchEncoderConfig.TYPE:
+            enc = ScratchEncoderConfig(
+                hidden=lstm_hidden, layers=lstm_layers, dropout=net.dropout, char_encoder=char_encoder
+            )
+        else:
+            enc = TransformerEncoderConfig(name=encoder, pooling=pooling, freeze=freeze_encoder)
+        return cls(enc, net)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The network's part of config.json (without vocabularies, files or training records)."""
+        return {
+            "kind": "parser",
+            "format_version": FORMAT_VERSION,
+            "config_version": CONFIG_VERSION,
+            "encoder": self.encoder.to_dict(),
+            "model": self.model.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any], *, source: object = "config.json") -> ParserConfig:
+        """The config from a parser's config.json (other keys, such as ``vocab``, are left alone), migrated from
+        an older ``config_version`` (:func:`migrate`).
+
+        Raises:
+            ModelFileError: ``source: KEY must be ..., not VALUE`` for a missing, mistyped or out-of-range value,
+                or a ``config_version`` newer than this unnparse reads (one line).
+        """
+        migrated = migrate(config, source=source)
+        check_config(migrated, {"encoder.type": Limit(str, choices=tuple(ENCODER_CONFIGS))}, source)
+        encoder_cls = ENCODER_CONFIGS[migrated["encoder"]["type"]]
+        check_config(migrated, config_limits(encoder_cls.TYPE), source)
+        try:
+            return cls(encoder_cls.from_section(migrated["encoder"]), ParserModelConfig.from_section(migrated["model"]))
+        except ValueError as err:  # not reached: the limits were checked above
+            raise ModelFileError(f"{source}: {err}") from None
+
+
+#: Keys that a version-1 config (written before ``config_version``) may lack, and the value that the code of that
+#: time read in their absence (``config.get(key, default)``): they reproduce what such a model did.
+VERSION_1_ABSENT: dict[str, dict[str, Any]] = {
+    "model": {
+        "single_root": True,
+        "upos_loss": 0.0,
+        "xpos_loss": 0.0,
+        "feats_loss": 0.0,
+        "rel_from_x": False,
+        "rel_distance": 0,
+        "arc_position": False,
+        "tag_layer": 0,
+    },
+    "scratch": {"char_encoder": "cnn", "min_word_freq": 2},  # min_word_freq only builds vocabularies
+}
+
+
+def migrate(config: Mapping[str, Any], *, source: object = "config.json") -> dict[str, Any]:
+    """``config`` in the schema of :data:`CONFIG_VERSION` (a copy; the input is not changed): a version-1 config's
+    absent (or null) keys filled with :data:`VERSION_1_ABSENT`. Values are not checked here, but parts that are not
+    objects are left as they are for the checks to name.
+
+    Raises:
+        ModelFileError: ``config_version`` is not a positive integer, or newer than :data:`CONFIG_VERSION`.
+    """
+    version = config.get("config_version", 1)
+    if not _VERSION.accepts(version):
+        check_config({"config_version": version}, {"config_version": _VERSION}, source)
+    if version > CONFIG_VERSION:
+        raise ModelFileError(
+            f"{source}: config_version {version} is newer than unnparse {unnparse.__version__} reads (at most "
+            f"{CONFIG_VERSION}): upgrade unnparse to load this model"
+        )
+    out = dict(config)
+    if version == 1:
+        for part in ("encoder", "model"):
+            if isinstance(out.get(part), dict):
+                out[part] = dict(out[part])
+        model, encoder = out.get("model"), out.get("encoder")
+        if isinstance(model, dict):
+            model.update({k: v for k, v in VERSION_1_ABSENT["model"].items() if model.get(k) is None})
+        if isinstance(encoder, dict) and encoder.get("type") == ScratchEncoderConfig.TYPE:
+            encoder.update({k: v for k, v in VERSION_1_ABSENT["scratch"].items() if encoder.get(k) is None})
+    out["config_version"] = CONFIG_VERSION
+    return out
