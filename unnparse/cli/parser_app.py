@@ -291,6 +291,7 @@ def train(
     from unnparse.checkpoints import CHECKPOINT
     from unnparse.distributed import exit_process, init_from_env, shutdown
     from unnparse.output_dir import claim_output_dir, lock_environment
+    from unnparse.parser.loading import MODELS_DIR
     from unnparse.parser.parser import Parser, default_config, resolve_device
     from unnparse.parser.training import TrainOptions, epoch_table, train_parser
     from unnparse.parser.treebank import read_treebank, treebank_files
@@ -300,7 +301,7 @@ def train(
         fail(f"--tag-layer {tag_layer} needs --encoder scratch with at least {tag_layer} --lstm-layers")
     if treebank is None and not train_files:
         fail("give --treebank NAME or --train FILE (and --dev FILE)")
-    out_dir = output or Path("models") / (treebank or Path(train_files[0]).stem.replace("-ud-train", ""))
+    out_dir = output or MODELS_DIR / (treebank or Path(train_files[0]).stem.replace("-ud-train", ""))
     check_output_dir(out_dir)
     lock = held_for_command(claim_output_dir(out_dir, resume=resume, overwrite=overwrite))
     relaunch_if_asked(nproc, env=lock_environment(lock))

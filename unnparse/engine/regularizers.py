@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from unnparse.engine.factors import sum_per_instance
+
 Context = Mapping[str, Any]
 
 __all__ = [
@@ -40,11 +42,6 @@ __all__ = [
 ]
 
 
-def _sum_per_instance(x: Tensor) -> Tensor:
-    """Sum over every dimension but the first (the batch)."""
-    return x.reshape(x.shape[0], -1).sum(dim=1)
-
-
 def _xlogx(x: Tensor) -> Tensor:
     """``x log x`` with the convention ``0 log 0 = 0``."""
     return torch.where(x > 0, x * torch.log(x.clamp_min(torch.finfo(x.dtype).tiny)), torch.zeros_like(x))
@@ -52,7 +49,7 @@ def _xlogx(x: Tensor) -> Tensor:
 
 def _outside(x: Tensor, bad: Tensor) -> Tensor:
     """Per-instance +inf where any element violates the domain, else 0."""
-    count = _sum_per_instance(bad.to(x.dtype))
+    count = sum_per_instance(bad.to(x.dtype))
     return torch.where(count > 0, torch.full_like(count, math.inf), torch.zeros_like(count))
 
 
@@ -95,7 +92,7 @@ class SquaredNorm(Regularizer):
         return Activation(z)
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
-        return 0.5 * _sum_per_instance(x * x)
+        return 0.5 * sum_per_instance(x * x)
 
 
 class NonNegativeSquaredNorm(Regularizer):
@@ -107,7 +104,7 @@ class NonNegativeSquaredNorm(Regularizer):
         return Activation(torch.relu(z))
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
-        return 0.5 * _sum_per_instance(x * x) + _outside(x, x < 0)
+        return 0.5 * sum_per_instance(x * x) + _outside(x, x < 0)
 
 
 class TanhEntropy(Regularizer):
@@ -117,7 +114,7 @@ class TanhEntropy(Regularizer):
         return Activation(torch.tanh(z))
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
-        inside = _sum_per_instance(_xlogx((1 + x) / 2) + _xlogx((1 - x) / 2))
+        inside = sum_per_instance(_xlogx((1 + x) / 2) + _xlogx((1 - x) / 2))
         return inside + _outside(x, x.abs() > 1)
 
 
@@ -128,7 +125,7 @@ class SigmoidEntropy(Regularizer):
         return Activation(torch.sigmoid(z))
 
     def value(self, x: Tensor, context: Context | None = None, preactivation: Tensor | None = None) -> Tensor:
-        inside = _sum_per_instance(_xlogx(x) + _xlogx(1 - x))
+        inside = sum_per_instance(_xlogx(x) + _xlogx(1 - x))
         return inside + _outside(x, (x < 0) | (x > 1))
 
 
@@ -172,7 +169,7 @@ class SoftmaxEntropy(Regularizer):
             # rows whose support is empty must be all zero and then contribute nothing
             empty = ~mask.any(dim=self.dim, keepdim=True)
             bad = bad & ~(empty & (x == 0))
-        return self.scale * _sum_per_instance(_xlogx(x)) + _outside(x, bad)
+        return self.scale * sum_per_instance(_xlogx(x)) + _outside(x, bad)
 
     def __repr__(self) -> str:
         return f"SoftmaxEntropy(dim={self.dim}, scale={self.scale:g}, mask_key={self.mask_key!r})"
@@ -221,7 +218,7 @@ class TreeEntropy(Regularizer):
             )
         log_z, marginals = self.log_partition_and_marginals(preactivation, context)
         valid = marginals != 0
-        inner = _sum_per_instance(torch.where(valid, preactivation * x, torch.zeros_like(x)))
+        inner = sum_per_instance(torch.where(valid, preactivation * x, torch.zeros_like(x)))
         # a state that is not the image of its pre-activation (e.g. the all-zero start) is taken as outside M
         mismatch = (marginals.to(x.dtype) - x).abs() > 1e-5 + 1e-4 * x.abs()
         return inner - log_z.to(x.dtype) + _outside(x, mismatch)
