@@ -52,6 +52,7 @@ __all__ = [
     "ModelFileError",
     "canonical_sha256",
     "check_config",
+    "check_kind",
     "commit_config",
     "config_field",
     "field_limits",
@@ -59,6 +60,7 @@ __all__ = [
     "load_config",
     "load_weights",
     "model_kind",
+    "read_json_file",
     "record_legacy_files",
     "save_config",
     "save_model",
@@ -221,17 +223,37 @@ def load_config(directory: str | os.PathLike[str], *, kind: str | None = None) -
     cfg_path = path / CONFIG_FILE
     if not cfg_path.is_file():
         raise ModelFileError(f"{cfg_path}: missing (not a model directory?)")
-    if cfg_path.stat().st_size > _MAX_CONFIG_BYTES:
-        raise ModelFileError(f"{cfg_path}: too large for a model config ({cfg_path.stat().st_size:,} bytes)")
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise ModelFileError(f"{cfg_path}: corrupt model config ({err})") from None
+    config = read_json_file(cfg_path, max_bytes=_MAX_CONFIG_BYTES, what="model config")
     if not isinstance(config, dict):
         raise ModelFileError(f"{cfg_path}: corrupt model config (not a JSON object)")
-    if kind is not None and config.get("kind") != kind:
-        raise ModelFileError(f"{cfg_path}: this is a {config.get('kind', 'unknown')!s} model, not a {kind} model")
+    if kind is not None:
+        check_kind(config, cfg_path, kind)
     return config
+
+
+def check_kind(config: Mapping[str, Any], cfg_path: str | os.PathLike[str], kind: str) -> None:
+    """Check that a model's config (read from ``cfg_path``) is of ``kind`` (e.g. ``"parser"``).
+
+    Raises:
+        ModelFileError: one line naming the file and both kinds.
+    """
+    if config.get("kind") != kind:
+        raise ModelFileError(f"{cfg_path}: this is a {config.get('kind', 'unknown')!s} model, not a {kind} model")
+
+
+def read_json_file(path: str | os.PathLike[str], *, max_bytes: int, what: str) -> Any:
+    """The JSON value of the file ``path``, refused unread when it is larger than ``max_bytes``.
+
+    Raises:
+        ModelFileError: ``PATH: too large for a WHAT (N bytes)`` or ``PATH: corrupt WHAT (reason)``.
+    """
+    size = Path(path).stat().st_size
+    if size > max_bytes:
+        raise ModelFileError(f"{path}: too large for a {what} ({size:,} bytes)")
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ModelFileError(f"{path}: corrupt {what} ({err})") from None
 
 
 def model_kind(directory: str | os.PathLike[str]) -> str | None:

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import torch
 from torch import Tensor
@@ -97,13 +97,13 @@ def read_idx(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> T
         raise MnistDataError(f"{path}: missing")
     try:
         with gzip.open(path, "rb") as fh:
-            magic = _read_exactly(fh, 4)
+            magic = fh.read(4)
             if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
                 raise MnistDataError(f"{path}: not an IDX file (bad magic number)")
             if magic[2] != _UBYTE:
                 raise MnistDataError(f"{path}: IDX data type {magic[2]:#04x} is not unsigned byte")
             ndim = magic[3]
-            dims = _read_exactly(fh, 4 * ndim)
+            dims = fh.read(4 * ndim)
             if len(dims) < 4 * ndim:
                 raise MnistDataError(f"{path}: truncated IDX header")
             shape = struct.unpack(f">{ndim}I", dims)
@@ -115,7 +115,7 @@ def read_idx(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> T
                     f"{path}: IDX header announces {count:,} bytes of data, more than the {cap:,} allowed"
                 )
             data = bytearray(count)
-            got = _read_exactly(fh, count, into=data)
+            got = _read_into(fh, data)
             if got != count:
                 raise MnistDataError(f"{path}: IDX header announces {count} bytes of data, file holds {got}")
             if fh.read(1):
@@ -126,14 +126,11 @@ def read_idx(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> T
     return tensor.reshape(shape)
 
 
-def _read_exactly(fh: BinaryIO, n: int, *, into: bytearray | None = None) -> Any:
-    """Up to ``n`` bytes of ``fh`` (fewer only at its end): the bytes, or with ``into`` (``n`` long) the number
-    read into it."""
-    if into is None:
-        return fh.read(n)
-    view = memoryview(into)
+def _read_into(fh: BinaryIO, buffer: bytearray) -> int:
+    """Fill ``buffer`` from ``fh``; the number of bytes read (fewer than its length only at the end of ``fh``)."""
+    view = memoryview(buffer)
     done = 0
-    while done < n:
+    while done < len(buffer):
         got = fh.readinto(view[done:])
         if not got:
             break

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from unnparse.engine.dropout import Dropout
-from unnparse.model_files import Limit, ModelFileError, check_config
+from unnparse.model_files import Limit, ModelFileError, check_config, read_json_file
 from unnparse.parser.config import EncoderConfig, ScratchEncoderConfig, TransformerEncoderConfig
 from unnparse.runtime import lstm_bfloat16_supported
 
@@ -82,21 +82,17 @@ def check_no_code(directory: str | os.PathLike[str], *, strict: bool = True) -> 
             raise ModelFileError(f"{path}: the encoder comes with code, which unnparse never runs")
         if strict and (path.is_symlink() or not path.is_file()):
             raise ModelFileError(f"{path}: an encoder directory holds plain files only")
+    parsed: dict[str, Any] = {}
     for path in entries:
         if path.suffix != ".json" or not path.is_file():
             continue
-        if path.stat().st_size > _MAX_ENCODER_JSON_BYTES:
-            raise ModelFileError(f"{path}: too large ({path.stat().st_size:,} bytes)")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-            raise ModelFileError(f"{path}: corrupt encoder file ({err})") from None
+        parsed[path.name] = data = read_json_file(path, max_bytes=_MAX_ENCODER_JSON_BYTES, what="encoder file")
         if isinstance(data, dict) and "auto_map" in data:
             raise ModelFileError(f"{path}: the encoder needs custom code (auto_map), which unnparse never runs")
     config_path = root / "config.json"
-    if not config_path.is_file():
+    if "config.json" not in parsed:
         raise ModelFileError(f"{config_path}: missing (the encoder directory is incomplete)")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config = parsed["config.json"]
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if not isinstance(model_type, str) or not _native_model_type(model_type):
         raise ModelFileError(

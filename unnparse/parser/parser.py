@@ -24,6 +24,7 @@ from unnparse.model_files import (
     ModelFileError,
     canonical_sha256,
     check_config,
+    check_kind,
     commit_config,
     load_config,
     load_weights,
@@ -154,13 +155,12 @@ class Parser(Predictor):
                 naming the file).
         """
         config = load_config(path)
+        cfg_path = Path(path) / CONFIG_FILE
         if config.get("kind") == "parser-ensemble":
             raise ModelFileError(
-                f"{Path(path) / CONFIG_FILE}: an ensemble of parsers: load it with unnparse.parser.load (or "
-                "ParserEnsemble.load)"
+                f"{cfg_path}: an ensemble of parsers: load it with unnparse.parser.load (or ParserEnsemble.load)"
             )
-        config = load_config(path, kind="parser")
-        cfg_path = Path(path) / CONFIG_FILE
+        check_kind(config, cfg_path, "parser")
         if config.get("format_version") != FORMAT_VERSION:
             raise ModelFileError(
                 f"{cfg_path}: model format {config.get('format_version')} is not supported "
