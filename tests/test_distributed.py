@@ -13,11 +13,11 @@ import torch.multiprocessing as mp
 
 from tests.parser_fixtures import conllu_text
 from unnparse.conllu import read_conllu
-from unnparse.distributed import exit_process
-from unnparse.parser import training
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser
 from unnparse.structures import arc_marginals, max_spanning_tree
+from unnparse.training import schedules
+from unnparse.training.distributed import DistContext, exit_process
 
 
 def _worker(rank: int, world: int, tmp: str, phase: str = "train") -> None:
@@ -30,11 +30,10 @@ def _worker(rank: int, world: int, tmp: str, phase: str = "train") -> None:
         dev = read_conllu(io.StringIO(conllu_text(8, 2)), name="toy-dev")
         torch.manual_seed(0)
         parser = Parser.build(default_config(unn_iter=2, hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1), train)
-        ddp = torch.nn.parallel.DistributedDataParallel(parser.model)
         seen: list[int] = []
         resume = phase == "resume"
         if resume:
-            training.epochs_that_fit = lambda *args, **kwargs: 5 if rank == 0 else 1
+            schedules.epochs_that_fit = lambda *args, **kwargs: 5 if rank == 0 else 1
         opts = TrainOptions(
             epochs=3 if resume else 1,
             lr=5e-3,
@@ -51,9 +50,7 @@ def _worker(rank: int, world: int, tmp: str, phase: str = "train") -> None:
             Path(tmp) / "model",
             progress=False,
             resume=resume,
-            rank=rank,
-            world_size=world,
-            ddp_model=ddp,
+            dist=DistContext(rank=rank, world_size=world),
             on_batch=seen.extend,
         )
         digest = hashlib.sha256()

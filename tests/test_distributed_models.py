@@ -14,12 +14,12 @@ import torch
 import torch.multiprocessing as mp
 
 from tests.test_mnist import _tiny_mnist
-from unnparse.checkpoints import CHECKPOINT
-from unnparse.distributed import DistContext, exit_process, init_from_env, rank_share
 from unnparse.mnist.data import load_mnist
 from unnparse.mnist.model import MnistConfig
 from unnparse.seqcomplete.data import DataSpec, generate
 from unnparse.seqcomplete.model import SeqConfig
+from unnparse.training.checkpoints import CHECKPOINT
+from unnparse.training.distributed import DistContext, exit_process, init_from_env, rank_share
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
 

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import io
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 
-import unnparse.parser.training as training
 from tests.parser_fixtures import conllu_text
 from unnparse.conllu import read_conllu
 from unnparse.parser.batching import token_budget_batches
-from unnparse.parser.lr_plan import LearningRatePlan, epochs_that_fit
 from unnparse.parser.parser import Parser, default_config
 from unnparse.parser.training import TrainOptions, train_parser
+from unnparse.training.schedules import EpochLinearDecay, epochs_that_fit
 
 
 def test_factor_warms_up_then_decays_linearly_to_zero_at_the_planned_end():
-    plan = LearningRatePlan(epochs=4.0, warmup_steps=4, warmup_epochs=0.5)
+    plan = EpochLinearDecay(epochs=4.0, warmup_steps=4, warmup_epochs=0.5)
     assert [plan.factor(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     plan.advance(1, 1, 2)  # half of epoch 1: the end of warmup
     assert plan.factor(4) == 1.0
@@ -84,9 +82,11 @@ def test_learning_rate_reaches_zero_on_the_last_update_of_the_last_epoch(tmp_pat
 class _BatchClock:
     """A clock for the training loop that advances one second per training batch (evaluation takes no time)."""
 
-    def __init__(self, monkeypatch) -> None:
+    def __init__(self) -> None:
         self.now = 0.0
-        monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: self.now))
+
+    def read(self) -> float:
+        return self.now
 
     def tick(self, _idx) -> None:
         self.now += 1.0
@@ -100,11 +100,13 @@ def _budget_run_data():
 
 def test_time_budget_ends_inside_an_epoch_with_the_rate_at_zero(tmp_path, monkeypatch):
     train, dev, batches = _budget_run_data()
-    clock = _BatchClock(monkeypatch)
+    clock = _BatchClock()
 
     budget = 2.5 * batches  # seconds: two epochs and a half (evaluation takes no time on this clock)
     opts = TrainOptions(epochs=100, lr=5e-3, batch_tokens=150, patience=100, seed=3, max_minutes=budget / 60)
-    result = train_parser(_parser(train), train, dev, opts, tmp_path / "m", progress=False, on_batch=clock.tick)
+    result = train_parser(
+        _parser(train), train, dev, opts, tmp_path / "m", progress=False, on_batch=clock.tick, clock=clock.read
+    )
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
     last = result.history[-1]
     assert last["fraction"] == round(math.ceil(0.5 * batches) / batches, 3)
@@ -115,14 +117,16 @@ def test_time_budget_ends_inside_an_epoch_with_the_rate_at_zero(tmp_path, monkey
 
 def test_resuming_with_a_larger_time_budget_trains_on_and_decays_to_zero_again(tmp_path, monkeypatch):
     train, dev, batches = _budget_run_data()
-    clock = _BatchClock(monkeypatch)
+    clock = _BatchClock()
 
     def options(epochs_of_time: float) -> TrainOptions:
         minutes = epochs_of_time * batches / 60
         return TrainOptions(epochs=100, lr=5e-3, batch_tokens=150, patience=100, seed=3, max_minutes=minutes)
 
     parser = _parser(train)
-    first = train_parser(parser, train, dev, options(2.0), tmp_path / "m", progress=False, on_batch=clock.tick)
+    first = train_parser(
+        parser, train, dev, options(2.0), tmp_path / "m", progress=False, on_batch=clock.tick, clock=clock.read
+    )
     assert [r["epoch"] for r in first.history] == [1, 2] and first.history[-1]["lr"] == 0.0
     clock.now = 0.0  # a new process: the budget counts the time the first run spent
     again = train_parser(
@@ -134,6 +138,7 @@ def test_resuming_with_a_larger_time_budget_trains_on_and_decays_to_zero_again(t
         progress=False,
         resume=True,
         on_batch=clock.tick,
+        clock=clock.read,
     )
     assert [r["epoch"] for r in again.history] == [1, 2, 3, 4]
     assert again.history[2]["lr"] > 0 and again.history[-1]["lr"] == 0.0

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from unnparse.checkpoints import CHECKPOINT, CheckpointError
 from unnparse.cli.mnist_cli import app
 from unnparse.mnist.data import FILES, MnistDataError, download_mnist, load_mnist, read_idx, split_dev
 from unnparse.mnist.model import MnistConfig, MnistUNN, count_parameters
 from unnparse.mnist.prototypes import MAX_PIXELS, SCALE, TITLE, check_drawable, figure_size, prototype_figure
 from unnparse.mnist.train import TrainOptions, load_model, save_trained, train
 from unnparse.model_files import ModelFileError, weights_path
+from unnparse.training.checkpoints import CHECKPOINT, CheckpointError
 
 DT = torch.float64
 

@@ -18,9 +18,9 @@ import torch
 from typer.testing import CliRunner
 
 from tests.parser_fixtures import write_treebank
-from unnparse.checkpoints import CHECKPOINT, CheckpointError, read_checkpoint, write_checkpoint
 from unnparse.cli.parser_app import app
 from unnparse.output_dir import LOCK_FILE, OutputDirError, OutputLock, claim_output_dir, describe_contents
+from unnparse.training.checkpoints import CHECKPOINT, CheckpointError, read_checkpoint, write_checkpoint
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,7 +290,7 @@ def test_write_checkpoint_on_a_full_disk_keeps_the_previous_one(tmp_path):
         f"""
         import resource, signal, torch
         from pathlib import Path
-        from unnparse.checkpoints import write_checkpoint
+        from unnparse.training.checkpoints import write_checkpoint
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
         try:

@@ -14,7 +14,8 @@ from unnparse.model_files import weights_path
 from unnparse.parser.factors import ArcPositionFactor
 from unnparse.parser.model import N_DISTANCE_BUCKETS, distance_buckets
 from unnparse.parser.parser import Parser, default_config
-from unnparse.parser.training import TrainOptions, WeightAverage, evaluate_parser, train_parser
+from unnparse.parser.training import TrainOptions, evaluate_parser, train_parser
+from unnparse.training.weight_average import WeightAverage
 
 
 def _sentences(n: int, seed: int):

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from unnparse.checkpoints import CHECKPOINT, CheckpointError, read_checkpoint, write_checkpoint
 from unnparse.cli.seqcomplete_cli import app
 from unnparse.engine import FixedOrder
 from unnparse.seqcomplete.data import (
@@ -33,6 +32,7 @@ from unnparse.seqcomplete.train import (
     save_trained,
     train,
 )
+from unnparse.training.checkpoints import CHECKPOINT, CheckpointError, read_checkpoint, write_checkpoint
 
 DT = torch.float64
 TINY = DataSpec(vocab=12, min_length=4, max_length=6, mask_ratio=0.34)

@@ -9,15 +9,6 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast
 
 import torch
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from unnparse.cpu_threads import default_threads
 
@@ -34,7 +25,6 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "set_threads",
-    "training_progress",
 ]
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -180,18 +170,3 @@ def set_threads(threads: int | None = None) -> int:
     with contextlib.suppress(RuntimeError):  # the inter-op pool has already started
         torch.set_num_interop_threads(n)
     return n
-
-
-def training_progress(*, enabled: bool = True, unit: str = "it", console: Console | None = None) -> Progress:
-    """A rich progress bar showing the fields ``loss`` and ``speed`` (``unit``/s) of each task."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("{task.fields[speed]:.0f} " + unit + "/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        console=console,
-    )

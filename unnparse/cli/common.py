@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from unnparse.distributed import DistContext
     from unnparse.output_dir import OutputLock
+    from unnparse.training.distributed import DistContext
 
 __all__ = [
     "USER_ERRORS",
@@ -302,14 +302,14 @@ Nproc = Annotated[
 def join_processes(nproc: int, device: str, env: dict[str, str] | None = None) -> DistContext:
     """Where a training command of ``unn`` runs. With ``--nproc N`` (N > 1) outside torchrun, the command is run
     again under torchrun in N processes and this one exits with their status; under torchrun (``WORLD_SIZE`` set)
-    this process joins the group (NCCL on CUDA, gloo on CPU; leave it with :func:`unnparse.distributed.shutdown`);
-    otherwise one process on ``device``.
+    this process joins the group (NCCL on CUDA, gloo on CPU; leave it with
+    :func:`unnparse.training.distributed.shutdown`); otherwise one process on ``device``.
 
     Raises:
         ValueError: an unknown device, or CUDA asked for but not available.
     """
-    from unnparse.distributed import init_from_env
     from unnparse.runtime import resolve_device
+    from unnparse.training.distributed import init_from_env
 
     resolved = resolve_device(device)
     relaunch_if_asked(nproc, module="unnparse.cli.unn_app", env=env)
@@ -321,7 +321,7 @@ def relaunch_if_asked(nproc: int, module: str = "unnparse", env: dict[str, str] 
     arguments but ``--nproc``) again under torchrun in N processes, with ``env`` added to their environment, and
     exit with their status."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from unnparse.distributed import relaunch_with_torchrun
+        from unnparse.training.distributed import relaunch_with_torchrun
 
         os.environ.update(env or {})
         raise typer.Exit(relaunch_with_torchrun(nproc, without_option(sys.argv[1:], "--nproc"), module=module))

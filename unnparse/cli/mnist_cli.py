@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from unnparse.checkpoints import CHECKPOINT
 from unnparse.cli.common import (
     Nproc,
     ThreadsOption,
@@ -22,13 +21,14 @@ from unnparse.cli.common import (
     join_processes,
     user_errors,
 )
-from unnparse.distributed import exit_process, shutdown
 from unnparse.mnist.data import load_mnist
 from unnparse.mnist.model import MnistConfig, untied_channels
 from unnparse.mnist.prototypes import write_prototypes
 from unnparse.mnist.train import TrainOptions, accuracy, load_model, prototype_predictions, save_trained, train
 from unnparse.output_dir import claim_output_dir, lock_environment
 from unnparse.runtime import set_threads
+from unnparse.training.checkpoints import CHECKPOINT
+from unnparse.training.distributed import exit_process, shutdown
 
 __all__ = ["app"]
 

@@ -288,14 +288,14 @@ def train(
     learnt from the same treebank."""
     import torch
 
-    from unnparse.checkpoints import CHECKPOINT
-    from unnparse.distributed import exit_process, init_from_env, shutdown
     from unnparse.output_dir import claim_output_dir, lock_environment
     from unnparse.parser.loading import MODELS_DIR
     from unnparse.parser.parser import Parser, default_config, resolve_device
     from unnparse.parser.training import TrainOptions, epoch_table, train_parser
     from unnparse.parser.treebank import read_treebank, treebank_files
     from unnparse.runtime import precision_name, resolve_precision, set_threads
+    from unnparse.training.checkpoints import CHECKPOINT
+    from unnparse.training.distributed import exit_process, init_from_env, shutdown
 
     if tag_layer and (encoder != "scratch" or tag_layer > lstm_layers):
         fail(f"--tag-layer {tag_layer} needs --encoder scratch with at least {tag_layer} --lstm-layers")
@@ -362,17 +362,6 @@ def train(
         precision=precision.value,
     )
 
-    def report(record: dict) -> None:
-        dev = record.get("dev")
-        msg = f"epoch {record['epoch']}: loss {record['loss']:.3f}, {record['words_per_second']:,.0f} words/s"
-        if dev:
-            msg += f", dev UAS {dev['uas']:.2f} LAS {dev['las']:.2f}"
-        err_console.print(Text.assemble(msg, (" (best)", "green") if record["best"] else ""))
-
-    ddp = None
-    if dist.distributed:
-        ids = [dist.local_rank] if dev_device.type == "cuda" else None
-        ddp = torch.nn.parallel.DistributedDataParallel(parser.model, device_ids=ids)
     started = time.monotonic()  # the --max-minutes budget, parser and tokenizer together
     try:
         result = train_parser(
@@ -384,10 +373,7 @@ def train(
             resume=resume,
             console=err_console,
             progress=progress,
-            on_epoch=report,
-            rank=dist.rank,
-            world_size=dist.world_size,
-            ddp_model=ddp,
+            dist=dist,
         )
     except KeyboardInterrupt:
         interrupted(out_dir / CHECKPOINT)

@@ -10,7 +10,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from unnparse.checkpoints import CHECKPOINT
 from unnparse.cli.common import (
     Nproc,
     ThreadsOption,
@@ -22,13 +21,14 @@ from unnparse.cli.common import (
     join_processes,
     user_errors,
 )
-from unnparse.distributed import exit_process, shutdown
 from unnparse.output_dir import claim_output_dir, lock_environment
 from unnparse.runtime import set_threads
 from unnparse.seqcomplete.attention_plot import write_attention
 from unnparse.seqcomplete.data import DataSpec, SeqDataError, generate, load_dataset, parse_sequence, save_dataset
 from unnparse.seqcomplete.model import SeqConfig
 from unnparse.seqcomplete.train import TrainOptions, evaluate, load_model, save_trained, train
+from unnparse.training.checkpoints import CHECKPOINT
+from unnparse.training.distributed import exit_process, shutdown
 
 __all__ = ["app"]
 

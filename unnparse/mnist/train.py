@@ -9,10 +9,8 @@ batch and is gathered by label.
 
 from __future__ import annotations
 
-import copy
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +20,18 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
-from unnparse.checkpoints import gather_rank_states, restore_rank_state, resume_training, write_checkpoint
 from unnparse.devices import host_to_device
-from unnparse.distributed import DistContext, broadcast_parameters, mean_gradients, rank_share
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
 from unnparse.mnist.model import CONFIG_LIMITS, MODEL_KIND, MnistConfig, MnistUNN
 from unnparse.model_files import ModelFileError, check_config, load_config, load_weights, save_model
-from unnparse.runtime import adam, denormals_flushed, resolve_device, training_progress
+from unnparse.runtime import resolve_device
+from unnparse.training.distributed import DistContext, rank_share
+from unnparse.training.task import Evaluation, Step, TrainingTask
+from unnparse.training.trainer import Trainer, TrainerOptions
 
 __all__ = [
     "EpochStats",
+    "MnistTask",
     "TrainOptions",
     "TrainResult",
     "accuracy",
@@ -127,7 +127,84 @@ def prototype_predictions(model: MnistUNN) -> list[int]:
     return model(final).argmax(-1).tolist()
 
 
-@denormals_flushed
+class MnistTask(TrainingTask):
+    """MNIST's part of training: seeded batches of images (each process trains on its share of every batch), the
+    joint classification and prototype loss summed over images, dev accuracy."""
+
+    kind = MODEL_KIND
+    unit = "img"
+    reduction = "sum"
+    evaluation_name = "dev"
+
+    def __init__(
+        self,
+        model: MnistUNN,
+        data: MnistData,
+        options: TrainOptions,
+        dist: DistContext,
+        train_idx: Tensor,
+        dev_idx: Tensor,
+        on_batch: Callable[[Tensor], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.data, self.options, self.dist = data, options, dist
+        self.train_idx, self.dev_idx = train_idx, dev_idx
+        self.images = data.train_images.to(dist.device)
+        self.labels = data.train_labels.to(dist.device)
+        self.shuffle = torch.Generator().manual_seed(options.seed + 1)
+        self.y_init = torch.Generator().manual_seed(options.seed + 2 + 1000 * dist.rank)
+        self.on_batch = on_batch
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.model.parameters()), "lr": self.options.lr}]
+
+    def signature(self) -> dict[str, Any]:
+        options = self.options
+        return {
+            **self.model.config.to_dict(),
+            **{k: getattr(options, k) for k in ("batch_size", "gamma", "seed", "dev_size", "train_limit")},
+            "training images": len(self.data.train_labels),
+        }
+
+    def generators(self) -> list[torch.Generator]:
+        return [self.shuffle, self.y_init]
+
+    def epoch_batches(self, epoch: int) -> list[tuple[Tensor, float]]:
+        drawn = batches(self.train_idx, self.options.batch_size, shuffle=True, generator=self.shuffle)
+        return [rank_share(batch_idx, self.dist) for batch_idx in drawn]
+
+    def prepare(self, batch: Tensor, weight: float) -> tuple[Tensor, Tensor, Tensor, int]:
+        if self.on_batch is not None and weight:
+            self.on_batch(batch)
+        idx = host_to_device(batch, self.dist.device)
+        raw, y = self.images[idx], self.labels[idx]
+        return to_float(raw), binarize(raw), y, len(batch)
+
+    def step(self, prepared: tuple[Tensor, Tensor, Tensor, int], weight: float) -> Step:
+        x, target, y, n = prepared
+        loss, _ = batch_loss(self.model, x, target, y, self.options.gamma, self.y_init, reduction="sum")
+        items = weight * n
+        return Step(loss, torch.stack([loss.detach() * weight, loss.detach().new_full((), items)]), items)
+
+    def evaluate(self) -> Evaluation:
+        dev = accuracy(self.model, self.data.train_images[self.dev_idx], self.data.train_labels[self.dev_idx])
+        return Evaluation({"accuracy": dev}, (dev,))
+
+    def epoch_fields(self, totals: Sequence[float], seconds: float) -> dict[str, Any]:
+        loss, seen = totals if totals else (0.0, 0.0)
+        return {"loss": loss / max(seen, 1), "images": int(seen)}
+
+    def progress_counts(self, totals: Sequence[float]) -> tuple[float, float]:
+        return (totals[0] / max(totals[1], 1), totals[1]) if totals else (0.0, 0.0)
+
+    def describe_epoch(self, record: Mapping[str, Any], best: bool) -> str:
+        seconds, images = max(record["train_seconds"], 1e-9), record["images"]
+        return (
+            f"epoch {record['epoch']}: loss {record['loss']:.4f}  dev acc {record['dev']['accuracy']:.2f}%  "
+            f"{seconds:.1f} s ({images / seconds:.0f} img/s, data {100 * record['data_seconds'] / seconds:.1f}%)"
+        )
+
+
 def train(
     config: MnistConfig,
     data: MnistData,
@@ -139,12 +216,14 @@ def train(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
 ) -> TrainResult:
-    """Train a model on ``data.train_*`` minus a seeded dev split; keep the parameters of the best dev epoch.
+    """Train a model on ``data.train_*`` minus a seeded dev split with the
+    :class:`~unnparse.training.trainer.Trainer` (Adam at a constant rate); keep the parameters of the best dev
+    epoch.
 
-    With ``dist`` (several processes, see :mod:`unnparse.distributed`), every rank draws the same batches of
-    ``batch_size`` images and trains on its own share of each (:func:`rank_share`); one all-reduce per step makes
-    the update that of the whole batch, so the run follows the one-process run. Only rank 0 evaluates on dev,
-    reports and keeps the best epoch. ``on_batch`` receives the training-image indices of each of this rank's
+    With ``dist`` (several processes, see :mod:`unnparse.training.distributed`), every rank draws the same batches
+    of ``batch_size`` images and trains on its own share of each (:func:`rank_share`); one all-reduce per step
+    makes the update that of the whole batch, so the run follows the one-process run. Only rank 0 evaluates on
+    dev, reports and keeps the best epoch. ``on_batch`` receives the training-image indices of each of this rank's
     shares (for tests).
 
     ``checkpoint``: a file that rank 0 writes after every epoch (weights, the best epoch's weights, optimizer,
@@ -157,102 +236,28 @@ def train(
     """
     console = console or Console(stderr=True, markup=False)
     dist = dist or DistContext(device=resolve_device(options.device))
-    device = dist.device
     torch.manual_seed(options.seed)
     train_idx, dev_idx = split_dev(len(data.train_labels), options.dev_size, options.seed)
     if options.train_limit is not None:
         train_idx = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(options.seed))]
         train_idx = train_idx[: options.train_limit].sort().values
-    images = data.train_images.to(device)
-    labels = data.train_labels.to(device)
-    model = MnistUNN(config).to(device)
-    broadcast_parameters(model, dist)
+    model = MnistUNN(config).to(dist.device)
     if dist.distributed:
         torch.manual_seed(options.seed + 1000 * dist.rank)  # dropout masks of their own on each rank
-    optimizer = adam(model.parameters(), lr=options.lr)
-    params = [p for p in model.parameters() if p.requires_grad]
-    shuffle = torch.Generator().manual_seed(options.seed + 1)
-    y_init = torch.Generator().manual_seed(options.seed + 2 + 1000 * dist.rank)
-    result = TrainResult(model=model)
-    best_state: dict[str, Tensor] | None = None
-    n_batches = -(-len(train_idx) // options.batch_size)
-    show = options.progress and dist.is_main
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    signature = {
-        "kind": MODEL_KIND,
-        **config.to_dict(),
-        **{k: getattr(options, k) for k in ("batch_size", "gamma", "seed", "dev_size", "train_limit")},
-        "training images": len(data.train_labels),
-        "processes": dist.world_size,
-    }
-    start_epoch = 1
-    if resume:
-        state, meta = resume_training(ckpt, signature, model, optimizer, options.lr)
-        if dist.is_main:  # the only rank that keeps the best epoch
-            best_state = {k: v.to(device) for k, v in state["best"].items()}
-        restore_rank_state(state["ranks"], dist, [shuffle, y_init])
-        start_epoch = meta["epoch"] + 1
-        result.best_epoch, result.best_dev_accuracy = meta["best_epoch"], meta["best_dev_accuracy"]
-        if dist.is_main:
-            result.history = [EpochStats(**h) for h in meta["history"]]
-            console.print(f"resuming from {ckpt} after epoch {meta['epoch']}")
-    with training_progress(enabled=show, unit="img", console=console) as progress:
-        for epoch in range(start_epoch, options.epochs + 1):
-            task = progress.add_task(f"epoch {epoch}/{options.epochs}", total=n_batches, loss=0.0, speed=0.0)
-            model.train()
-            start, data_seconds, seen, shown = time.perf_counter(), 0.0, 0, 0.0
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read back only now and then: no sync
-            drawn = batches(train_idx, options.batch_size, shuffle=True, generator=shuffle)
-            for step, batch_idx in enumerate(drawn, 1):
-                t0 = time.perf_counter()
-                idx, weight = rank_share(batch_idx, dist)
-                if on_batch is not None and weight:
-                    on_batch(idx)
-                idx = host_to_device(idx, device)
-                raw, y = images[idx], labels[idx]
-                x, target = to_float(raw), binarize(raw)
-                data_seconds += time.perf_counter() - t0
-                loss, _ = batch_loss(model, x, target, y, options.gamma, y_init, reduction="sum")
-                optimizer.zero_grad(set_to_none=True)
-                (loss * weight).backward()
-                sums = torch.stack([loss.detach().new_ones(()) * (weight * len(idx)), loss.detach() * weight])
-                sums = mean_gradients(params, sums, dist)
-                optimizer.step()
-                loss_sum += sums[1].double()
-                seen += len(batch_idx)
-                if show and (step % 20 == 0 or step == n_batches):
-                    shown = float(loss_sum) / seen
-                elapsed = time.perf_counter() - start
-                progress.update(task, advance=1, loss=shown, speed=seen / max(elapsed, 1e-9))
-            total_loss = float(loss_sum)
-            seconds = time.perf_counter() - start
-            rank_states = gather_rank_states(dist, [shuffle, y_init]) if ckpt is not None else None
-            if not dist.is_main:
-                continue
-            dev = accuracy(model, data.train_images[dev_idx], data.train_labels[dev_idx])
-            stats = EpochStats(epoch, total_loss / max(seen, 1), dev, seconds, data_seconds, seen)
-            result.history.append(stats)
-            progress.console.print(
-                f"epoch {epoch}: loss {stats.loss:.4f}  dev acc {dev:.2f}%  {seconds:.1f} s "
-                f"({seen / seconds:.0f} img/s, data {100 * data_seconds / seconds:.1f}%)"
-            )
-            if best_state is None or dev > result.best_dev_accuracy:
-                result.best_epoch, result.best_dev_accuracy = epoch, dev
-                best_state = copy.deepcopy(model.state_dict())
-            if ckpt is not None and best_state is not None:
-                meta = {
-                    "signature": signature,
-                    "epoch": epoch,
-                    "history": [asdict(h) for h in result.history],
-                    "best_epoch": result.best_epoch,
-                    "best_dev_accuracy": result.best_dev_accuracy,
-                }
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "best": best_state}
-                write_checkpoint(ckpt, {**state, "ranks": rank_states}, meta)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return result
+    task = MnistTask(model, data, options, dist, train_idx, dev_idx, on_batch)
+    trainer_options = TrainerOptions(
+        epochs=options.epochs,
+        restore_best=True,
+        checkpoint=Path(checkpoint) if checkpoint is not None else None,
+        progress=options.progress,
+    )
+    run = Trainer(task, trainer_options, dist=dist, console=console).fit(resume=resume)
+    history = [
+        EpochStats(r["epoch"], r["loss"], r["dev"]["accuracy"], r["train_seconds"], r["data_seconds"], r["images"])
+        for r in run.history
+    ]
+    best = run.best.get("accuracy", 0.0)
+    return TrainResult(model=model, history=history, best_epoch=run.best_epoch, best_dev_accuracy=best)
 
 
 def save_trained(directory: str | os.PathLike[str], result: TrainResult, options: TrainOptions) -> None:

@@ -21,7 +21,7 @@ import random
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,11 @@ from unnparse.model_files import (
     record_legacy_files,
     write_weights,
 )
-from unnparse.runtime import adam, denormals_flushed
 from unnparse.text.raw_text import SENTENCE_CHAR_LIMIT, normalize_text, stream_paragraphs
+from unnparse.training.distributed import DistContext
+from unnparse.training.schedules import LinearDecay
+from unnparse.training.task import Evaluation, Step, TrainingTask
+from unnparse.training.trainer import Trainer, TrainerOptions
 
 __all__ = [
     "INSIDE",
@@ -427,7 +430,82 @@ def dev_sample(sentences: Sequence[Sentence], max_chars: int = DEV_CHARS) -> lis
     return chosen
 
 
-@denormals_flushed
+class TokenizerTask(TrainingTask):
+    """The tokenizer's part of training: windows of the training text (re-cut at a random offset and shuffled every
+    epoch), per-character cross-entropy of the segmentation labels, token and sentence F1 on a dev sample."""
+
+    kind = "tokenizer"
+    unit = "windows"
+    reduction = "mean"
+    evaluation_name = "dev"
+    log_prefix = "tokenizer: "
+
+    def __init__(
+        self,
+        tokenizer: TrainedTokenizer,
+        paragraphs: Sequence[tuple[str, list[int]]],
+        dev: Sequence[Sentence] | None,
+        batch_size: int,
+        lr: float,
+        rng: random.Random,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.model = tokenizer.net
+        self.paragraphs, self.batch_size, self.lr, self.rng = paragraphs, batch_size, lr, rng
+        self.dev = list(dev) if dev else None
+        self.dev_text = _paragraph_texts(self.dev) if self.dev else None
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.model.parameters()), "lr": self.lr}]
+
+    def signature(self) -> dict[str, Any]:
+        return {"chars": len(self.tokenizer.chars), "batch_size": self.batch_size}
+
+    def generators(self) -> list[random.Random]:
+        return [self.rng]
+
+    def epoch_batches(self, epoch: int) -> list[tuple[list[tuple[str, list[int]]], float]]:
+        windows = _windows(self.paragraphs, self.rng)
+        self.rng.shuffle(windows)
+        return [(windows[first : first + self.batch_size], 1.0) for first in range(0, len(windows), self.batch_size)]
+
+    def prepare(self, batch: list[tuple[str, list[int]]], weight: float) -> tuple[_Encoded, Tensor]:
+        enc = self.tokenizer.encode([w for w, _ in batch], self.tokenizer.device)
+        gold = torch.full(enc.chars.shape, -100, dtype=torch.long)
+        for row, (text, labels) in enumerate(batch):
+            gold[row, : len(labels)] = torch.tensor(
+                [lab if not ch.isspace() else -100 for ch, lab in zip(text, labels, strict=True)]
+            )
+        return enc, gold
+
+    def step(self, prepared: tuple[_Encoded, Tensor], weight: float) -> Step:
+        enc, gold = prepared
+        scores = self.model(enc.chars, enc.categories, enc.lengths)
+        loss = nn.functional.cross_entropy(
+            scores.reshape(-1, _N_LABELS), gold.to(scores.device).reshape(-1), ignore_index=-100
+        )
+        return Step(loss, torch.stack([loss.detach().double(), loss.detach().new_ones((), dtype=torch.float64)]))
+
+    def evaluate(self) -> Evaluation | None:
+        if not self.dev or self.dev_text is None:
+            return None
+        from unnparse.evaluation.text_alignment import segmentation_scores
+
+        predicted = [s for text in self.dev_text for s in self.tokenizer.iter_sentences([text], source="<dev>")]
+        scores = {k: v.f1 for k, v in segmentation_scores(self.dev, predicted).items()}
+        return Evaluation(scores, ((scores["tokens"] + scores["sentences"]) / 2,))
+
+    def epoch_fields(self, totals: Sequence[float], seconds: float) -> dict[str, Any]:
+        return {"loss": totals[0] / max(totals[1], 1)} if totals else {"loss": 0.0}
+
+    def describe_evaluation(self, point: Mapping[str, Any], best: bool) -> str:
+        line = f"tokenizer update {point['updates']}/{point['of']}: loss {point['loss']:.4f}, {point['elapsed']:.0f} s"
+        if "dev" in point:
+            line += ", dev F1 " + ", ".join(f"{k} {v:.2f}" for k, v in point["dev"].items())
+            line += " (best)" if best else ""
+        return line
+
+
 def train_tokenizer(
     train: Sequence[Sentence],
     dev: Sequence[Sentence] | None = None,
@@ -446,17 +524,15 @@ def train_tokenizer(
     log: Callable[[str], None] | None = None,
 ) -> tuple[TrainedTokenizer, dict[str, float]]:
     """Train a tokenizer on the text of ``train`` for ``steps`` updates, or ``max_epochs`` passes over the text if
-    that is fewer (Adam, the rate decayed linearly to zero); with ``dev``, evaluate on :func:`dev_sample` of it
-    (``dev_chars`` characters) every ``eval_every`` updates and after the last, keeping the weights of the best mean
-    of the dev token and sentence F1. Returns the tokenizer and the dev F1 scores of the kept weights (empty without
-    ``dev``).
+    that is fewer (Adam, the rate decayed linearly to zero, gradients clipped at norm 5), with the
+    :class:`~unnparse.training.trainer.Trainer`; with ``dev``, evaluate on :func:`dev_sample` of it (``dev_chars``
+    characters) every ``eval_every`` updates and after the last, keeping the weights of the best mean of the dev
+    token and sentence F1. Returns the tokenizer and the dev F1 scores of the kept weights (empty without ``dev``).
 
     ``max_seconds`` bounds the whole call (preparing the text included): after each update the updates that still
-    fit, with the final evaluation, are estimated from the time the previous ones took, and the rate's decay is
+    fit, with the evaluations, are estimated from the time the previous ones took, and the rate's decay is
     re-planned to end with them; at least one update is made, and ``log`` says when the budget cut the training short.
     """
-    from unnparse.evaluation.text_alignment import segmentation_scores
-
     started = time.perf_counter()
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -469,83 +545,26 @@ def train_tokenizer(
     tokenizer = TrainedTokenizer(net, chars, _multiword_dictionary(train))
     tokenizer.net.to(device)
     steps = max(1, min(steps, max_epochs * math.ceil(len(_windows(paragraphs, random.Random(seed))) / batch_size)))
-    eval_every = min(eval_every, steps)
-    planned = [steps]  # the update after which training ends: moved earlier when the time budget runs short
-    optimizer = adam(tokenizer.net.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / planned[0]))
-    best: tuple[float, dict[str, float], dict[str, Tensor]] | None = None
     dev = dev_sample(dev, dev_chars) if dev else None
-    dev_text = _paragraph_texts(dev) if dev else None
-    dev_text_chars = sum(len(text) for text in dev_text or ())
-    eval_seconds = None if dev else 0.0  # what an evaluation costs, once one has been timed
-    batches = _batches(paragraphs, batch_size, rng)
-    total, seen, step, cut_short = 0.0, 0, 0, False
-    timed_since, timed = time.perf_counter(), 0  # the update rate: from the third update on (evaluations left out)
-    while step < planned[0]:
-        step += 1
-        tokenizer.net.train()
-        group = next(batches)
-        enc = tokenizer.encode([w for w, _ in group], tokenizer.device)
-        gold = torch.full(enc.chars.shape, -100, dtype=torch.long)
-        for row, (text, labels) in enumerate(group):
-            gold[row, : len(labels)] = torch.tensor(
-                [lab if not ch.isspace() else -100 for ch, lab in zip(text, labels, strict=True)]
-            )
-        scores = tokenizer.net(enc.chars, enc.categories, enc.lengths)
-        loss = nn.functional.cross_entropy(
-            scores.reshape(-1, _N_LABELS), gold.to(scores.device).reshape(-1), ignore_index=-100
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(tokenizer.net.parameters(), 5.0)
-        optimizer.step()
-        schedule.step()
-        total, seen = total + loss.item(), seen + 1
-        timed += 1
-        if step == 2:  # the first updates also warm up (memory, kernels): too slow to time the others by
-            timed_since, timed = time.perf_counter(), 0
-        if max_seconds is not None and step < planned[0]:
-            per_update = (time.perf_counter() - timed_since) / max(timed, 1)
-            # before an evaluation has been timed, it is taken to cost as much as updates over as many characters (a
-            # generous guess: it only runs forward)
-            evaluation = per_update * dev_text_chars / (batch_size * _WINDOW) if eval_seconds is None else eval_seconds
-            fit = step + _updates_that_fit(started + max_seconds - time.perf_counter(), per_update, evaluation)
-            if fit <= step or step >= 5:  # re-planned (either way) once a few updates have been timed
-                planned[0] = max(step, min(steps, fit))
-                if log is not None and planned[0] < steps and not cut_short:
-                    budget = f"the time budget ({max_seconds:.0f} s)"
-                    log(f"tokenizer: {budget} allows about {planned[0]} of {steps} updates")
-                    cut_short = True
-        if step % eval_every and step != planned[0]:
-            continue
-        elapsed = time.perf_counter() - started
-        message = f"tokenizer update {step}/{planned[0]}: loss {total / seen:.4f}, {elapsed:.0f} s"
-        total, seen = 0.0, 0
-        if dev_text is not None and dev:
-            eval_started = time.perf_counter()
-            predicted = [s for text in dev_text for s in tokenizer.iter_sentences([text], source="<dev>")]
-            scores_dev = {k: v.f1 for k, v in segmentation_scores(dev, predicted).items()}
-            eval_spent = time.perf_counter() - eval_started
-            eval_seconds = eval_spent if eval_seconds is None else max(eval_seconds, eval_spent)
-            timed_since += eval_spent  # the update rate leaves evaluations out
-            mean = (scores_dev["tokens"] + scores_dev["sentences"]) / 2
-            message += ", dev F1 " + ", ".join(f"{k} {v:.2f}" for k, v in scores_dev.items())
-            if best is None or mean > best[0] + 1e-9:
-                state = {k: v.detach().clone() for k, v in tokenizer.net.state_dict().items()}
-                best = (mean, scores_dev, state)
-                message += " (best)"
-        if log is not None:
-            log(message)
-    if best is not None:
-        tokenizer.net.load_state_dict(best[2])
-    tokenizer.net.eval()
-    return tokenizer, ({} if best is None else best[1])
-
-
-def _updates_that_fit(seconds_left: float, per_update: float, evaluation: float) -> int:
-    """How many more updates of ``per_update`` seconds fit in ``seconds_left``, leaving time for a final evaluation
-    that takes ``evaluation`` seconds (none when even that does not fit)."""
-    return max(0, math.floor((seconds_left - evaluation) / max(per_update, 1e-6)))
+    task = TokenizerTask(tokenizer, paragraphs, dev, batch_size, lr, rng)
+    dev_text_chars = sum(len(text) for text in task.dev_text or ())
+    schedule = LinearDecay(
+        steps, fit_to_budget=True, evaluation_updates=dev_text_chars / (batch_size * _WINDOW) if dev else 0.0
+    )
+    options = TrainerOptions(
+        epochs=2 * max_epochs + 1,  # the windows of an epoch vary a little in number: the schedule decides the end
+        max_minutes=None if max_seconds is None else max_seconds / 60,
+        budget_spent=time.perf_counter() - started,
+        clip=5.0,
+        evaluate_each_epoch=False,
+        evaluate_every=min(eval_every, steps),
+        evaluate_at_end=True,
+        restore_best=True,
+        progress=False,
+    )
+    dist = DistContext(device=tokenizer.device)
+    result = Trainer(task, options, schedule=schedule, dist=dist, log=log or (lambda _line: None)).fit()
+    return tokenizer, dict(result.best)
 
 
 def rule_scores(gold: Sequence[Sentence], *, max_chars: int = DEV_CHARS) -> dict[str, float]:

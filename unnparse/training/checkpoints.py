@@ -12,23 +12,25 @@ from __future__ import annotations
 
 import errno
 import json
+import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from unnparse.distributed import DistContext
 from unnparse.io_utils import atomic_output
+from unnparse.training.distributed import DistContext
 
 __all__ = [
     "CHECKPOINT",
     "CheckpointError",
     "check_signature",
     "gather_rank_states",
+    "random_states",
     "read_checkpoint",
-    "restore_rank_state",
-    "resume_training",
+    "restore_random_states",
     "write_checkpoint",
 ]
 
@@ -123,38 +125,22 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def resume_training(
-    path: Path | None,
-    signature: dict[str, Any],
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    lr: float,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read the checkpoint ``path`` of a run with this ``signature``, load its ``"model"`` and ``"optimizer"``
-    states into ``model`` and ``optimizer`` (at learning rate ``lr`` from now on), and return (state, meta) for
-    the rest.
-
-    Raises:
-        CheckpointError: see :func:`read_checkpoint` and :func:`check_signature`.
-        ValueError: no checkpoint path given.
-    """
-    if path is None:
-        raise ValueError("resuming needs a checkpoint path")
-    state, meta = read_checkpoint(path)
-    check_signature(path, meta["signature"], signature)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    return state, meta
-
-
-def gather_rank_states(dist: DistContext, generators: list[torch.Generator]) -> list[dict[str, Any]] | None:
-    """Every rank's global random state (CPU, and CUDA where training runs) and the states of its ``generators``,
-    one dict per rank, on rank 0 (None elsewhere). Every rank must call it (a collective when distributed)."""
-    mine: dict[str, Any] = {"cpu": torch.get_rng_state(), "generators": [g.get_state() for g in generators]}
+def random_states(dist: DistContext, generators: Sequence[torch.Generator | random.Random]) -> dict[str, Any]:
+    """This process's random states: torch's global CPU state (and CUDA where it trains), Python's global one and
+    those of ``generators`` (torch or Python generators)."""
+    mine: dict[str, Any] = {
+        "cpu": torch.get_rng_state(),
+        "python": random.getstate(),
+        "generators": [g.get_state() if isinstance(g, torch.Generator) else g.getstate() for g in generators],
+    }
     if dist.device.type == "cuda":
         mine["cuda"] = torch.cuda.get_rng_state(dist.device)
+    return mine
+
+
+def gather_rank_states(dist: DistContext, mine: Any) -> list[Any] | None:
+    """Every rank's ``mine`` (such as :func:`random_states`), one per rank, on rank 0 (None elsewhere). Every rank
+    must call it (a collective when distributed)."""
     if not dist.distributed:
         return [mine]
     everyone: list[Any] = [None] * dist.world_size
@@ -162,12 +148,24 @@ def gather_rank_states(dist: DistContext, generators: list[torch.Generator]) -> 
     return everyone if dist.is_main else None
 
 
-def restore_rank_state(states: list[dict[str, Any]], dist: DistContext, generators: list[torch.Generator]) -> None:
-    """Set this rank's global random state and ``generators`` from what :func:`gather_rank_states` collected (the
-    CUDA state only where both runs use CUDA)."""
-    mine = states[dist.rank]
+def restore_random_states(
+    mine: dict[str, Any], dist: DistContext, generators: Sequence[torch.Generator | random.Random]
+) -> None:
+    """Set this process's random states and ``generators`` from :func:`random_states` (the CUDA state only where
+    both runs use CUDA)."""
     torch.set_rng_state(mine["cpu"])
+    if "python" in mine:
+        random.setstate(_as_python_state(mine["python"]))
     if dist.device.type == "cuda" and "cuda" in mine:
         torch.cuda.set_rng_state(mine["cuda"], dist.device)
     for generator, state in zip(generators, mine["generators"], strict=True):
-        generator.set_state(state)
+        if isinstance(generator, torch.Generator):
+            generator.set_state(state)
+        else:
+            generator.setstate(_as_python_state(state))
+
+
+def _as_python_state(state: Any) -> tuple[Any, ...]:
+    """A Python generator state as ``random.setstate`` takes it (a checkpoint may hand back lists for tuples)."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
