@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -38,3 +39,36 @@ def measured_on(*notes: str) -> str:
 def command_line() -> str:
     """The command that ran the current benchmark script, as the report quotes it."""
     return f".venv/bin/python bench/{Path(sys.argv[0]).name} " + shlex.join(sys.argv[1:])
+
+
+def revision_tree(revision: str, scratch: Path, root: Path) -> Path:
+    """The source tree of ``revision``: ``root`` (the working tree) for ``.``, else a detached git worktree under
+    ``scratch`` (remove it with :func:`remove_revision_trees`)."""
+    import subprocess
+
+    if revision == ".":
+        return root
+    target = scratch / revision.replace("/", "_").replace("~", "_")
+    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(target), revision], cwd=root, check=True)
+    return target
+
+
+def remove_revision_trees(trees: Iterable[Path], root: Path) -> None:
+    """Remove the worktrees that :func:`revision_tree` added (the working tree is left alone)."""
+    import subprocess
+
+    for tree in trees:
+        if tree != root:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, check=False)
+
+
+def describe_revision(revision: str, root: Path) -> str:
+    """``.`` as 'working tree', a revision as its short hash and subject."""
+    import subprocess
+
+    if revision == ".":
+        return "working tree"
+    out = subprocess.run(
+        ["git", "log", "-1", "--format=%h %s", revision], cwd=root, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()

@@ -23,7 +23,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._report import command_line, measured_on, write_section  # noqa: E402
+from bench._report import (  # noqa: E402
+    command_line,
+    describe_revision,
+    measured_on,
+    remove_revision_trees,
+    revision_tree,
+    write_section,
+)
 
 SHARED = ROOT.parent / "shared" / "ud"
 
@@ -67,15 +74,6 @@ print(json.dumps({"words": words, "seconds": time.perf_counter() - t0, "package"
 """
 
 
-def _tree(revision: str, scratch: Path) -> Path:
-    """The source tree of ``revision``: the working tree for ``.``, else a detached worktree under ``scratch``."""
-    if revision == ".":
-        return ROOT
-    target = scratch / revision.replace("/", "_").replace("~", "_")
-    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(target), revision], cwd=ROOT, check=True)
-    return target
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--revisions", nargs="+", default=["HEAD", "."], help="git revisions; '.' is the working tree")
@@ -89,7 +87,7 @@ def main() -> None:
     speeds: dict[str, list[float]] = {rev: [] for rev in args.revisions}
     words = 0
     with tempfile.TemporaryDirectory(prefix="unnparse-revisions-") as tmp:
-        trees = {rev: _tree(rev, Path(tmp)) for rev in args.revisions}
+        trees = {rev: revision_tree(rev, Path(tmp), ROOT) for rev in args.revisions}
         try:
             for r in range(args.rounds):
                 for rev, tree in trees.items():
@@ -103,12 +101,10 @@ def main() -> None:
                     speeds[rev].append(words / result["seconds"])
                     print(f"round {r + 1} {rev}: {speeds[rev][-1]:,.0f} words/s", flush=True)
         finally:
-            for tree in trees.values():
-                if tree != ROOT:
-                    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+            remove_revision_trees(trees.values(), ROOT)
     base = statistics.median(speeds[args.revisions[0]])
     rows = [
-        f"| `{_describe(rev)}` | {statistics.median(s):,.0f} | {min(s):,.0f}–{max(s):,.0f} | "
+        f"| `{describe_revision(rev, ROOT)}` | {statistics.median(s):,.0f} | {min(s):,.0f}–{max(s):,.0f} | "
         f"{statistics.median(s) / base:.2f}x |"
         for rev, s in speeds.items()
     ]
@@ -122,16 +118,6 @@ def main() -> None:
     )
     write_section("train-step-speed", "Training step speed on the CPU, by revision", body)
     print(body)
-
-
-def _describe(revision: str) -> str:
-    """``.`` as 'working tree', a revision with its short hash and subject."""
-    if revision == ".":
-        return "working tree"
-    out = subprocess.run(
-        ["git", "log", "-1", "--format=%h %s", revision], cwd=ROOT, check=True, capture_output=True, text=True
-    )
-    return out.stdout.strip()
 
 
 if __name__ == "__main__":

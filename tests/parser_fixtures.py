@@ -10,6 +10,8 @@ ADJS = ["old", "red", "small", "happy", "quiet"]
 NOUNS = ["dog", "cat", "man", "book", "park", "letter", "child", "tree"]
 VERBS = ["saw", "likes", "reads", "found", "wants"]
 PREPS = ["in", "near", "with"]
+#: Lemmas that differ from the form (every other word is its own lemma): regular and irregular verbs.
+LEMMAS = {"saw": "see", "likes": "like", "reads": "read", "found": "find", "wants": "want"}
 
 
 def _np(rng: random.Random, start: int) -> tuple[list[tuple[str, str, int | None, str]], int]:
@@ -56,7 +58,8 @@ def conllu_text(n: int, seed: int, *, prefix: str = "s") -> str:
         lines = [f"# sent_id = {prefix}{i + 1}", f"# text = {text}"]
         for j, (form, upos, head, rel) in enumerate(words, start=1):
             misc = "SpaceAfter=No" if j == len(words) - 1 else "_"
-            lines.append(f"{j}\t{form}\t{form}\t{upos}\t_\t_\t{head}\t{rel}\t_\t{misc}")
+            lemma = LEMMAS.get(form, form)
+            lines.append(f"{j}\t{form}\t{lemma}\t{upos}\t_\t_\t{head}\t{rel}\t_\t{misc}")
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks) + "\n"
 

@@ -143,7 +143,7 @@ def test_to_dict_and_from_dict_round_trip_in_the_old_shape(config):
     assert ParserConfig.from_dict(data) == config
     assert list(data) == ["kind", "format_version", "config_version", "encoder", "model"]
     assert (data["kind"], data["format_version"], data["config_version"]) == ("parser", FORMAT_VERSION, CONFIG_VERSION)
-    # the keys config.json has always had, in their order
+    # the keys config.json has had, in their order (lemma_loss since config_version 3)
     assert list(data["model"]) == [
         "unn_iter",
         "hidden",
@@ -153,6 +153,7 @@ def test_to_dict_and_from_dict_round_trip_in_the_old_shape(config):
         "upos_loss",
         "xpos_loss",
         "feats_loss",
+        "lemma_loss",
         "rel_from_x",
         "rel_distance",
         "arc_position",

@@ -139,8 +139,9 @@ def test_tag_columns_read_as_text_and_predictions_fill_only_empty_cells() -> Non
     (s,) = read_conllu(io.StringIO(RICH))
     assert s.column("xpos") == ["VBP", "RB", "VB", "RB"]
     assert s.column("feats") == ["Mood=Ind|Tense=Pres", "_", "VerbForm=Inf", "_"]
+    assert s.column("lemma")[:3] == ["do", "not", "stop"]
     with pytest.raises(ValueError, match="not a tag column"):
-        s.column("lemma")
+        s.column("misc")
     tags = {
         "upos": ["X", "X", "X", "X"],
         "feats": ["Number=Sing", "Polarity=Neg", "Mood=Imp|VerbForm=Fin", "Degree=Pos"],
@@ -152,7 +153,7 @@ def test_tag_columns_read_as_text_and_predictions_fill_only_empty_cells() -> Non
     with pytest.raises(ValueError, match="4 words"):
         s.with_predictions(s.heads, s.deprels, tags={"xpos": ["NN"]})
     with pytest.raises(ValueError, match="not a tag column"):
-        s.with_predictions(s.heads, s.deprels, tags={"lemma": ["a", "b", "c", "d"]})
+        s.with_predictions(s.heads, s.deprels, tags={"misc": ["a", "b", "c", "d"]})
 
 
 def test_changed_metadata_regenerates_comments() -> None:
@@ -342,7 +343,8 @@ def test_fast_id_and_head_reading_agrees_with_conllu():
     from conllu.exceptions import ParseException
     from conllu.parser import parse_id_value, parse_int_value
 
-    from unnparse.conllu.sentence import _parse_id, _parse_int
+    from unnparse.conllu.fields import parse_id as _parse_id
+    from unnparse.conllu.fields import parse_int as _parse_int
 
     def outcome(func, value):
         try:

@@ -236,3 +236,39 @@ def test_input_sentences_reads_each_input_format():
         Predictor.input_sentences(echo, io.BytesIO(b""), "xml")
     with pytest.raises(ValueError, match="has no trained tokenizer"):
         Predictor.input_sentences(echo, io.BytesIO(b"x"), "text", tokenizer="model")
+
+
+# ------------------------------------------------------------------------------------------------ parsing whole files
+def test_parse_file_streams_every_parse_and_keeps_the_old_output_on_a_bad_input(tmp_path):
+    import torch
+
+    from unnparse.conllu.errors import CoNLLUError
+    from unnparse.parser.parse_jobs import ParseOptions, parse_file
+    from unnparse.parser.parser import Parser, default_config
+
+    torch.manual_seed(0)
+    train = _sentences(tmp_path, n=6, seed=1)
+    parser = Parser.build(default_config(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1), train)
+    gold = tmp_path / "in.conllu"
+    gold.write_text(conllu_text(5, 3), encoding="utf-8")
+    out = tmp_path / "out.conllu"
+    seen: list[int] = []
+    options = ParseOptions(input_format="conllu", output_format="json")
+    done = parse_file(parser, gold, out, options, on_parsed=lambda count: seen.append(count.sentences))
+    expected = [render(p, "json") for p in parser.predict(read_conllu(gold))]
+    assert out.read_text(encoding="utf-8") == "".join(expected)
+    assert (done.sentences, seen) == (5, [1, 2, 3, 4, 5])
+    assert done.words == sum(len(s) for s in read_conllu(gold))
+    to_stream = io.StringIO()
+    parse_file(parser, io.BytesIO(gold.read_bytes()), to_stream, options)
+    assert to_stream.getvalue() == "".join(expected)  # streams as from stdin to stdout
+    shard = io.StringIO()
+    parse_file(
+        parser, gold, shard, ParseOptions(input_format="conllu", output_format="json", shard="1/2", shard_block=2)
+    )
+    assert shard.getvalue() == "".join(expected[2:4])  # blocks of 2 dealt to 2 shards: shard 1 holds the second
+    bad = tmp_path / "bad.conllu"
+    bad.write_text(conllu_text(2, 3) + "1\tdog\t_\n\n", encoding="utf-8")
+    with pytest.raises(CoNLLUError, match="bad.conllu"):
+        parse_file(parser, bad, out, options)
+    assert out.read_text(encoding="utf-8") == "".join(expected)  # the previous output is kept whole

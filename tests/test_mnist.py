@@ -17,7 +17,7 @@ from unnparse.mnist.data import FILES, MnistDataError, download_mnist, load_mnis
 from unnparse.mnist.model import MnistConfig, MnistUNN, count_parameters
 from unnparse.mnist.prototypes import MAX_PIXELS, SCALE, TITLE, check_drawable, figure_size, prototype_figure
 from unnparse.mnist.train import TrainOptions, load_model, save_trained, train
-from unnparse.model_files import ModelFileError, weights_path
+from unnparse.model_files import ConfigValueError, ModelFileError, weights_path
 from unnparse.training.checkpoints import CHECKPOINT, CheckpointError
 
 DT = torch.float64
@@ -329,3 +329,24 @@ def test_cli_errors_are_one_line(tmp_path):
     assert out.exit_code == 1 and "exists and is not a directory" in out.stderr
     out = runner.invoke(app, ["prototypes", "--model", str(model), "--output", str(tmp_path)])
     assert out.exit_code == 1 and "is a directory" in out.stderr
+
+
+def test_settings_out_of_range_are_one_line_naming_the_option(tmp_path):
+    with pytest.raises(ConfigValueError, match=r"^epochs must be an integer in \[1, 1000000\], not 0$"):
+        TrainOptions(epochs=0)
+    with pytest.raises(ConfigValueError, match="train_limit"):
+        TrainOptions(train_limit=0)
+    assert TrainOptions(train_limit=None).train_limit is None
+    with pytest.raises(ConfigValueError, match=r"^dropout must be a number in \[0, 1\), not 1.0$"):
+        MnistConfig(dropout=1.0)
+    runner = CliRunner()
+    output = tmp_path / "m"
+    # only the dataclass catches the open upper end; checked before any data is read or OUTPUT claimed
+    result = runner.invoke(
+        app, ["train", "--data-dir", str(tmp_path / "void"), "--output", str(output), "--dropout", "1.0"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == "error: --dropout must be a number in [0, 1), not 1.0\n"
+    assert not output.exists()
+    result = runner.invoke(app, ["train", "--output", str(output), "--epochs", "0"])  # the option's range: typer's
+    assert result.exit_code == 2 and "--epochs" in result.stderr and not output.exists()

@@ -216,7 +216,7 @@ def test_python_api_parses_strings_and_token_lists():
 def test_upos_tagger_learns_and_fills_only_missing_tags(tmp_path):
     parser, _, train, dev = _trained(tmp_path, k=1, epochs=6)
     assert "NOUN" in parser.featurizer.tags["upos"]
-    assert set(parser.featurizer.tags) == {"upos"}  # the fixtures have no XPOS or FEATS to learn
+    assert set(parser.featurizer.tags) == {"upos", "lemma"}  # the fixtures have no XPOS or FEATS to learn
     # text input has no tags: every word gets a predicted UPOS, and the toy grammar's tags are learnt
     gold = {w: t for s in train for w, t in zip(s.words, s.upos, strict=True)}
     tagged = parser.parse([[w for w in s.words] for s in dev])
@@ -237,7 +237,8 @@ def test_upos_tagger_learns_and_fills_only_missing_tags(tmp_path):
 
 def test_upos_loss_zero_builds_no_tagger_and_untagged_training_data_is_fine():
     no_tagger = Parser.build(
-        default_config(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1, upos_loss=0.0), _sentences(5, 1)
+        default_config(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1, upos_loss=0.0, lemma_loss=0.0),
+        _sentences(5, 1),
     )
     assert not no_tagger.model.taggers and no_tagger.config["vocab"]["upos"] is None
     assert no_tagger.parse([["a", "dog"]])[0].upos == ["_", "_"]
@@ -270,8 +271,8 @@ def test_xpos_and_feats_taggers_learn_fill_missing_columns_and_survive_save_load
     assert train[0].column("feats")[0].startswith("Number=")
     config = default_config(hidden=32, rel_hidden=16, lstm_hidden=32, lstm_layers=1, xpos_loss=1.0, feats_loss=0.5)
     parser = Parser.build(config, train)
-    assert set(parser.featurizer.tags) == {"upos", "xpos", "feats"}
-    assert set(parser.model.taggers) == {"upos", "xpos", "feats"}
+    assert set(parser.featurizer.tags) == {"upos", "xpos", "feats", "lemma"}
+    assert set(parser.model.taggers) == {"upos", "xpos", "feats", "lemma"}
     opts = TrainOptions(epochs=6, lr=1e-2, batch_tokens=300, patience=100, seed=0)
     train_parser(parser, train, dev, opts, tmp_path / "model", progress=False)
     tagged = parser.parse([s.words for s in dev])
@@ -282,7 +283,8 @@ def test_xpos_and_feats_taggers_learn_fill_missing_columns_and_survive_save_load
         assert sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold) > 0.9, name
     # predicted FEATS are real feature structures in the CoNLL-U output
     assert tagged[0].word_tokens[0]["feats"] in ({"Number": "Sing"}, {"Number": "Plur"})
-    loaded = Parser.load(tmp_path / "model")
+    parser.save(tmp_path / "live")  # the live weights (the training run saved its best epoch's)
+    loaded = Parser.load(tmp_path / "live")
     again = loaded.parse([s.words for s in dev])
     assert [s.column("feats") for s in again] == [s.column("feats") for s in tagged]
     assert [s.column("xpos") for s in again] == [s.column("xpos") for s in tagged]
@@ -291,7 +293,7 @@ def test_xpos_and_feats_taggers_learn_fill_missing_columns_and_survive_save_load
 def test_tag_losses_weigh_the_tagging_terms():
     torch.manual_seed(0)
     train = _with_morphology(_sentences(8, 3))
-    base = dict(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1, upos_loss=0.0)
+    base = dict(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1, upos_loss=0.0, lemma_loss=0.0)
     parser = Parser.build(default_config(**base, feats_loss=1.0), train)
     parser.model.eval()
     batch = parser.featurizer.batch(train, list(range(len(train))), gold=True)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from unnparse.cli.seqcomplete_cli import app
 from unnparse.engine import FixedOrder
+from unnparse.model_files import ConfigValueError
 from unnparse.seqcomplete.data import (
     DataSpec,
     SeqDataError,
@@ -462,3 +463,32 @@ def test_cli_resume_and_init_from(tmp_path, monkeypatch):
     wrong = ["train", "--data", str(data), "--dim", "16", "--output", str(tmp_path / "x"), "--init-from", str(model)]
     result = runner.invoke(app, wrong)
     assert result.exit_code == 1 and "has dim 8, not 16" in result.stderr
+
+
+def test_settings_out_of_range_name_the_setting(tmp_path):
+    with pytest.raises(ConfigValueError, match=r"^epochs must be an integer in \[1, 1000000\], not 0$"):
+        TrainOptions(epochs=0)
+    with pytest.raises(ConfigValueError, match="lr_schedule must be one of constant, linear"):
+        TrainOptions(lr_schedule="cosine")
+    with pytest.raises(ConfigValueError, match="max_minutes"):
+        TrainOptions(max_minutes=float("nan"))
+    with pytest.raises(ConfigValueError, match=r"^vocab must be an integer"):
+        DataSpec(vocab=0)
+    with pytest.raises(ConfigValueError, match=r"^test_fraction must be a number in \[0, 1\), not 1.0$"):
+        DataSpec(test_fraction=1.0)
+    with pytest.raises(ValueError, match=r"mask ratio must be in \(0, 1\]"):  # the open low end: __post_init__'s
+        DataSpec(mask_ratio=0.0)
+    runner = CliRunner()
+    output = tmp_path / "m"
+    # checked before the data is read or OUTPUT claimed
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "x.npz"), "--output", str(output), "--warmup", "-1"])
+    assert result.exit_code == 2 and "--warmup" in _unboxed(result.stderr) and not output.exists()
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "x.npz"), "--output", str(output), "--dim", "7"])
+    assert result.exit_code == 2 and "even dim" in _unboxed(result.stderr) and not output.exists()
+    result = runner.invoke(app, ["generate", "--output", str(tmp_path / "g.npz"), "--test-fraction", "1.0"])
+    assert result.exit_code == 2 and "test_fraction must be" in _unboxed(result.stderr)
+
+
+def _unboxed(text: str) -> str:
+    """A usage error's text without the box rich draws around it, on one line."""
+    return " ".join(text.replace("│", " ").split())

@@ -265,7 +265,7 @@ def test_parse_on_devices_shares_the_threads_among_the_workers(toy, monkeypatch)
         given.append(list(args))
         return 0
 
-    monkeypatch.setattr("unnparse.cli.device_parse.run_on_devices", workers)
+    monkeypatch.setattr("unnparse.parser.multi_device.run_on_devices", workers)
     monkeypatch.setattr("unnparse.cpu_threads.default_threads", lambda: 4)
     if not (toy / "model" / "config.json").is_file():
         assert _train(toy, "model", "--tokenizer-steps", "0").exit_code == 0

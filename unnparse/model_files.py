@@ -48,10 +48,12 @@ __all__ = [
     "CONFIG_FILE",
     "FILES_KEY",
     "WEIGHTS_FILE",
+    "ConfigValueError",
     "Limit",
     "ModelFileError",
     "canonical_sha256",
     "check_config",
+    "check_fields",
     "check_kind",
     "commit_config",
     "config_field",
@@ -166,6 +168,29 @@ def field_limits(cls: type, prefix: str = "") -> dict[str, Limit]:
     """Key (``prefix`` + field name, such as ``model.unn_iter``) -> limit, for each field of the config dataclass
     ``cls`` that declares one (:func:`config_field`): the table :func:`check_config` takes."""
     return {prefix + f.name: f.metadata["limit"] for f in fields(cls) if "limit" in f.metadata}
+
+
+class ConfigValueError(ValueError):
+    """A setting out of its range (``key`` must be ``limit``, not ``value``): one line, naming the key."""
+
+    def __init__(self, key: str, limit: Limit, value: Any) -> None:
+        super().__init__(f"{key} must be {limit.describe()}, not {_short(value)}")
+        self.key, self.limit, self.value = key, limit, value
+
+
+def check_fields(instance: Any, prefix: str = "") -> None:
+    """Check every field of a config dataclass ``instance`` that declares a limit (:func:`config_field`); errors
+    name the field as ``prefix`` + its name (``model.unn_iter``).
+
+    Raises:
+        ConfigValueError: the first field out of range or of the wrong type.
+    """
+    for name, limit in field_limits(type(instance)).items():
+        value = getattr(instance, name)
+        if value is None and limit.optional:
+            continue
+        if not limit.accepts(value):
+            raise ConfigValueError(prefix + name, limit, value)
 
 
 def check_config(config: Mapping[str, Any], limits: Mapping[str, Limit], where: str | os.PathLike[str]) -> None:

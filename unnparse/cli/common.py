@@ -33,6 +33,7 @@ __all__ = [
     "held_for_command",
     "interrupted",
     "join_processes",
+    "option_range",
     "os_error_message",
     "relaunch_if_asked",
     "user_errors",
@@ -69,6 +70,23 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 
 USER_ERRORS = _user_error_types
+
+
+def option_range(config: type, name: str) -> dict[str, float]:
+    """``min``/``max`` for the typer option of the field ``name`` of the config dataclass ``config``, from the
+    range declared beside the field (:func:`~unnparse.model_files.config_field`), so that the command line and the
+    library accept the same values. An open upper end (``[0, 1)``) is left to the dataclass's own check, which the
+    command reports in one line naming the option."""
+    from dataclasses import fields
+
+    limit = next(f.metadata["limit"] for f in fields(config) if f.name == name)
+    bounds: dict[str, float] = {}
+    if limit.kind in (int, float):
+        if limit.low is not None:
+            bounds["min"] = limit.kind(limit.low)
+        if limit.high is not None and not limit.open_high:
+            bounds["max"] = limit.kind(limit.high)
+    return bounds
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -229,6 +247,11 @@ def _run_reporting_errors(func: Callable[..., Any], args: tuple[Any, ...], kwarg
     except ValueError as err:
         if os.environ.get("UNNPARSE_DEBUG"):
             raise
+        from unnparse.model_files import ConfigValueError
+
+        if isinstance(err, ConfigValueError):  # a setting built from the option of the same name
+            option = "--" + err.key.rsplit(".", 1)[-1].replace("_", "-")
+            fail(_one_line(f"{option} {str(err).removeprefix(err.key).strip()}"))
         # ValueErrors raised by option checks in our own code are user errors too
         fail(_one_line(str(err)))
     except KeyboardInterrupt:

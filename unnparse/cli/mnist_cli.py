@@ -19,6 +19,7 @@ from unnparse.cli.common import (
     held_for_command,
     interrupted,
     join_processes,
+    option_range,
     user_errors,
 )
 from unnparse.mnist.data import load_mnist
@@ -70,23 +71,39 @@ def train_command(
     output: Annotated[Path, typer.Option("--output", help="model directory to write")],
     data_dir: DataDir = None,
     download: Download = True,
-    unn_iter: Annotated[int, typer.Option("--unn-iter", min=1, help="k, the number of sweeps")] = 3,
-    gamma: Annotated[float, typer.Option("--gamma", min=0.0, help="weight of the prototype BCE loss")] = 0.1,
-    order: Annotated[Order, typer.Option("--order", help="classification order")] = Order.fb,
-    y_init: Annotated[YInit, typer.Option("--y-init", help="initialisation of Y")] = YInit.zero,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Adam learning rate")] = 5e-4,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
-    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.99, help="dropout on H1 and H2")] = 0.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    unn_iter: Annotated[
+        int, typer.Option("--unn-iter", **option_range(MnistConfig, "unn_iter"), help="k, the number of sweeps")
+    ] = MnistConfig.unn_iter,
+    gamma: Annotated[
+        float, typer.Option("--gamma", **option_range(TrainOptions, "gamma"), help="weight of the prototype BCE loss")
+    ] = TrainOptions.gamma,
+    order: Annotated[Order, typer.Option("--order", help="classification order")] = Order(MnistConfig.order),
+    y_init: Annotated[YInit, typer.Option("--y-init", help="initialisation of Y")] = YInit(MnistConfig.y_init),
+    epochs: Annotated[int, typer.Option("--epochs", **option_range(TrainOptions, "epochs"))] = TrainOptions.epochs,
+    lr: Annotated[
+        float, typer.Option("--lr", **option_range(TrainOptions, "lr"), help="Adam learning rate")
+    ] = TrainOptions.lr,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", **option_range(TrainOptions, "batch_size"))
+    ] = TrainOptions.batch_size,
+    dropout: Annotated[
+        float, typer.Option("--dropout", **option_range(MnistConfig, "dropout"), help="dropout on H1 and H2")
+    ] = MnistConfig.dropout,
+    seed: Annotated[int, typer.Option("--seed", **option_range(TrainOptions, "seed"))] = TrainOptions.seed,
     untied: Annotated[
         bool, typer.Option("--untied", help="unconstrained baseline: k unrolled layers (Table 3)")
-    ] = False,
-    dev_size: Annotated[int, typer.Option("--dev-size", min=1, help="training images held out as dev")] = 10_000,
+    ] = MnistConfig.untied,
+    dev_size: Annotated[
+        int,
+        typer.Option("--dev-size", **option_range(TrainOptions, "dev_size"), help="training images held out as dev"),
+    ] = TrainOptions.dev_size,
     train_limit: Annotated[
-        int | None, typer.Option("--train-limit", min=1, help="train on this many training images only")
-    ] = None,
-    device: Device = "auto",
+        int | None,
+        typer.Option(
+            "--train-limit", **option_range(TrainOptions, "train_limit"), help="train on this many training images only"
+        ),
+    ] = TrainOptions.train_limit,
+    device: Device = TrainOptions.device,
     threads: ThreadsOption = None,
     resume: Annotated[
         bool,
@@ -103,16 +120,15 @@ def train_command(
         ),
     ] = False,
     nproc: Nproc = 1,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="show progress bars")
+    ] = TrainOptions.progress,
 ) -> None:
     """Train on MNIST (10,000 training images held out as dev; the best dev epoch is saved).
 
     With --nproc N (or under torchrun) each of N processes takes its share of every batch of --batch-size images.
     """
-    check_output_dir(output)
-    lock = held_for_command(claim_output_dir(output, resume=resume, overwrite=overwrite))
-    set_threads(threads)
-    dist = join_processes(nproc, device, env=lock_environment(lock))
+    # the settings are checked before the output folder is claimed or any data read: a bad value is one line
     config = MnistConfig(
         unn_iter=unn_iter, order=order.value, y_init=y_init.value, dropout=dropout, untied=untied, seed=seed
     )
@@ -127,6 +143,10 @@ def train_command(
         device=device,
         progress=progress,
     )
+    check_output_dir(output)
+    lock = held_for_command(claim_output_dir(output, resume=resume, overwrite=overwrite))
+    set_threads(threads)
+    dist = join_processes(nproc, device, env=lock_environment(lock))
     try:
         data = load_mnist(data_dir, download=download)
         if untied and dist.is_main:

@@ -25,12 +25,14 @@ from unnparse.cli.common import (
     fail,
     held_for_command,
     interrupted,
+    option_range,
     relaunch_if_asked,
     user_errors,
     warn,
 )
 from unnparse.parser.config import DEFAULT_ENCODER, ParserModelConfig, ScratchEncoderConfig, TransformerEncoderConfig
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
+from unnparse.parser.training import TrainOptions
 
 if TYPE_CHECKING:
     import torch
@@ -186,20 +188,31 @@ def train(
             "one transformers implements, since a saved model never runs code."
         ),
     ] = False,
-    unn_iter: Annotated[int, typer.Option(help="UNN sweeps K (1 = the biaffine parser).", min=1, max=20)] = (
-        ParserModelConfig.unn_iter
+    unn_iter: Annotated[
+        int,
+        typer.Option(help="UNN sweeps K (1 = the biaffine parser).", **option_range(ParserModelConfig, "unn_iter")),
+    ] = ParserModelConfig.unn_iter,
+    hidden: Annotated[int, typer.Option(help="Size of H and M.", **option_range(ParserModelConfig, "hidden"))] = (
+        ParserModelConfig.hidden
     ),
-    hidden: Annotated[int, typer.Option(help="Size of H and M.", min=1)] = ParserModelConfig.hidden,
-    rel_hidden: Annotated[int, typer.Option(help="Size of the relation classifier's projections.", min=1)] = (
-        ParserModelConfig.rel_hidden
-    ),
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = ParserModelConfig.dropout,
-    lstm_hidden: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM size per direction.", min=1)] = (
-        ScratchEncoderConfig.hidden
-    ),
-    lstm_layers: Annotated[int, typer.Option(help="Scratch encoder: BiLSTM layers.", min=1)] = (
-        ScratchEncoderConfig.layers
-    ),
+    rel_hidden: Annotated[
+        int,
+        typer.Option(
+            help="Size of the relation classifier's projections.", **option_range(ParserModelConfig, "rel_hidden")
+        ),
+    ] = ParserModelConfig.rel_hidden,
+    dropout: Annotated[
+        float, typer.Option(help="Dropout rate, in [0, 1).", **option_range(ParserModelConfig, "dropout"))
+    ] = ParserModelConfig.dropout,
+    lstm_hidden: Annotated[
+        int,
+        typer.Option(
+            help="Scratch encoder: BiLSTM size per direction.", **option_range(ScratchEncoderConfig, "hidden")
+        ),
+    ] = ScratchEncoderConfig.hidden,
+    lstm_layers: Annotated[
+        int, typer.Option(help="Scratch encoder: BiLSTM layers.", **option_range(ScratchEncoderConfig, "layers"))
+    ] = ScratchEncoderConfig.layers,
     char_encoder: Annotated[
         CharEncoder, typer.Option(help="Scratch encoder: word vectors from characters by a CNN or a BiLSTM.")
     ] = CharEncoder(ScratchEncoderConfig.char_encoder),
@@ -213,6 +226,14 @@ def train(
     feats_loss: Annotated[
         float, typer.Option(help="Weight of the auxiliary FEATS tagging loss (0: no FEATS tagger).", min=0)
     ] = ParserModelConfig.feats_loss,
+    lemma_loss: Annotated[
+        float,
+        typer.Option(
+            help="Weight of the lemmatizer's loss: it learns the edit script from each form to its lemma (0: no "
+            "lemmatizer; on only when the training data has lemmas).",
+            **option_range(ParserModelConfig, "lemma_loss"),
+        ),
+    ] = ParserModelConfig.lemma_loss,
     tag_layer: Annotated[
         int,
         typer.Option(
@@ -237,12 +258,25 @@ def train(
             help="Arc scores include a learned score of each arc's direction and length (a factor on Y).",
         ),
     ] = ParserModelConfig.arc_position,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
-    lr: Annotated[float, typer.Option(help="Learning rate (UNN and scratch encoder).")] = 3e-3,
-    encoder_lr: Annotated[float, typer.Option(help="Learning rate of a pretrained encoder.")] = 5e-5,
-    batch_tokens: Annotated[int, typer.Option(help="Padded tokens per batch.", min=1)] = 1000,
-    accumulate: Annotated[int, typer.Option(help="Batches per optimizer step.", min=1)] = 1,
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without dev improvement.", min=1)] = 10,
+    epochs: Annotated[int, typer.Option(**option_range(TrainOptions, "epochs"))] = TrainOptions.epochs,
+    lr: Annotated[
+        float, typer.Option(help="Learning rate (UNN and scratch encoder).", **option_range(TrainOptions, "lr"))
+    ] = TrainOptions.lr,
+    encoder_lr: Annotated[
+        float, typer.Option(help="Learning rate of a pretrained encoder.", **option_range(TrainOptions, "encoder_lr"))
+    ] = TrainOptions.encoder_lr,
+    batch_tokens: Annotated[
+        int, typer.Option(help="Padded tokens per batch.", **option_range(TrainOptions, "batch_tokens"))
+    ] = TrainOptions.batch_tokens,
+    accumulate: Annotated[
+        int, typer.Option(help="Batches per optimizer step.", **option_range(TrainOptions, "accumulate"))
+    ] = TrainOptions.accumulate,
+    patience: Annotated[
+        int,
+        typer.Option(
+            help="Stop after this many epochs without dev improvement.", **option_range(TrainOptions, "patience")
+        ),
+    ] = TrainOptions.patience,
     max_minutes: Annotated[
         Optional[float],  # noqa: UP045
         typer.Option(
@@ -251,16 +285,18 @@ def train(
             min=0.0,
         ),
     ] = None,
-    clip: Annotated[float, typer.Option(help="Gradient norm clipping.")] = 5.0,
+    clip: Annotated[
+        float, typer.Option(help="Gradient norm clipping (0: none).", **option_range(TrainOptions, "clip"))
+    ] = TrainOptions.clip,
     ema: Annotated[
         float,
         typer.Option(
-            help="Decay of a moving average of the weights that is evaluated and saved (e.g. 0.999; 0: off).",
-            min=0.0,
-            max=0.99999,
+            help="Decay of a moving average of the weights that is evaluated and saved, in [0, 1) (e.g. 0.999; 0: "
+            "off).",
+            **option_range(TrainOptions, "ema"),
         ),
-    ] = 0.0,
-    seed: Annotated[int, typer.Option()] = 1,
+    ] = TrainOptions.ema,
+    seed: Annotated[int, typer.Option(**option_range(TrainOptions, "seed"))] = TrainOptions.seed,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     precision: PrecisionOption = Precision.auto,
     threads: ThreadsOption = None,
@@ -291,7 +327,7 @@ def train(
     from unnparse.output_dir import claim_output_dir, lock_environment
     from unnparse.parser.loading import MODELS_DIR
     from unnparse.parser.parser import Parser, default_config, resolve_device
-    from unnparse.parser.training import TrainOptions, epoch_table, train_parser
+    from unnparse.parser.training import epoch_table, train_parser
     from unnparse.parser.treebank import read_treebank, treebank_files
     from unnparse.runtime import precision_name, resolve_precision, set_threads
     from unnparse.training.checkpoints import CHECKPOINT
@@ -301,6 +337,40 @@ def train(
         fail(f"--tag-layer {tag_layer} needs --encoder scratch with at least {tag_layer} --lstm-layers")
     if treebank is None and not train_files:
         fail("give --treebank NAME or --train FILE (and --dev FILE)")
+    # every setting is checked before any data is read or folder claimed
+    config = default_config(
+        encoder=encoder,
+        unn_iter=unn_iter,
+        hidden=hidden,
+        rel_hidden=rel_hidden,
+        dropout=dropout,
+        pooling=pooling.value,
+        freeze_encoder=freeze_encoder,
+        lstm_hidden=lstm_hidden,
+        lstm_layers=lstm_layers,
+        char_encoder=char_encoder.value,
+        upos_loss=upos_loss,
+        xpos_loss=xpos_loss,
+        feats_loss=feats_loss,
+        lemma_loss=lemma_loss,
+        rel_from_x=rel_from_x,
+        rel_distance=rel_distance,
+        arc_position=arc_position,
+        tag_layer=tag_layer,
+    )
+    opts = TrainOptions(
+        epochs=epochs,
+        lr=lr,
+        encoder_lr=encoder_lr,
+        batch_tokens=batch_tokens,
+        patience=patience,
+        seed=seed,
+        max_minutes=parser_minutes(max_minutes, tokenizer_steps),
+        clip=clip,
+        accumulate=accumulate,
+        ema=ema,
+        precision=precision.value,
+    )
     out_dir = output or MODELS_DIR / (treebank or Path(train_files[0]).stem.replace("-ud-train", ""))
     check_output_dir(out_dir)
     lock = held_for_command(claim_output_dir(out_dir, resume=resume, overwrite=overwrite))
@@ -318,25 +388,6 @@ def train(
     _warn_precision(precision, dev_device)
     if not dist.is_main:
         progress = False
-    config = default_config(
-        encoder=encoder,
-        unn_iter=unn_iter,
-        hidden=hidden,
-        rel_hidden=rel_hidden,
-        dropout=dropout,
-        pooling=pooling.value,
-        freeze_encoder=freeze_encoder,
-        lstm_hidden=lstm_hidden,
-        lstm_layers=lstm_layers,
-        char_encoder=char_encoder.value,
-        upos_loss=upos_loss,
-        xpos_loss=xpos_loss,
-        feats_loss=feats_loss,
-        rel_from_x=rel_from_x,
-        rel_distance=rel_distance,
-        arc_position=arc_position,
-        tag_layer=tag_layer,
-    )
     config["treebank"] = treebank
     torch.manual_seed(seed)
     parser = Parser.build(config, train_sents, trust_remote_code=trust_remote_code)
@@ -348,20 +399,6 @@ def train(
             f"precision={precision_name(resolve_precision(precision.value, dev_device))} "
             f"relations={len(parser.featurizer.rels) - 1} → {out_dir}"
         )
-    opts = TrainOptions(
-        epochs=epochs,
-        lr=lr,
-        encoder_lr=encoder_lr,
-        batch_tokens=batch_tokens,
-        patience=patience,
-        seed=seed,
-        max_minutes=parser_minutes(max_minutes, tokenizer_steps),
-        clip=clip,
-        accumulate=accumulate,
-        ema=ema,
-        precision=precision.value,
-    )
-
     started = time.monotonic()  # the --max-minutes budget, parser and tokenizer together
     try:
         result = train_parser(
@@ -489,9 +526,10 @@ def evaluate(
     precision: PrecisionOption = Precision.auto,
     threads: ThreadsOption = None,
 ) -> None:
-    """Score a parser: UAS, LAS, CLAS, modifier-list accuracy, exact match (all words, punctuation included), tags.
+    """Score a parser: UAS, LAS, CLAS, MLAS, BLEX, modifier-list accuracy, exact match (all words, punctuation
+    included), tags and lemmas, and every other score of the CoNLL 2018 shared task (--json: all under "scores").
 
-    With a model, the columns it tags (UPOS, XPOS, FEATS) are cleared before parsing and scored too.
+    With a model, the columns it tags (UPOS, XPOS, FEATS, LEMMA) are cleared before parsing and scored too.
     """
     from unnparse.cli import evaluation_report
     from unnparse.conllu.reader import read_conllu
@@ -603,76 +641,69 @@ def parse(
     threads: ThreadsOption = None,
 ) -> None:
     """Parse text, tokenized sentences or CoNLL-U from stdin (or --input), streaming the output."""
+    from unnparse.parser.parse_jobs import ParseOptions, parse_file, parse_on_devices
+
     if output_file is not None:
         check_output_file(output_file)
+    options = ParseOptions(
+        input_format=input_format.value,
+        output_format=output_format.value,
+        marginals=marginals,
+        batch_tokens=batch_tokens,
+        max_words=max_words,
+        tokenizer=tokenizer.value,
+        shard=shard,
+        shard_block=shard_block,
+    )
     if devices is not None:
-        _parse_on_devices(
-            devices,
-            model=model,
-            input_format=input_format,
-            output_format=output_format,
-            marginals=marginals,
-            input_file=input_file,
-            output_file=output_file,
-            batch_tokens=batch_tokens,
-            max_words=max_words,
-            precision=precision,
-            shard=shard,
-            shard_block=shard_block,
-            tokenizer=tokenizer,
-            threads=threads,
-        )
+        if input_file is None:
+            fail("--devices needs --input FILE: every device's process reads the file (stdin can be read only once)")
+        model_dir = _resolve_model(model)
+        try:
+            names = [name.strip() for name in devices.split(",")]
+            count = parse_on_devices(
+                model_dir,
+                input_file,
+                names,
+                options,
+                output_file=output_file,
+                precision=precision.value,
+                threads=threads,
+            )
+        except (FileNotFoundError, RuntimeError, ValueError) as err:
+            fail(str(err))
+        if count == 0:
+            err_console.print(f"note: {input_file} holds no sentences: nothing to parse", soft_wrap=True)
+        else:
+            err_console.print(f"{count:,} sentences parsed on {len(names)} devices ({', '.join(names)})")
         return
-    from unnparse.io_utils import atomic_output
     from unnparse.parser.loading import load
-    from unnparse.parser.output_formats import render
-    from unnparse.parser.sharding import parse_shard_spec, take_shard
     from unnparse.runtime import set_threads
 
-    shard_spec = parse_shard_spec(shard) if shard is not None else None
+    if shard is not None:
+        from unnparse.parser.sharding import parse_shard_spec
+
+        parse_shard_spec(shard)  # a malformed spec fails before the model loads
     model_dir = _resolve_model(model)
     set_threads(threads)
     parser = load(model_dir, device=device, precision=precision.value)
     _warn_precision(precision, parser.device)
     name = str(input_file) if input_file else "<stdin>"
-    raw = open(input_file, "rb") if input_file else sys.stdin.buffer  # noqa: SIM115
-    try:
-        sentences = parser.input_sentences(raw, input_format.value, name=name, tokenizer=tokenizer.value)
-        if shard_spec is not None:
-            sentences = take_shard(sentences, *shard_spec, block=shard_block)
-
-        count = words = 0
-        results = parser.predict(
-            sentences,
-            batch_tokens=batch_tokens,
-            marginals=marginals,
-            chunk_sentences=256,
-            max_words=max_words,
+    if progress is None:  # on a terminal the bar would mix with parses written to stdout
+        progress = output_file is not None and err_console.is_terminal
+    with _parse_progress(progress) as bar:
+        task = bar.add_task("parsing", total=None, words=0)
+        done = parse_file(
+            parser,
+            input_file if input_file is not None else sys.stdin.buffer,
+            output_file if output_file is not None else sys.stdout,
+            options,
+            name=name,
+            on_parsed=lambda count: bar.update(task, completed=count.sentences, words=count.words),
             on_split=warn,
         )
-        if progress is None:  # on a terminal the bar would mix with parses written to stdout
-            progress = output_file is not None and err_console.is_terminal
-        with _parse_progress(progress) as bar:
-            task = bar.add_task("parsing", total=None, words=0)
-            if output_file is not None:
-                with atomic_output(output_file, "w") as fh:
-                    for p in results:
-                        fh.write(render(p, output_format.value))
-                        count, words = count + 1, words + len(p.sentence)
-                        bar.update(task, completed=count, words=words)
-            else:
-                for p in results:
-                    sys.stdout.write(render(p, output_format.value))
-                    count, words = count + 1, words + len(p.sentence)
-                    bar.update(task, completed=count, words=words)
-                    if count % 256 == 0:
-                        sys.stdout.flush()
-                sys.stdout.flush()
-        if count == 0 and shard_spec is None:  # as `cat` or UDPipe: empty in, empty out
-            err_console.print(f"note: {name} holds no sentences: nothing to parse", soft_wrap=True)
-    finally:
-        if input_file:
-            raw.close()
+    if done.sentences == 0 and shard is None:  # as `cat` or UDPipe: empty in, empty out
+        err_console.print(f"note: {name} holds no sentences: nothing to parse", soft_wrap=True)
 
 
 def _parse_progress(enabled: bool):
@@ -715,56 +746,6 @@ def ensemble(
     set_threads(threads)
     out = combine_parsers(models, output)
     err_console.print(f"ensemble of {len(models)} parsers written to {out}")
-
-
-def _parse_on_devices(
-    devices: str,
-    *,
-    model: Path | None,
-    input_format: InputFormat,
-    output_format: OutputFormat,
-    marginals: bool,
-    input_file: Path | None,
-    output_file: Path | None,
-    batch_tokens: int,
-    max_words: int,
-    precision: Precision,
-    shard: str | None,
-    shard_block: int,
-    tokenizer: TokenizerChoice,
-    threads: int | None = None,
-) -> None:
-    """`parse --devices`: one worker process per device (see unnparse.cli.device_parse), each with ``threads`` CPU
-    threads (by default, its share of the default number)."""
-    from unnparse.cli.device_parse import parse_devices, run_on_devices
-    from unnparse.cpu_threads import default_threads
-
-    if shard is not None:
-        fail("--devices and --shard cannot be combined: --devices makes the shards itself")
-    if input_file is None:
-        fail("--devices needs --input FILE: every device's process reads the file (stdin can be read only once)")
-    if not input_file.is_file():
-        fail(f"{input_file}: no such file")
-    try:
-        names = parse_devices(devices)
-    except ValueError as err:
-        fail(str(err))
-    model_dir = _resolve_model(model)
-    args = ["--model", str(model_dir), "--input-format", input_format.value, "--output-format", output_format.value]
-    args += ["--batch-tokens", str(batch_tokens), "--max-words", str(max_words), "--precision", precision.value]
-    args += ["--tokenizer", tokenizer.value]
-    args += ["--marginals"] if marginals else []
-    args += ["--no-progress", "--threads", str(threads or max(1, default_threads() // len(names)))]
-    try:
-        count = run_on_devices(
-            args, input_file, names, output_format=output_format.value, block=shard_block, output_file=output_file
-        )
-    except (RuntimeError, ValueError) as err:
-        fail(str(err))
-    if count == 0:
-        err_console.print(f"note: {input_file} holds no sentences: nothing to parse", soft_wrap=True)
-        return
-    err_console.print(f"{count:,} sentences parsed on {len(names)} devices ({', '.join(names)})")
 
 
 @app.command("merge-shards")

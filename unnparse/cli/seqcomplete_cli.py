@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,6 +20,7 @@ from unnparse.cli.common import (
     held_for_command,
     interrupted,
     join_processes,
+    option_range,
     user_errors,
 )
 from unnparse.output_dir import claim_output_dir, lock_environment
@@ -57,14 +59,30 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
 @user_errors
 def generate_command(
     output: Annotated[Path, typer.Option("--output", help="data file to write (.npz)")],
-    vocab: Annotated[int, typer.Option("--vocab", min=1, help="tokens are the integers 1..vocab")] = 64,
-    min_length: Annotated[int, typer.Option("--min-length", min=1)] = 8,
+    vocab: Annotated[
+        int, typer.Option("--vocab", **option_range(DataSpec, "vocab"), help="tokens are the integers 1..vocab")
+    ] = DataSpec.vocab,
+    min_length: Annotated[
+        int, typer.Option("--min-length", **option_range(DataSpec, "min_length"))
+    ] = DataSpec.min_length,
     max_length: Annotated[
-        int, typer.Option("--max-length", min=1, help="inclusive (24 gives the paper's counts)")
-    ] = 25,
-    mask_ratio: Annotated[float, typer.Option("--mask-ratio", help="at most ceil(ratio * length) blanks")] = 0.1,
-    test_fraction: Annotated[float, typer.Option("--test-fraction")] = 0.1,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the train/test split")] = 0,
+        int,
+        typer.Option(
+            "--max-length", **option_range(DataSpec, "max_length"), help="inclusive (24 gives the paper's counts)"
+        ),
+    ] = DataSpec.max_length,
+    mask_ratio: Annotated[
+        float,
+        typer.Option(
+            "--mask-ratio", **option_range(DataSpec, "mask_ratio"), help="at most ceil(ratio * length) blanks"
+        ),
+    ] = DataSpec.mask_ratio,
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", **option_range(DataSpec, "test_fraction"))
+    ] = DataSpec.test_fraction,
+    seed: Annotated[
+        int, typer.Option("--seed", **option_range(DataSpec, "seed"), help="seed of the train/test split")
+    ] = DataSpec.seed,
     threads: ThreadsOption = None,
 ) -> None:
     """Write every ascending/descending run with every combination of masked positions, split train/test."""
@@ -85,57 +103,79 @@ def generate_command(
 def train_command(
     data: Annotated[Path, typer.Option("--data", help="data file from `generate`")],
     output: Annotated[Path, typer.Option("--output", help="model directory to write")],
-    unn_iter: Annotated[int, typer.Option("--unn-iter", min=1, help="k, sweeps per training batch")] = 1,
-    order: Annotated[Order, typer.Option("--order", help="forward-backward or random permutation")] = Order.fb,
+    unn_iter: Annotated[
+        int, typer.Option("--unn-iter", **option_range(SeqConfig, "unn_iter"), help="k, sweeps per training batch")
+    ] = SeqConfig.unn_iter,
+    order: Annotated[Order, typer.Option("--order", help="forward-backward or random permutation")] = Order(
+        SeqConfig.order
+    ),
     random_iter: Annotated[
         bool, typer.Option("--random-iter", help="random k in 1..5 per batch, k=3 at evaluation (App. B)")
-    ] = False,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Adam learning rate")] = 1e-4,
+    ] = SeqConfig.random_iter,
+    epochs: Annotated[int, typer.Option("--epochs", **option_range(TrainOptions, "epochs"))] = TrainOptions.epochs,
+    lr: Annotated[
+        float, typer.Option("--lr", **option_range(TrainOptions, "lr"), help="Adam learning rate")
+    ] = TrainOptions.lr,
     lr_schedule: Annotated[
         LRSchedule,
         typer.Option(
             "--lr-schedule",
             help="constant, or linear: decay to zero on the last update (of --max-updates, else of --epochs)",
         ),
-    ] = LRSchedule.constant,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="updates of linear warmup to --lr")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    ] = LRSchedule(TrainOptions.lr_schedule),
+    warmup: Annotated[
+        int, typer.Option("--warmup", **option_range(TrainOptions, "warmup"), help="updates of linear warmup to --lr")
+    ] = TrainOptions.warmup,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", **option_range(TrainOptions, "batch_size"))
+    ] = TrainOptions.batch_size,
     dim: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option("--dim", min=2, help="hidden size d (even) [default: 256, or the --init-from model's]"),
+        typer.Option(
+            "--dim",
+            **option_range(SeqConfig, "dim"),
+            help=f"hidden size d (even) [default: {SeqConfig.dim}, or the --init-from model's]",
+        ),
     ] = None,
-    clip: Annotated[float, typer.Option("--clip", min=0.0, help="gradient norm clipping (0: off)")] = 10.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Device = "auto",
+    clip: Annotated[
+        float, typer.Option("--clip", **option_range(TrainOptions, "clip"), help="gradient norm clipping (0: off)")
+    ] = TrainOptions.clip,
+    seed: Annotated[int, typer.Option("--seed", **option_range(TrainOptions, "seed"))] = TrainOptions.seed,
+    device: Device = TrainOptions.device,
     threads: ThreadsOption = None,
     report_test: Annotated[
         bool, typer.Option("--report-test", help="print the test accuracy after every epoch (learning curve)")
-    ] = False,
+    ] = TrainOptions.eval_each_epoch,
     eval_every: Annotated[
         int,
         typer.Option(
             "--eval-every",
-            min=0,
+            **option_range(TrainOptions, "eval_every"),
             help="also print the test accuracy every N updates, with the seconds trained (0: off)",
         ),
-    ] = 0,
+    ] = TrainOptions.eval_every,
     max_minutes: Annotated[
         Optional[float],  # noqa: UP045
-        typer.Option("--max-minutes", min=0.0, help="stop after this much training time (evaluations not counted)"),
-    ] = None,
+        typer.Option(
+            "--max-minutes",
+            **option_range(TrainOptions, "max_minutes"),
+            help="stop after this much training time (evaluations not counted)",
+        ),
+    ] = TrainOptions.max_minutes,
     max_updates: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option("--max-updates", min=1, help="stop after this many updates in all"),
-    ] = None,
+        typer.Option(
+            "--max-updates", **option_range(TrainOptions, "max_updates"), help="stop after this many updates in all"
+        ),
+    ] = TrainOptions.max_updates,
     checkpoint_every: Annotated[
         int,
         typer.Option(
             "--checkpoint-every",
-            min=0,
+            **option_range(TrainOptions, "checkpoint_every"),
             help=f"write OUTPUT/{CHECKPOINT} every N updates (also after every epoch and when stopping; 0: only then)",
         ),
-    ] = 1000,
+    ] = TrainOptions.checkpoint_every,
     resume: Annotated[
         bool,
         typer.Option(
@@ -155,12 +195,37 @@ def train_command(
         typer.Option("--init-from", help="start from this model's weights (fresh optimizer), e.g. to fine-tune"),
     ] = None,
     nproc: Nproc = 1,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="show progress bars")
+    ] = TrainOptions.progress,
 ) -> None:
     """Train on the train split (cross-entropy on masked positions; the last epoch is saved).
 
     With --nproc N (or under torchrun) each of N processes takes its share of every batch of --batch-size instances.
     """
+    # the settings are checked before the output folder is claimed or any data read: a bad value is one line
+    options = TrainOptions(
+        epochs=epochs,
+        lr=lr,
+        lr_schedule=lr_schedule.value,
+        warmup=warmup,
+        batch_size=batch_size,
+        clip=clip,
+        seed=seed,
+        device=device,
+        eval_each_epoch=report_test,
+        eval_every=eval_every,
+        max_minutes=max_minutes,
+        max_updates=max_updates,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+    )
+    try:  # the vocabulary (and with --init-from the dimension) comes from the data and the model, below
+        config = SeqConfig(
+            dim=dim or SeqConfig.dim, unn_iter=unn_iter, order=order.value, random_iter=random_iter, seed=seed
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     check_output_dir(output)
     set_threads(threads)
     if resume and init_from is not None:
@@ -178,28 +243,11 @@ def train_command(
                 raise SeqDataError(
                     f"{data}: vocabulary 1..{dataset.spec.vocab} exceeds that of {init_from} (1..{start.config.vocab})"
                 )
-            vocab, dim, init_state = start.config.vocab, start.config.dim, start.state_dict()
-        config = SeqConfig(
-            vocab=vocab, dim=dim or 256, unn_iter=unn_iter, order=order.value, random_iter=random_iter, seed=seed
-        )
+            vocab, init_state = start.config.vocab, start.state_dict()
+            config = replace(config, dim=start.config.dim)
+        config = replace(config, vocab=vocab)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    options = TrainOptions(
-        epochs=epochs,
-        lr=lr,
-        lr_schedule=lr_schedule.value,
-        warmup=warmup,
-        batch_size=batch_size,
-        clip=clip,
-        seed=seed,
-        device=device,
-        eval_each_epoch=report_test,
-        eval_every=eval_every,
-        max_minutes=max_minutes,
-        max_updates=max_updates,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-    )
     try:
         dist = join_processes(nproc, device, env=lock_environment(lock))
         result = train(

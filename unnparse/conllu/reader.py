@@ -15,18 +15,17 @@ from conllu.exceptions import ParseException
 from conllu.models import Token, TokenList
 
 from unnparse.conllu.errors import CoNLLUError, MultipleRootsWarning, NoSentencesError
-from unnparse.conllu.sentence import (
-    _SURROGATES,
+from unnparse.conllu.fields import (
     FIELDS,
-    PathOrStream,
-    Sentence,
-    _is_word,
-    _metadata_from_comments,
-    _parse_deps_field,
-    _parse_dict_field,
-    _parse_id,
-    _parse_int,
+    SURROGATES,
+    is_word,
+    metadata_from_comments,
+    parse_deps_field,
+    parse_dict_field,
+    parse_id,
+    parse_int,
 )
+from unnparse.conllu.sentence import PathOrStream, Sentence
 from unnparse.text.lines import MAX_SENTENCE_WORDS, LineLimitError, bounded_lines
 
 __all__ = ["iter_conllu", "read_conllu"]
@@ -64,7 +63,7 @@ def _decode_lines(raw_lines: Iterable[bytes | str], name: str) -> Iterator[tuple
                 ) from None
         else:
             text = raw
-            if not text.isascii() and _SURROGATES.search(text):
+            if not text.isascii() and SURROGATES.search(text):
                 raise CoNLLUError(name, lineno, "invalid UTF-8 (undecodable bytes in the input)")
         if text.endswith("\n"):
             text = text[:-1]
@@ -116,7 +115,7 @@ def _parse_block(block: list[tuple[int, str]], name: str, require_heads: bool) -
             if col == "":
                 raise CoNLLUError(name, lineno, f"empty {col_name.upper()} column (use '_' for no value)")
         try:
-            tok_id = _parse_id(cols[0])
+            tok_id = parse_id(cols[0])
         except ParseException:
             if re.fullmatch(r"[0-9]+-[0-9]+", cols[0]):
                 raise CoNLLUError(name, lineno, f"malformed multiword token range {cols[0]!r}") from None
@@ -152,7 +151,7 @@ def _parse_block(block: list[tuple[int, str]], name: str, require_heads: bool) -
                 raise CoNLLUError(name, lineno, f"empty node {cols[0]} out of place (after word {last_word})")
             last_empty = (major, minor)
         try:
-            head = _parse_int(cols[6])
+            head = parse_int(cols[6])
         except ParseException:
             raise CoNLLUError(name, lineno, f"HEAD must be an integer or '_', not {cols[6]!r}") from None
         if isinstance(tok_id, int) and head is None and require_heads:
@@ -164,11 +163,11 @@ def _parse_block(block: list[tuple[int, str]], name: str, require_heads: bool) -
                 lemma=cols[2],
                 upos=cols[3],
                 xpos=None if cols[4] == "_" else cols[4],
-                feats=_parse_dict_field(cols[5]),
+                feats=parse_dict_field(cols[5]),
                 head=head,
                 deprel=cols[7],
-                deps=_parse_deps_field(cols[8]),
-                misc=_parse_dict_field(cols[9]),
+                deps=parse_deps_field(cols[8]),
+                misc=parse_dict_field(cols[9]),
             )
         )
     start_line = block[0][0]
@@ -183,14 +182,14 @@ def _parse_block(block: list[tuple[int, str]], name: str, require_heads: bool) -
     n_words = last_word
     heads: list[int | None] = []
     for tok in tokens:
-        if _is_word(tok):
+        if is_word(tok):
             heads.append(tok["head"])
     for i, head in enumerate(heads):
         if head is not None and not 0 <= head <= n_words:
             raise CoNLLUError(name, word_lines[i], f"HEAD {head} out of range 0..{n_words} (word {i + 1})")
     if all(head is not None for head in heads):
         _check_tree(heads, word_lines, name, start_line)  # type: ignore[arg-type]
-    token_list = TokenList(tokens, _metadata_from_comments(comments), default_fields=FIELDS)
+    token_list = TokenList(tokens, metadata_from_comments(comments), default_fields=FIELDS)
     return Sentence(token_list, source=name, line=start_line, comments=comments)
 
 

@@ -9,146 +9,38 @@ sentence is written back byte for byte. Field values are parsed with the ``conll
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from conllu.models import Metadata, Token, TokenList
-from conllu.parser import parse_comment_line, parse_id_value, parse_int_value, parse_paired_list_value
+
+from unnparse.conllu.fields import (
+    FIELDS,
+    blank_token,
+    dict_to_str,
+    is_word,
+    metadata_from_comments,
+    parse_dict_field,
+    token_get,
+    token_space_after,
+    token_to_line,
+)
 
 __all__ = ["FIELDS", "TAG_COLUMNS", "PathOrStream", "Sentence", "SurfaceToken"]
 
 _dict_get = dict.get
-_MISSING = object()
 
-#: The ten CoNLL-U columns, as named by the ``conllu`` package.
-FIELDS: tuple[str, ...] = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
-#: The word-level annotation a parser can learn to predict (auxiliary tagging tasks).
-TAG_COLUMNS: tuple[str, ...] = ("upos", "xpos", "feats")
+#: The word-level annotation a parser can learn to predict (auxiliary tagging tasks; LEMMA through edit scripts).
+TAG_COLUMNS: tuple[str, ...] = ("upos", "xpos", "feats", "lemma")
 
 #: What the readers and writers accept: a path or an open text/binary stream.
 PathOrStream = str | os.PathLike | IO[str] | IO[bytes]
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def _id_to_str(value: Any) -> str:
-    if value is None:
-        return "_"
-    if isinstance(value, tuple):
-        return "".join(str(part) for part in value)
-    return str(value)
-
-
-def _dict_to_str(value: dict[str, Any]) -> str:
-    if not value:
-        return "_"
-    parts = []
-    for key, val in value.items():
-        if val is None:
-            parts.append(f"{key}=_")
-        elif val == "":
-            parts.append(str(key))
-        else:
-            parts.append(f"{key}={val}")
-    return "|".join(parts)
-
-
-def _deps_to_str(value: list[tuple[str, Any]]) -> str:
-    return "|".join(f"{_id_to_str(head)}:{rel}" for rel, head in value)
-
-
-def _field_to_str(value: Any) -> str:
-    if value.__class__ is str:  # most cells: the fast paths first
-        return value
-    if value.__class__ is int:  # ID and HEAD of a word
-        return str(value)
-    if value is None:
-        return "_"
-    if isinstance(value, dict):
-        return _dict_to_str(value)
-    if isinstance(value, tuple):
-        return _id_to_str(value)
-    if isinstance(value, list):
-        return _deps_to_str(value)
-    return str(value)
-
-
-def _token_get(token: Token, key: str) -> Any:
-    """``token.get(key)`` without ``conllu``'s per-call alias lookup, unless the key is missing (``upostag`` …)."""
-    value = _dict_get(token, key, _MISSING)
-    return token.get(key) if value is _MISSING else value
-
-
-def _token_to_line(token: Token) -> str:
-    return "\t".join([_field_to_str(_token_get(token, name)) for name in FIELDS])
-
-
-def _parse_dict_field(value: str) -> dict[str, str | None] | str | None:
-    """Parse FEATS / MISC like ``conllu`` does, but never lose information."""
-    if value == "_":
-        return None
-    parsed: dict[str, str | None] = {}
-    for part in value.split("|"):
-        key, sep, val = part.partition("=")
-        parsed[key] = (None if val == "_" else val) if sep else ""
-    if _dict_to_str(parsed) != value:  # duplicate keys, "Key=", empty parts: keep verbatim
-        return value
-    return parsed
-
-
-def _is_plain_number(value: str) -> bool:
-    """``0`` or ASCII digits without a leading zero: what ``conllu`` reads as a plain integer ID or HEAD."""
-    return value.isascii() and value.isdigit() and (value[0] != "0" or value == "0")
-
-
-def _parse_id(value: str) -> Any:
-    """``conllu.parser.parse_id_value`` with a fast path for the common case, a word's integer ID."""
-    return int(value) if _is_plain_number(value) else parse_id_value(value)
-
-
-def _parse_int(value: str) -> int | None:
-    """``conllu.parser.parse_int_value`` with a fast path for a non-negative HEAD."""
-    return int(value) if _is_plain_number(value) else parse_int_value(value)
-
-
-def _parse_deps_field(value: str) -> Any:
-    if value == "_":  # the common case, without the pattern match
-        return None
-    parsed = parse_paired_list_value(value)
-    if isinstance(parsed, list) and _deps_to_str(parsed) != value:
-        return value
-    return parsed
-
-
-def _metadata_from_comments(comments: Sequence[str]) -> Metadata:
-    metadata = Metadata()
-    for comment in comments:
-        for key, value in parse_comment_line(comment):
-            metadata[key] = value
-    return metadata
 
 
 def _check_tag_column(name: str) -> None:
     if name not in TAG_COLUMNS:
         raise ValueError(f"not a tag column: {name!r} (one of {', '.join(TAG_COLUMNS)})")
-
-
-def _is_word(token: Token) -> bool:
-    return _dict_get(token, "id").__class__ is int
-
-
-def _blank_token(tid: Any, form: str, misc: dict[str, str] | None) -> Token:
-    """A token line with only ID, FORM and MISC: ``_`` in every other column."""
-    return Token(
-        id=tid, form=form, lemma="_", upos="_", xpos=None, feats=None, head=None, deprel="_", deps=None, misc=misc
-    )
-
-
-def _space_after(token: Token) -> bool:
-    misc = _token_get(token, "misc")
-    return not (isinstance(misc, dict) and misc.get("SpaceAfter") == "No")
 
 
 @dataclass(frozen=True)
@@ -212,17 +104,17 @@ class Sentence:
     @property
     def word_tokens(self) -> list[Token]:
         """The syntactic words (integer IDs), in order."""
-        return [tok for tok in self.tokens if _is_word(tok)]
+        return [tok for tok in self.tokens if is_word(tok)]
 
     @property
     def words(self) -> list[str]:
         """FORM of each syntactic word, in order."""
-        return [tok["form"] for tok in self.tokens if _is_word(tok)]
+        return [tok["form"] for tok in self.tokens if is_word(tok)]
 
     @property
     def heads(self) -> list[int] | None:
         """HEAD of each syntactic word, or ``None`` when any HEAD is ``_``."""
-        heads = [tok.get("head") for tok in self.tokens if _is_word(tok)]
+        heads = [tok.get("head") for tok in self.tokens if is_word(tok)]
         if any(head is None for head in heads):
             return None
         return heads  # type: ignore[return-value]
@@ -230,7 +122,7 @@ class Sentence:
     @property
     def deprels(self) -> list[str] | None:
         """DEPREL of each syntactic word, or ``None`` when any DEPREL is ``_``."""
-        rels = [tok.get("deprel") for tok in self.tokens if _is_word(tok)]
+        rels = [tok.get("deprel") for tok in self.tokens if is_word(tok)]
         if any(rel in (None, "_") for rel in rels):
             return None
         return rels  # type: ignore[return-value]
@@ -241,13 +133,14 @@ class Sentence:
         return self.column("upos")
 
     def column(self, name: str) -> list[str]:
-        """The ``upos``, ``xpos`` or ``feats`` column of each syntactic word as text (``"_"`` where unannotated)."""
+        """The ``upos``, ``xpos``, ``feats`` or ``lemma`` column of each syntactic word as text (``"_"`` where
+        unannotated)."""
         _check_tag_column(name)
         values = []
         for tok in self.tokens:
-            if _is_word(tok):
+            if is_word(tok):
                 value = tok.get(name)
-                values.append(_dict_to_str(value) if isinstance(value, dict) else str(value or "_"))
+                values.append(dict_to_str(value) if isinstance(value, dict) else str(value or "_"))
         return values
 
     @property
@@ -281,11 +174,12 @@ class Sentence:
                 word += 1
                 if tid == multiword[1]:
                     span, _last, first, line = multiword
-                    out.append(SurfaceToken(str(span["form"]), tuple(words), first, True, _space_after(span), line))
+                    space = token_space_after(span)
+                    out.append(SurfaceToken(str(span["form"]), tuple(words), first, True, space, line))
                     multiword = None
                 continue
             form = str(tok["form"])
-            out.append(SurfaceToken(form, (form,), word, False, _space_after(tok), first_line + offset))
+            out.append(SurfaceToken(form, (form,), word, False, token_space_after(tok), first_line + offset))
             word += 1
         return out
 
@@ -301,7 +195,7 @@ class Sentence:
 
     def __len__(self) -> int:
         """Number of syntactic words."""
-        return sum(1 for tok in self.tokens if _is_word(tok))
+        return sum(1 for tok in self.tokens if is_word(tok))
 
     # ---- derived sentences --------------------------------------------------------------
     def copy(self) -> Sentence:
@@ -318,8 +212,8 @@ class Sentence:
     ) -> Sentence:
         """Copy of this sentence whose words' HEAD and DEPREL are replaced.
 
-        ``tags`` (predicted UPOS, XPOS or FEATS, by column name) fill their column only where it is empty (``_``):
-        annotation that the input has is never overwritten. Everything else (comments, multiword tokens, empty
+        ``tags`` (predicted UPOS, XPOS, FEATS or LEMMA, by column name) fill their column only where it is empty
+        (``_``): annotation that the input has is never overwritten. Everything else (comments, multiword tokens, empty
         nodes, DEPS, MISC, ...) is kept.
 
         Raises:
@@ -346,14 +240,14 @@ class Sentence:
             tok["head"] = head
             tok["deprel"] = str(rel)
             for name, values in tags.items():
-                if _token_get(tok, name) in (None, "_", ""):
+                if token_get(tok, name) in (None, "_", ""):
                     tag = str(values[i])
-                    tok[name] = _parse_dict_field(tag) if name == "feats" else tag
+                    tok[name] = parse_dict_field(tag) if name == "feats" else tag
         return new
 
     def without_tags(self, columns: Iterable[str]) -> Sentence:
-        """Copy of this sentence with the ``upos``, ``xpos`` or ``feats`` columns of its words emptied (``_``),
-        so that a parser fills them with its own predictions."""
+        """Copy of this sentence with the ``upos``, ``xpos``, ``feats`` or ``lemma`` columns of its words emptied
+        (``_``), so that a parser fills them with its own predictions."""
         columns = list(columns)
         for name in columns:
             _check_tag_column(name)
@@ -396,7 +290,7 @@ class Sentence:
                     raise ValueError(f"invalid token form {form!r}")
                 lines.extend(sentence.tokens[done:first])
                 misc = None if space else {"SpaceAfter": "No"}
-                lines.append(_blank_token((first + 1, "-", first + count), form, misc))
+                lines.append(blank_token((first + 1, "-", first + count), form, misc))
                 done = first
             lines.extend(sentence.tokens[done:])
             sentence.tokens[:] = lines
@@ -427,7 +321,7 @@ class Sentence:
             if not form or "\t" in form or "\n" in form or "\r" in form:
                 raise ValueError(f"invalid word form {form!r}")
             misc = {"SpaceAfter": "No"} if space_after is not None and not space_after[i] else None
-            tokens.append(_blank_token(i + 1, form, misc))
+            tokens.append(blank_token(i + 1, form, misc))
         comments = []
         if sent_id is not None:
             comments.append(f"# sent_id = {sent_id}")
@@ -436,13 +330,13 @@ class Sentence:
         for comment in comments:
             if "\n" in comment or "\r" in comment:
                 raise ValueError(f"comment must be a single line: {comment!r}")
-        token_list = TokenList(tokens, _metadata_from_comments(comments), default_fields=FIELDS)
+        token_list = TokenList(tokens, metadata_from_comments(comments), default_fields=FIELDS)
         return cls(token_list, source=source, line=line, comments=comments)
 
     # ---- serialization ------------------------------------------------------------------
     def comment_lines(self) -> list[str]:
         """The comment lines that :meth:`to_conllu` writes."""
-        if self.tokens.metadata == _metadata_from_comments(self.comments):
+        if self.tokens.metadata == metadata_from_comments(self.comments):
             return list(self.comments)
         return [
             f"# {key} = {value}" if value not in (None, "") else f"# {key}"
@@ -452,7 +346,7 @@ class Sentence:
     def to_conllu(self) -> str:
         """The sentence in CoNLL-U: its lines, each ending in ``\\n``, then a blank line."""
         lines = self.comment_lines()
-        lines.extend(_token_to_line(tok) for tok in self.tokens)
+        lines.extend(token_to_line(tok) for tok in self.tokens)
         return "\n".join(lines) + "\n\n"
 
 

@@ -217,10 +217,13 @@ def _canonical_tag(column: str, value: str) -> str:
 
 
 def tag_accuracies(gold: Sequence[Sentence], pred: Sequence[Sentence], columns: Sequence[str]) -> dict[str, float]:
-    """Percent of words whose ``upos``, ``xpos`` or ``feats`` (features in any order) is the gold one, by column.
+    """Percent of words whose ``upos``, ``xpos``, ``feats`` (all features, in any order) or ``lemma`` is the gold
+    one, by column.
 
     The files must line up as for :func:`score_sentences`. A column is scored only where the gold file annotates it
     (a word with ``_`` in gold is left out); a column that the gold file never annotates is left out of the result.
+    (The CoNLL 2018 scores of :mod:`unnparse.evaluation.conll18` differ: UFeats compares the universal features only,
+    and Lemmas counts a word whose gold lemma is ``_`` as correct.)
     """
     result: dict[str, float] = {}
     for column in columns:

@@ -1,6 +1,7 @@
 """What ``unnparse evaluate`` scores: a prediction against the gold sentences, with the gold words (accuracies of
 :mod:`unnparse.evaluation.attachment`) or, when the words differ, through the text (the CoNLL 2018 F1 scores of
-:mod:`unnparse.evaluation.text_alignment`), in one :class:`Evaluation`."""
+:mod:`unnparse.evaluation.text_alignment`), in one :class:`Evaluation`. Either way, every score of the CoNLL 2018
+shared task (:mod:`unnparse.evaluation.conll18`: tokens ... UAS, LAS, CLAS, MLAS, BLEX) comes with it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Literal
 
 from unnparse.conllu.sentence import Sentence
 from unnparse.evaluation.attachment import AttachmentScores, RelationScore
-from unnparse.evaluation.text_alignment import AlignedScores
+from unnparse.evaluation.conll18 import Conll18Scores
 
 __all__ = ["ALIGNMENTS", "REALIGNED", "Evaluation", "annotated_columns", "choose_alignment", "evaluate_parses"]
 
@@ -24,14 +25,15 @@ REALIGNED = "the words differ from the gold ones: scoring words aligned through 
 @dataclass(frozen=True)
 class Evaluation:
     """The scores of a prediction: with the gold words (``alignment == "words"``: ``attachment`` and the accuracy of
-    each tag column, ``tags``) or through the text (``"characters"``: ``aligned``); the LAS of each relation when
-    asked for."""
+    each tag column, ``tags``) or through the text (``"characters"``: ``aligned``); in both, every CoNLL 2018 score
+    (``conll18``; through the text the same object as ``aligned``); the LAS of each relation when asked for."""
 
     alignment: Literal["words", "characters"]
     attachment: AttachmentScores | None = None
     tags: dict[str, float] = field(default_factory=dict)
-    aligned: AlignedScores | None = None
+    aligned: Conll18Scores | None = None
     relations: dict[str, RelationScore] | None = None
+    conll18: Conll18Scores | None = None
 
 
 def annotated_columns(sentences: Sequence[Sentence], columns: Sequence[str]) -> list[str]:
@@ -59,7 +61,7 @@ def evaluate_parses(
 ) -> Evaluation:
     """Score ``pred`` against ``gold`` (see :func:`choose_alignment`; ``log`` is told :data:`REALIGNED` when ``auto``
     scores through the text). With the gold words, the columns of ``tag_columns`` that ``pred`` annotates are scored
-    too.
+    too. Every CoNLL 2018 score is computed in both cases (``Evaluation.conll18``).
 
     Raises:
         AlignmentError: ``words`` for files whose words do not line up, ``characters`` for files whose text differs
@@ -77,10 +79,12 @@ def evaluate_parses(
         text_alignment = TextAlignment(gold, pred)
         aligned = text_alignment.scores()
         relations = text_alignment.relation_scores() if per_relation else None
-        return Evaluation("characters", aligned=aligned, relations=relations)
+        return Evaluation("characters", aligned=aligned, relations=relations, conll18=aligned)
     from unnparse.evaluation.attachment import relation_scores, score_sentences, tag_accuracies
+    from unnparse.evaluation.conll18 import score_gold_words
 
     scores = score_sentences(gold, pred)
     tags = tag_accuracies(gold, pred, annotated_columns(pred, tag_columns))
     relations = relation_scores(gold, pred) if per_relation else None
-    return Evaluation("words", attachment=scores, tags=tags, relations=relations)
+    conll18 = score_gold_words(gold, pred)
+    return Evaluation("words", attachment=scores, tags=tags, relations=relations, conll18=conll18)

@@ -10,15 +10,19 @@ longest common subsequence of their lowercased forms. Each score is then an F1 b
 words: precision over the predicted words, recall over the gold ones. An aligned word has the correct head when
 its predicted head is aligned with its gold head (or both are the root). When the tokenizations are the same,
 every F1 equals the accuracy of :func:`~unnparse.evaluation.attachment.score_sentences`.
+
+The words aligned, every score of the CoNLL 2018 shared task is computed as its script does
+(:mod:`unnparse.evaluation.conll18`: tags, features, lemmas, UAS, LAS, CLAS, MLAS, BLEX).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from unnparse.conllu.sentence import Sentence
-from unnparse.evaluation.attachment import CONTENT_DEPRELS, AlignmentError, RelationScore, universal_deprel
+from unnparse.evaluation.attachment import AlignmentError, RelationScore
+from unnparse.evaluation.conll18 import Conll18Scores, F1Score, ScoredWord, score_alignment, scored_words, span_matches
 from unnparse.text.raw_text import normalize_text
 
 __all__ = [
@@ -34,79 +38,16 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class F1Score:
-    """``correct`` of ``gold`` gold items and ``predicted`` predicted items; percentages (100 when nothing to count)."""
-
-    gold: int
-    predicted: int
-    correct: int
-
-    @property
-    def precision(self) -> float:
-        """Percent of the predicted items that are correct."""
-        return 100.0 * self.correct / self.predicted if self.predicted else 100.0
-
-    @property
-    def recall(self) -> float:
-        """Percent of the gold items that are correct."""
-        return 100.0 * self.correct / self.gold if self.gold else 100.0
-
-    @property
-    def f1(self) -> float:
-        """Harmonic mean of precision and recall."""
-        total = self.gold + self.predicted
-        return 200.0 * self.correct / total if total else 100.0
-
-    def as_dict(self) -> dict[str, float | int]:
-        """Counts and percentages as a plain dictionary."""
-        return {
-            "gold": self.gold,
-            "predicted": self.predicted,
-            "correct": self.correct,
-            "precision": self.precision,
-            "recall": self.recall,
-            "f1": self.f1,
-        }
+#: The scores through the text: every score of the CoNLL 2018 shared task (kept under this name).
+AlignedScores = Conll18Scores
 
 
 @dataclass(frozen=True)
-class AlignedScores:
-    """F1 scores of a prediction against gold over the shared text.
-
-    Attributes:
-        tokens: tokens (surface tokens: multiword tokens count once) with the same characters.
-        sentences: sentences with the same characters.
-        words: aligned syntactic words.
-        upos: aligned words with the gold UPOS (None when either file has no UPOS).
-        uas: aligned words with the correct head.
-        las: ... and the correct universal relation.
-        clas: LAS over content words (gold and predicted words whose relation is a content relation).
-    """
-
-    tokens: F1Score
-    sentences: F1Score
-    words: F1Score
-    upos: F1Score | None
-    uas: F1Score
-    las: F1Score
-    clas: F1Score
-
-    def as_dict(self) -> dict[str, dict[str, float | int]]:
-        """Each score's counts and percentages, by name (UPOS left out when it was not scored)."""
-        names = ("tokens", "sentences", "words", "upos", "uas", "las", "clas")
-        return {name: score.as_dict() for name in names if (score := getattr(self, name)) is not None}
-
-
-@dataclass(frozen=True)
-class _Word:
+class _Word(ScoredWord):
     start: int  # character span over the non-whitespace text; a multiword token's words share its span
     end: int
-    form: str
+    form: str  # lowercased
     multiword: bool
-    head: int  # index of the head word in the file's word list, -1 for the root
-    deprel: str
-    upos: str
 
 
 @dataclass
@@ -133,8 +74,7 @@ def _lay_out(sentences: Sequence[Sentence], label: str, *, parsed: bool = True) 
             heads, deprels = [0] * len(sentence), ["_"] * len(sentence)
         elif heads is None or deprels is None:
             raise AlignmentError(sentence.source, sentence.line, f"{label} sentence {index + 1}: HEAD/DEPREL missing")
-        upos = sentence.upos
-        offset = len(laid.words)
+        scored = scored_words(sentence, len(laid.words), heads, deprels)
         sentence_start = len(laid.chars)
         for token in sentence.surface_tokens():
             start = len(laid.chars)
@@ -143,16 +83,13 @@ def _lay_out(sentences: Sequence[Sentence], label: str, *, parsed: bool = True) 
             laid.char_lines.extend([token.line] * len(text))
             laid.tokens.append((start, len(laid.chars)))
             for word, form in enumerate(token.words, start=token.first_word):
-                head = heads[word]
                 laid.words.append(
                     _Word(
-                        start,
-                        len(laid.chars),
-                        _chars(form).lower(),
-                        token.multiword,
-                        -1 if head == 0 else offset + head - 1,
-                        universal_deprel(deprels[word]),
-                        upos[word],
+                        **vars(scored[word]),
+                        start=start,
+                        end=len(laid.chars),
+                        form=_chars(form).lower(),
+                        multiword=token.multiword,
                     )
                 )
         laid.sentences.append((sentence_start, len(laid.chars)))
@@ -178,21 +115,6 @@ def _check_same_text(gold: _Laid, pred: _Laid, gold_source: str, pred_source: st
     )
 
 
-def _span_matches(gold: Sequence[tuple[int, int]], pred: Sequence[tuple[int, int]]) -> int:
-    """Number of identical spans in two lists of spans sorted by start."""
-    i = j = correct = 0
-    while i < len(gold) and j < len(pred):
-        if gold[i][0] < pred[j][0]:
-            i += 1
-        elif pred[j][0] < gold[i][0]:
-            j += 1
-        else:
-            correct += gold[i][1] == pred[j][1]
-            i += 1
-            j += 1
-    return correct
-
-
 @dataclass(frozen=True)
 class WordAlignment:
     """Pairs ``(gold word index, predicted word index)`` of aligned words, in text order."""
@@ -203,7 +125,11 @@ class WordAlignment:
 
 
 def _beyond(words: Sequence[_Word], i: int, end: int) -> bool:
-    return i >= len(words) or words[i].start >= end
+    """Whether word ``i`` lies past a multiword stretch ending at ``end``: a multiword token's word when it starts at
+    ``end`` or later, another word when it ends after ``end`` (the official script's rule)."""
+    if i >= len(words):
+        return True
+    return words[i].start >= end if words[i].multiword else words[i].end > end
 
 
 def _extend(word: _Word, end: int) -> int:
@@ -273,34 +199,6 @@ def _align(gold: Sequence[_Word], pred: Sequence[_Word]) -> WordAlignment:
     return WordAlignment(pairs, len(gold), len(pred))
 
 
-def _score(
-    g_words: Sequence[_Word],
-    p_words: Sequence[_Word],
-    pairs: Sequence[tuple[int, int]],
-    gold_head: Callable[[int, int], bool],
-    keep: Callable[[_Word], bool] = lambda word: True,
-    match: Callable[[_Word, _Word], bool] = lambda g, p: True,
-) -> F1Score:
-    correct = sum(1 for gi, pi in pairs if keep(g_words[gi]) and gold_head(gi, pi) and match(g_words[gi], p_words[pi]))
-    return F1Score(sum(map(keep, g_words)), sum(map(keep, p_words)), correct)
-
-
-def _anywhere(gi: int, pi: int) -> bool:
-    return True
-
-
-def _tagged(words: Sequence[_Word]) -> bool:
-    return any(w.upos not in ("_", "") for w in words)
-
-
-def _same_rel(a: _Word, b: _Word) -> bool:
-    return a.deprel == b.deprel
-
-
-def _content(word: _Word) -> bool:
-    return word.deprel in CONTENT_DEPRELS
-
-
 class TextAlignment:
     """Two files laid over their common text with their words aligned, computed once for all the scores.
 
@@ -331,25 +229,16 @@ class TextAlignment:
         """F1 of tokens, sentences and aligned words."""
         g, p = self.gold, self.pred
         return {
-            "tokens": F1Score(len(g.tokens), len(p.tokens), _span_matches(g.tokens, p.tokens)),
-            "sentences": F1Score(len(g.sentences), len(p.sentences), _span_matches(g.sentences, p.sentences)),
+            "tokens": F1Score(len(g.tokens), len(p.tokens), span_matches(g.tokens, p.tokens)),
+            "sentences": F1Score(len(g.sentences), len(p.sentences), span_matches(g.sentences, p.sentences)),
             "words": F1Score(len(g.words), len(p.words), len(self.alignment.pairs)),
         }
 
-    def scores(self) -> AlignedScores:
-        """Every F1 score (see the module docstring)."""
-        g, p, pairs = self.gold.words, self.pred.words, self.alignment.pairs
+    def scores(self) -> Conll18Scores:
+        """Every score of the CoNLL 2018 shared task (see :mod:`unnparse.evaluation.conll18`)."""
         seg = self.segmentation()
-        return AlignedScores(
-            tokens=seg["tokens"],
-            sentences=seg["sentences"],
-            words=seg["words"],
-            upos=_score(g, p, pairs, _anywhere, match=lambda a, b: a.upos == b.upos)
-            if _tagged(g) and _tagged(p)
-            else None,
-            uas=_score(g, p, pairs, self.same_head),
-            las=_score(g, p, pairs, self.same_head, match=_same_rel),
-            clas=_score(g, p, pairs, self.same_head, keep=_content, match=_same_rel),
+        return score_alignment(
+            self.gold.words, self.pred.words, self.alignment.pairs, tokens=seg["tokens"], sentences=seg["sentences"]
         )
 
     def relation_scores(self) -> dict[str, RelationScore]:
@@ -377,7 +266,7 @@ def align_words(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> WordAlign
     return TextAlignment(gold, pred).alignment
 
 
-def score_aligned(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> AlignedScores:
+def score_aligned(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> Conll18Scores:
     """Score a prediction whose tokens and sentences may differ from the gold ones (see the module docstring).
 
     Raises:

@@ -35,7 +35,7 @@ from unnparse.engine import (
     TanhEntropy,
     Variable,
 )
-from unnparse.model_files import Limit, config_field, field_limits
+from unnparse.model_files import Limit, check_fields, config_field, field_limits
 
 __all__ = ["CONFIG_LIMITS", "MODEL_KIND", "MnistConfig", "MnistUNN", "count_parameters", "untied_channels"]
 
@@ -72,6 +72,7 @@ class MnistConfig:
     seed: int = config_field(0, Limit(int, -(2**63), 2**64 - 1, optional=True))
 
     def __post_init__(self) -> None:
+        check_fields(self)  # a ConfigValueError naming the field (unn mnist train: the option)
         if self.unn_iter < 1:
             raise ValueError(f"unn_iter must be at least 1, got {self.unn_iter}")
         if self.order not in CLASSIFY_ORDERS:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import unnparse
-from unnparse.model_files import Limit, ModelFileError, check_config, config_field, field_limits
+from unnparse.model_files import Limit, ModelFileError, check_config, check_fields, config_field, field_limits
 
 __all__ = [
     "CONFIG_VERSION",
@@ -41,8 +41,9 @@ __all__ = [
 
 FORMAT_VERSION = 2  # the weights' layout; 2: unpacked BiLSTM weights, UPOS tagger, relation classifier reading X
 #: The schema of the encoder and model parts of config.json. 1: no ``config_version`` key, keys added since may be
-#: absent (see :data:`VERSION_1_ABSENT`); 2: ``config_version``, every key of the dataclasses below present.
-CONFIG_VERSION = 2
+#: absent (see :data:`VERSION_1_ABSENT`); 2: ``config_version``, every key of the dataclasses below present but
+#: ``lemma_loss``; 3: with ``lemma_loss`` (a lemmatizer). Migration fills what an older version lacks (:func:`migrate`).
+CONFIG_VERSION = 3
 DEFAULT_ENCODER = "scratch"  # the encoder of ``unnparse train`` when none is named
 
 _SIZE = Limit(int, 1, 65536)
@@ -64,10 +65,7 @@ class _Section:
         return field_limits(cls, f"{cls.SECTION}.")
 
     def __post_init__(self) -> None:
-        try:
-            check_config({self.SECTION: self._values()}, self.limits(), type(self).__name__)
-        except ModelFileError as err:
-            raise ValueError(str(err)) from None
+        check_fields(self, f"{self.SECTION}.")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.metadata["limit"].kind is float and isinstance(value, int):  # in range, so not a bool
@@ -143,13 +141,14 @@ class ParserModelConfig(_Section):
     upos_loss: float = config_field(1.0, _LOSS)  # weight of each auxiliary tagging loss (0: no tagger)
     xpos_loss: float = config_field(0.0, _LOSS)
     feats_loss: float = config_field(0.0, _LOSS)
+    lemma_loss: float = config_field(1.0, _LOSS)  # the lemmatizer's (edit scripts: unnparse.parser.lemma_scripts)
     rel_from_x: bool = config_field(True, _FLAG)  # the relation classifier reads X besides H and M
     rel_distance: int = config_field(0, Limit(int, 0, 4096))  # size of its arc direction and length embedding (0: none)
     arc_position: bool = config_field(False, _FLAG)  # a learned score of each arc's direction and length
     tag_layer: int = config_field(0, Limit(int, 0, 64))  # the BiLSTM layer the taggers read (0: X)
 
     def tag_loss(self, column: str) -> float:
-        """The loss weight of the tagger of ``column`` (``upos``, ``xpos``, ``feats``; 0 for any other)."""
+        """The loss weight of the tagger of ``column`` (``upos``, ``xpos``, ``feats``, ``lemma``; 0 for any other)."""
         return float(getattr(self, f"{column}_loss", 0.0))
 
 
@@ -232,6 +231,7 @@ VERSION_1_ABSENT: dict[str, dict[str, Any]] = {
         "upos_loss": 0.0,
         "xpos_loss": 0.0,
         "feats_loss": 0.0,
+        "lemma_loss": 0.0,
         "rel_from_x": False,
         "rel_distance": 0,
         "arc_position": False,
@@ -258,6 +258,8 @@ def migrate(config: Mapping[str, Any], *, source: object = "config.json") -> dic
             f"{CONFIG_VERSION}): upgrade unnparse to load this model"
         )
     out = dict(config)
+    if version < 3 and isinstance(out.get("model"), dict):  # no lemmatizer before version 3
+        out["model"] = {**out["model"], "lemma_loss": out["model"].get("lemma_loss") or 0.0}
     if version == 1:
         for part in ("encoder", "model"):
             if isinstance(out.get(part), dict):

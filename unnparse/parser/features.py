@@ -11,6 +11,7 @@ from torch import Tensor
 
 from unnparse.conllu.sentence import TAG_COLUMNS, Sentence
 from unnparse.devices import host_to_device
+from unnparse.parser.lemma_scripts import apply_script, edit_script
 from unnparse.parser.vocab import ROOT, UNK, Vocab
 
 __all__ = ["MAX_ENCODER_WORD_CHARS", "Batch", "Featurizer", "clip_word"]
@@ -123,13 +124,21 @@ class Featurizer:
             heads = list(s.heads)
             rel_ids = [self.rels.index(r) for r in s.deprels]
             for name, vocab in self.tags.items():  # "_" and tags unseen in training map to 0: no tagging loss
-                tag_ids[name] = [vocab.stoi.get(t, 0) for t in s.column(name)]
+                tag_ids[name] = [vocab.stoi.get(t, 0) for t in column_labels(s, name)]
         feats = (forms, word_ids, heads, rel_ids, tag_ids)
         if gold:  # training data comes back every epoch; text being parsed streams past once (keep memory flat)
             if len(self._cache) > 500_000:
                 self._cache.clear()
             self._cache[id(s)] = (s, feats)
         return feats
+
+    def decode_tags(self, name: str, ids: Sequence[int], forms: Sequence[str]) -> list[str]:
+        """The predicted values of column ``name`` from the tagger's label ids for words ``forms``: the tags, or for
+        ``lemma`` each word's edit script applied to its form (the form itself where the script does not apply)."""
+        labels = [self.tags[name].itos[i] for i in ids]
+        if name != "lemma":
+            return labels
+        return [apply_script(label, form) or form for label, form in zip(labels, forms, strict=True)]
 
     def _char_ids(self, form: str) -> list[int]:
         key = form[: self.max_word_chars]  # all the encoder reads: the cache stays small whatever the words
@@ -163,6 +172,17 @@ class Featurizer:
             if self.tags:
                 batch.tags = {name: _padded([[0, *f[4][name]] for f in feats], N + 1) for name in self.tags}
         return batch
+
+
+def column_labels(sentence: Sentence, name: str) -> list[str]:
+    """What the tagger of column ``name`` learns for each word of ``sentence`` (``"_"`` where unannotated): the tag
+    itself, or for ``lemma`` the edit script that turns the word's form into its lemma
+    (:func:`~unnparse.parser.lemma_scripts.edit_script`)."""
+    values = sentence.column(name)
+    if name != "lemma":
+        return values
+    forms = sentence.words
+    return [edit_script(form, lemma) if lemma != "_" else "_" for form, lemma in zip(forms, values, strict=True)]
 
 
 def clip_word(form: str, limit: int = MAX_ENCODER_WORD_CHARS) -> str:

@@ -74,8 +74,8 @@ def parse_stream(
     pieces.
 
     Raises:
-        CoNLLUError, UnicodeDecodeError-derived errors: the input is not readable (one line naming ``name`` and the
-            line).
+        CoNLLUError: the input is not readable (not UTF-8, or malformed CoNLL-U: one line naming ``name`` and
+            the line).
         ValueError: a malformed ``shard``.
     """
     sentences = parser.input_sentences(raw, options.input_format, name=name, tokenizer=options.tokenizer)
@@ -122,12 +122,15 @@ def parse_file(
         name = name or str(input_file)
     else:
         raw = input_file
-    hooks = {"name": name or "<stdin>", "on_parsed": on_parsed, "on_split": on_split}
+
+    def run(out: TextIO) -> ParseCount:
+        return parse_stream(parser, raw, out, options, name=name or "<stdin>", on_parsed=on_parsed, on_split=on_split)
+
     try:
         if isinstance(output_file, (str, os.PathLike)):
             with atomic_output(Path(output_file), "w") as fh:
-                return parse_stream(parser, raw, fh, options, **hooks)  # type: ignore[arg-type]
-        return parse_stream(parser, raw, output_file, options, **hooks)  # type: ignore[arg-type]
+                return run(fh)
+        return run(output_file)
     finally:
         if opened is not None:
             opened.close()

@@ -34,7 +34,7 @@ from unnparse.model_files import (
 )
 from unnparse.parser.config import FORMAT_VERSION, ParserConfig, ScratchEncoderConfig, TransformerEncoderConfig
 from unnparse.parser.encoders import TransformerEncoder, build_encoder
-from unnparse.parser.features import ROOT_CHAR, Featurizer
+from unnparse.parser.features import ROOT_CHAR, Featurizer, column_labels
 from unnparse.parser.model import ParserModel
 from unnparse.parser.predictor import BatchPrediction, ParsedSentence, Predictor
 from unnparse.parser.vocab import PAD, UNK, Vocab
@@ -120,7 +120,7 @@ class Parser(Predictor):
         tags: dict[str, Vocab] = {}
         for name in TAG_COLUMNS:  # a tagger for each column with a loss weight that the training data annotates
             if typed.model.tag_loss(name) > 0:
-                values = [t for s in train for t in s.column(name) if t != "_"]
+                values = [t for s in train for t in column_labels(s, name) if t != "_"]
                 if values:
                     tags[name] = Vocab.build(values, specials=(UNK,))
         full = {**extra, **typed.to_dict()}

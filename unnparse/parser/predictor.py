@@ -20,7 +20,7 @@ from typing import IO, Any
 import torch
 from torch import Tensor
 
-from unnparse.conllu.sentence import Sentence
+from unnparse.conllu.sentence import TAG_COLUMNS, Sentence
 from unnparse.parser.batching import inference_batches
 from unnparse.parser.features import Featurizer
 from unnparse.parser.long_sentences import (
@@ -210,7 +210,7 @@ class Predictor(ABC):
                 n = lengths[i]
                 labels = [rel_names[r] for r in rels_l[row][1 : n + 1]]
                 tags = {
-                    name: [self.featurizer.tags[name].itos[t] for t in ids[row][1 : n + 1]]
+                    name: self.featurizer.decode_tags(name, ids[row][1 : n + 1], units[i].words)
                     for name, ids in tags_l.items()
                 }
                 m = None if marg is None else _marginal_rows(marg[row], n)
@@ -286,9 +286,11 @@ class Predictor(ABC):
         on_split: Callable[[str], None] | None = None,
     ) -> tuple[list[Sentence], tuple[str, ...]]:
         """Parse ``gold`` again to score this parser on it (as ``unnparse evaluate --model`` does): its words, with
-        the columns this parser tags cleared first, or with ``raw_text`` its text from scratch (split and tokenized
-        as :meth:`text_sentences` does with ``tokenizer``; ``source`` names the text). Returns the parses and the tag
-        columns to score (none for raw text). See :meth:`predict` for the other arguments."""
+        every tag and lemma column cleared first (so that a column this parser does not predict scores as missing,
+        not as the gold file's own), or with ``raw_text`` its text from scratch (split and tokenized as
+        :meth:`text_sentences` does with ``tokenizer``; ``source`` names the text). Returns the parses and the tag
+        columns to score (those this parser predicts; none for raw text). See :meth:`predict` for the other
+        arguments."""
         if raw_text:
             from unnparse.evaluation.text_alignment import corpus_text
 
@@ -297,7 +299,7 @@ class Predictor(ABC):
             columns: tuple[str, ...] = ()
         else:
             columns = tuple(self.featurizer.tags)
-            sentences = [sentence.without_tags(columns) for sentence in gold]
+            sentences = [sentence.without_tags(TAG_COLUMNS) for sentence in gold]
         results = self.predict(sentences, batch_tokens=batch_tokens, max_words=max_words, on_split=on_split)
         return [p.sentence for p in results], columns
 

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from unnparse.devices import host_to_device
 from unnparse.io_utils import atomic_write_bytes
+from unnparse.model_files import Limit, check_fields, config_field
 
 __all__ = [
     "FORMAT",
@@ -57,16 +58,22 @@ class SeqDataError(Exception):
 
 @dataclass
 class DataSpec:
-    """What :func:`generate` builds."""
+    """What :func:`generate` builds, each setting with its default and range (``unn seqcomplete generate`` takes
+    both from here); the lengths must also fit the vocabulary, and ``mask_ratio`` and ``test_fraction`` be
+    positive."""
 
-    vocab: int = 64
-    min_length: int = 8
-    max_length: int = 25
-    mask_ratio: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 0
+    vocab: int = config_field(64, Limit(int, 1, 1_000_000))  # tokens are the integers 1..vocab
+    min_length: int = config_field(8, Limit(int, 1, _MAX_POSITIONS))
+    max_length: int = config_field(25, Limit(int, 1, _MAX_POSITIONS))  # inclusive
+    #: at most ceil(ratio * length) masked positions; > 0 (checked in __post_init__: a Limit's low end is closed)
+    mask_ratio: float = config_field(0.1, Limit(float, 0.0, 1.0))
+    #: > 0, as mask_ratio
+    test_fraction: float = config_field(0.1, Limit(float, 0.0, 1.0, open_high=True))
+    #: seeds the train/test split (any value torch.Generator.manual_seed takes)
+    seed: int = config_field(0, Limit(int, -(2**63), 2**64 - 1))
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not 1 <= self.min_length <= self.max_length <= min(self.vocab, _MAX_POSITIONS):
             raise ValueError(
                 f"need 1 <= min_length <= max_length <= min(vocab, {_MAX_POSITIONS}); got lengths "

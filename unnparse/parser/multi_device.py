@@ -1,4 +1,5 @@
-"""``unnparse parse --devices D1,D2,…``: one worker process per device parses one shard of an input file.
+"""One input file parsed on several devices at once (``unnparse parse --devices D1,D2,…``): one worker process per
+device parses one shard of it.
 
 Each worker is ``python -m unnparse parse … --shard I/N --device DI`` writing to a temporary file; when all have
 finished, their outputs are merged back into input order (:func:`unnparse.parser.sharding.merge_shards`) and
@@ -19,20 +20,25 @@ from pathlib import Path
 
 from unnparse.runtime import resolve_device
 
-__all__ = ["parse_devices", "run_on_devices"]
+__all__ = ["check_devices", "parse_devices", "run_on_devices"]
 
 
 def parse_devices(spec: str) -> list[str]:
-    """``"cuda:0,cuda:1"`` → the device names, each checked (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
+    """``"cuda:0,cuda:1"`` → the device names, each checked (see :func:`check_devices`)."""
+    return check_devices([part.strip() for part in spec.split(",") if part.strip()])
+
+
+def check_devices(names: Sequence[str]) -> list[str]:
+    """The device names (``auto``, ``cpu``, ``cuda``, ``cuda:N``), each checked.
 
     Raises:
         ValueError: an empty list, an unknown name, CUDA missing, or a CUDA index this machine does not have.
     """
     import torch
 
-    names = [part.strip() for part in spec.split(",") if part.strip()]
+    names = [name.strip() for name in names if name.strip()]
     if not names:
-        raise ValueError(f"--devices {spec!r}: name at least one device, e.g. cuda:0,cuda:1")
+        raise ValueError("--devices: name at least one device, e.g. cuda:0,cuda:1")
     for name in names:
         device = resolve_device(name)
         if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
