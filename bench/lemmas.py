@@ -84,6 +84,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "bench-lemma")
     ap.add_argument("--udpipe-python", default="/tmp/udpipe1/bin/python")
     ap.add_argument("--reuse", action="store_true", help="keep models already in --out instead of training again")
+    ap.add_argument(
+        "--train",
+        choices=["all", "unnparse", "udpipe", "none"],
+        default="all",
+        help="which models to train before scoring (none: score what --out holds)",
+    )
     args = ap.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -105,8 +111,9 @@ def main() -> None:
         cmd = [args.udpipe_python, "bench/udpipe1.py", "train", "--full", str(SHARED / treebank), str(model)]
         _run(cmd, out / f"{treebank}.udpipe.log")
 
-    jobs = [(udpipe_job, (tb,)) for tb in args.treebanks]
-    jobs += [(unnparse_job, (tb, v)) for tb in args.treebanks for v in ("lemma", "nolemma")]
+    jobs = [(udpipe_job, (tb,)) for tb in args.treebanks] if args.train in ("all", "udpipe") else []
+    if args.train in ("all", "unnparse"):
+        jobs += [(unnparse_job, (tb, v)) for tb in args.treebanks for v in ("lemma", "nolemma")]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for future in [pool.submit(fn, *fn_args) for fn, fn_args in jobs]:
             future.result()

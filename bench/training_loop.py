@@ -171,7 +171,9 @@ def main() -> None:
         f"data in every revision: parser (default scratch, 1 epoch on {args.parser_sentences} sentences of "
         f"{args.treebank}, dev scores on 200), MNIST (default k = 3, 1 epoch on {args.mnist_images:,} images), "
         f"sequence completion (default, {args.seq_updates} updates), tokenizer ({args.tokenizer_steps} updates); "
-        f"{args.rounds} rounds alternating the revisions; seconds are the median of the whole call.\n\n"
+        f"{args.rounds} rounds alternating the revisions; seconds are the median of the whole call. The scores, after "
+        "such short runs, only show that the revisions agree; `same`: every revision's trained weights are "
+        "identical, bit for bit.\n\n"
         f"Command: `{command_line()}`\n\n"
         "| task | code | seconds (median) | time | trained weights | score |\n|---|---|---|---|---|---|\n"
         + "\n".join(rows)
