@@ -79,7 +79,8 @@ def main() -> None:
         scores = json.loads(run(["seqcomplete", "evaluate", "--model", str(model), "--data", str(data), "--json"],
                                 args.threads).stdout)  # fmt: skip
         history = json.loads((ROOT / model / "config.json").read_text())["training"]["history"]
-        example = run(["seqcomplete", "complete", "--model", str(model), "20 19 _ 17 16 15 14 _ 12"], args.threads)
+        complete = ["seqcomplete", "complete", "--model", str(model), "--sequence", "20 19 _ 17 16 15 14 _ 12"]
+        example = run(complete, args.threads)
         row = {"name": name, "command": shlex.join(["unn", *cmd]), "wall": wall, "report": scores}
         row |= {"history": history, "example": example.stdout.strip()}
         rows.append(row)

@@ -82,16 +82,36 @@ def test_default_model_dir_given_then_environment_then_newest(tmp_path, monkeypa
     with pytest.raises(NoModelFoundError, match="no model given and none found under .*: train one with"):
         default_model_dir(environ={}, models_dir=root)
     kinds = {"old": "parser", "new": "parser-ensemble", "newest": "mnist"}
+    treebanks = {"old": "UD_English-ParTUT", "new": "UD_English-EWT", "newest": None}
     for age, name in enumerate(kinds):
         (root / name).mkdir(parents=True)
-        (root / name / "config.json").write_text("{}")
+        (root / name / "config.json").write_text(json.dumps({"treebank": treebanks[name]}))
         stamp = time.time() - 100 + age
         os.utime(root / name / "config.json", (stamp, stamp))
     monkeypatch.setattr(loading, "model_kind", lambda directory: kinds[Path(directory).name])
     chosen, reason = default_model_dir(environ={}, models_dir=root)
-    assert chosen == root / "new" and reason == f"most recent under {root}"  # the newest parser, not the MNIST model
+    # the newest parser, not the MNIST model; both parsers are English
+    assert chosen == root / "new" and reason == f"the most recent of 2 English models under {root}"
     monkeypatch.chdir(tmp_path)
-    assert default_model_dir(environ={}) == (Path("models/new"), "most recent under ./models")
+    assert default_model_dir(environ={}) == (Path("models/new"), "the most recent of 2 English models under ./models")
+
+
+def test_default_model_dir_refuses_to_choose_between_languages(tmp_path):
+    root = tmp_path / "models"
+    for name, treebank in (("en", "UD_English-ParTUT"), ("cs", "UD_Czech-PDT"), ("mine", None)):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.json").write_text(json.dumps({"kind": "parser", "treebank": treebank}))
+        (root / name / "model.safetensors").write_bytes(b"")  # a parser's directory before manifests
+    with pytest.raises(NoModelFoundError) as err:
+        default_model_dir(environ={}, models_dir=root)
+    message = str(err.value)
+    assert "different languages: cs (Czech), en (English), mine (language unknown)" in message
+    assert "--model DIR" in message and "\n" not in message
+    (root / "cs" / "config.json").unlink()
+    (root / "mine" / "config.json").unlink()
+    assert default_model_dir(environ={}, models_dir=root) == (root / "en", f"the only model under {root}")
+    assert loading.treebank_language("UD_Ancient_Greek-PROIEL") == "Ancient Greek"
+    assert loading.treebank_language("my-corpus") is None
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer choice
@@ -103,40 +123,82 @@ class _FakeTokenizer:
         self.saved_to.append(Path(directory))
 
 
+def _comparison(trained_f1, rules_f1, trained_digits=5):
+    kinds = {"digits": (5, 5), "abbreviations": (2, 2), "punctuation": (9, 9)}
+    return {
+        "trained": {"f1": trained_f1, "kinds": {**kinds, "digits": (trained_digits, 5)}, "numbers": 10},
+        "rules": {"f1": rules_f1, "kinds": kinds, "numbers": 10},
+    }
+
+
 @pytest.mark.parametrize(
-    ("trained", "rules", "outcome"),
+    ("trained", "rules", "digits", "outcome", "message"),
     [
-        (
-            {"tokens": 99.0, "sentences": 90.0, "words": 99.0},
-            {"tokens": 95.0, "sentences": 80.0, "words": 95.0},
-            "kept",
-        ),
-        (
-            {"tokens": 90.0, "sentences": 80.0, "words": 90.0},
-            {"tokens": 95.0, "sentences": 80.0, "words": 95.0},
-            "dropped",
-        ),
-        ({}, None, "unchecked"),
+        ((99.0, 90.0), (95.0, 80.0), 5, "kept", "tokenizer saved to {dir}: dev F1 tokens 99.00, sentences 90.00"),
+        ((95.3, 80.0), (95.0, 80.0), 5, "dropped", "on dev the trained tokenizer (tokens 95.30, sentences 80.00"),
+        ((99.0, 90.0), (95.0, 80.0), 4, "kept", "tokenizer saved to {dir}: dev F1 tokens 99.00"),  # one token: noise
+        ((99.0, 90.0), (95.0, 80.0), 3, "dropped", "on dev the trained tokenizer (tokens 99.00, sentences 90.00"),
+        (None, None, 5, "unchecked", "tokenizer saved to {dir} (no dev set to check it on)"),
     ],
 )
-def test_the_tokenizer_is_kept_unless_the_rules_do_better(tmp_path, monkeypatch, trained, rules, outcome):
+def test_the_tokenizer_is_kept_only_when_clearly_better_and_never_worse_on_hard_tokens(
+    tmp_path, monkeypatch, trained, rules, digits, outcome, message
+):
     fake = _FakeTokenizer()
     calls: list[dict] = []
-    monkeypatch.setattr(tt, "train_tokenizer", lambda *a, **kw: calls.append(kw) or (fake, trained))
-    monkeypatch.setattr(tt, "rule_scores", lambda dev: rules)
+    scores = {} if trained is None else {"tokens": trained[0], "sentences": trained[1], "words": 99.0}
+    monkeypatch.setattr(tt, "train_tokenizer", lambda *a, **kw: calls.append(kw) or (fake, scores))
+    if trained is not None:
+
+        def f1(pair):
+            return {"tokens": pair[0], "sentences": pair[1], "words": 99.0}
+
+        monkeypatch.setattr(
+            tokenizer_choice, "compare_on_dev", lambda tok, dev: _comparison(f1(trained), f1(rules), digits)
+        )
     lines: list[str] = []
-    train, dev = _sentences(tmp_path), _sentences(tmp_path, seed=2) if rules else []
+    train, dev = _sentences(tmp_path), _sentences(tmp_path, seed=2) if trained else []
     decision = train_and_choose_tokenizer(tmp_path, train, dev, steps=7, seed=3, max_seconds=60.0, log=lines.append)
     assert decision.outcome == outcome and decision.saved == (outcome != "dropped")
     assert fake.saved_to == ([tmp_path] if decision.saved else [])
     assert calls[0]["steps"] == 7 and calls[0]["seed"] == 3 and calls[0]["max_seconds"] == 60.0
     assert lines[0] == "training the tokenizer and sentence splitter (at most 7 updates, at most 60 s)"
-    expected = {
-        "kept": f"tokenizer saved to {tmp_path}: dev F1 tokens 99.00, sentences 90.00, words 99.00 (rules: tokens",
-        "dropped": "on dev the rules segment better (tokens 95.00, sentences 80.00, words 95.00) than the trained",
-        "unchecked": f"tokenizer saved to {tmp_path} (no dev set to check it on)",
-    }[outcome]
-    assert decision.message.startswith(expected)
+    assert decision.message.startswith(message.format(dir=tmp_path)), decision.message
+    if outcome == "dropped":
+        assert ("digits" in decision.message) == (digits < 4)
+
+
+def test_compare_on_dev_counts_the_hard_tokens_each_segmenter_gets(tmp_path):
+    from unnparse.text.raw_text import iter_sentences_from_text
+
+    gold_text = (
+        "# text = In 2019 Mr. Smith paid 3,500 dollars... really?!\n"
+        "1\tIn\t_\t_\t_\t_\t_\t_\t_\t_\n2\t2019\t_\t_\t_\t_\t_\t_\t_\t_\n3\tMr.\t_\t_\t_\t_\t_\t_\t_\t_\n"
+        "4\tSmith\t_\t_\t_\t_\t_\t_\t_\t_\n5\tpaid\t_\t_\t_\t_\t_\t_\t_\t_\n6\t3,500\t_\t_\t_\t_\t_\t_\t_\t_\n"
+        "7\tdollars\t_\t_\t_\t_\t_\t_\t_\tSpaceAfter=No\n8\t...\t_\t_\t_\t_\t_\t_\t_\t_\n"
+        "9\treally\t_\t_\t_\t_\t_\t_\t_\tSpaceAfter=No\n10\t?!\t_\t_\t_\t_\t_\t_\t_\t_\n\n"
+    )
+    gold = read_conllu(io.StringIO(gold_text), name="g", require_heads=False)
+
+    class DigitSplitter:
+        """The rules, but every number split into its characters."""
+
+        def iter_sentences(self, lines, source="<dev>"):
+            for sentence in iter_sentences_from_text(lines):
+                tokens = []
+                for token in sentence.surface_tokens():
+                    parts = list(token.form) if any(ch.isdigit() for ch in token.form) else [token.form]
+                    for i, part in enumerate(parts):
+                        tokens.append((part, None, token.space_after if i == len(parts) - 1 else False))
+                yield Sentence.from_tokens(tokens)
+
+    result = tokenizer_choice.compare_on_dev(DigitSplitter(), gold)
+    assert result["trained"]["kinds"]["digits"] == (0, 2)
+    assert result["rules"]["kinds"]["digits"][1] == 2 and result["rules"]["kinds"]["abbreviations"][1] == 1
+    assert result["rules"]["kinds"]["punctuation"][1] == 2
+    assert result["trained"]["f1"]["tokens"] < result["rules"]["f1"]["tokens"]
+    # split into characters, only the one-digit number stays whole; the rules keep every number whole
+    assert result["trained"]["numbers"] == 1 and result["rules"]["numbers"] == len(tokenizer_choice.NUMBER_PROBE)
 
 
 def test_no_tokenizer_is_trained_without_time(tmp_path, monkeypatch):
@@ -200,6 +262,7 @@ class _Echo:
 
     featurizer = type("F", (), {"tags": ["upos"]})()
     text_sentences = Predictor.text_sentences
+    input_sentences = Predictor.input_sentences
     tokenizer = None
 
     def __init__(self) -> None:
@@ -272,3 +335,64 @@ def test_parse_file_streams_every_parse_and_keeps_the_old_output_on_a_bad_input(
     with pytest.raises(CoNLLUError, match="bad.conllu"):
         parse_file(parser, bad, out, options)
     assert out.read_text(encoding="utf-8") == "".join(expected)  # the previous output is kept whole
+
+
+def test_copied_columns_are_the_ones_kept_from_the_input(tmp_path):
+    from unnparse.evaluation.scoring import copied_columns
+
+    gold = _sentences(tmp_path, n=3)
+    assert copied_columns(gold, [s.copy() for s in gold], ("upos", "xpos", "lemma")) == ["upos", "lemma"]
+    relabelled = [s.with_predictions(s.heads, s.deprels) for s in gold]  # tags still as given
+    retagged = [
+        s.without_tags(["upos"]).with_predictions(s.heads, s.deprels, tags={"upos": ["X"] * len(s)}) for s in gold
+    ]
+    assert copied_columns(gold, relabelled, ("upos",)) == ["upos"]
+    assert copied_columns(gold, retagged, ("upos", "lemma")) == ["lemma"]
+    assert copied_columns(gold, gold[:2], ("upos",)) == []  # the words do not line up: nothing to say
+
+
+def test_clear_tags_makes_the_model_predict_what_the_input_had(tmp_path):
+    import torch
+
+    from unnparse.parser.parse_jobs import ParseOptions, parse_file
+    from unnparse.parser.parser import Parser, default_config
+
+    torch.manual_seed(0)
+    parser = Parser.build(
+        default_config(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1), _sentences(tmp_path, 6)
+    )
+    given = tmp_path / "given.conllu"
+    given.write_text("1\tdog\tDOGGY\tX\t_\t_\t0\troot\t_\t_\n\n", encoding="utf-8")
+    kept, cleared = io.StringIO(), io.StringIO()
+    parse_file(parser, given, kept, ParseOptions(input_format="conllu"))
+    parse_file(parser, given, cleared, ParseOptions(input_format="conllu", clear_tags=True))
+    assert kept.getvalue().split("\t")[2:4] == ["DOGGY", "X"]
+    lemma, upos = cleared.getvalue().split("\t")[2:4]
+    assert (lemma, upos) != ("DOGGY", "X") and "_" not in (lemma, upos)
+
+
+def test_a_misspelt_treebank_gets_a_suggestion_and_a_missing_data_folder_is_named(tmp_path):
+    write_treebank(tmp_path, name="UD_Czech-PDT")
+    with pytest.raises(TreebankError, match=r"did you mean UD_Czech-PDT\?"):
+        treebank_files("UD_Czech-PTD", tmp_path, download=False)
+    with pytest.raises(TreebankError, match=r"did you mean UD_Czech-PDT\?"):
+        treebank_files("UD_czech-pdt", tmp_path, download=False)
+    with pytest.raises(TreebankError, match=r"the data folder .*nowhere does not exist"):
+        treebank_files("UD_Czech-PDT", tmp_path / "nowhere", download=False)
+
+
+def test_conllu_read_as_text_is_named_and_still_parsed_as_asked(tmp_path):
+    from unnparse.parser.parse_jobs import ParseOptions, looks_like_conllu, parse_stream
+
+    conllu = conllu_text(2, 3).encode()
+    assert looks_like_conllu(conllu) and looks_like_conllu(b"\n1\ta\t_\t_\t_\t_\t0\troot\t_\t_\n")
+    assert not looks_like_conllu(b"The cat sat.\n# not a comment\n") and not looks_like_conllu(b"")
+    echo, warnings, out = _Echo(), [], io.StringIO()
+    done = parse_stream(
+        echo, io.BytesIO(conllu), out, ParseOptions(input_format="tokenized"), on_warning=warnings.append
+    )
+    assert len(warnings) == 1 and "--input-format conllu" in warnings[0]
+    assert done.sentences > 0  # read as asked: every line a sentence
+    plain, warnings = io.BytesIO(b"The cat sat on the mat.\n" * 2000), []
+    parse_stream(echo, plain, io.StringIO(), ParseOptions(tokenizer="rules"), on_warning=warnings.append)
+    assert not warnings and len(echo.given) == 2000  # the whole input, its first bytes included

@@ -350,3 +350,13 @@ def test_settings_out_of_range_are_one_line_naming_the_option(tmp_path):
     assert not output.exists()
     result = runner.invoke(app, ["train", "--output", str(output), "--epochs", "0"])  # the option's range: typer's
     assert result.exit_code == 2 and "--epochs" in result.stderr and not output.exists()
+
+
+def test_the_test_split_alone_loads_without_the_training_files(tmp_path):
+    root = _tiny_mnist(tmp_path / "mnist")
+    for key in ("train_images", "train_labels"):
+        (root / FILES[key]).unlink()
+    data = load_mnist(root, download=False, splits=("test",))
+    assert len(data.test_labels) > 0 and len(data.train_labels) == 0
+    with pytest.raises(MnistDataError, match="missing MNIST file"):
+        load_mnist(root, download=False)

@@ -579,3 +579,53 @@ def test_tag_layer_beyond_the_bilstm_is_one_line(trained):
     result = runner.invoke(app, [*args, *SMALL, "--tag-layer", "2"])
     _one_line_error(result, "--tag-layer 2")
     assert not (root / "x").exists()
+
+
+def test_scoring_a_file_against_itself_warns_that_its_tags_are_copied(tmp_path):
+    folder = write_treebank(tmp_path)
+    gold = folder / "toy-ud-test.conllu"
+    result = runner.invoke(app, ["evaluate", "--gold", str(gold), "--pred", str(gold)])
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "UPOS, LEMMA of" in warning[0] and "--clear-tags" in warning[0]
+
+
+def test_help_shows_no_type_placeholder_for_flags_and_every_option_has_help():
+    import typer.main
+
+    from unnparse.cli.unn_app import app as unn_app
+
+    def commands(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if not subs:
+            yield path, cmd
+            return
+        for name, sub in subs.items():
+            yield from commands(sub, [*path, name])
+
+    root = typer.main.get_command(unn_app)
+    for path, _cmd in commands(root, []):
+        for option in _cmd.params:
+            if option.param_type_name == "option":
+                assert (option.help or "").strip(), (path, option.opts)
+        shown = CliRunner().invoke(unn_app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, (path, shown.output)
+        assert "<bool>" not in shown.stdout and "<list[" not in shown.stdout, path
+
+
+def test_parse_writes_an_html_page_of_trees_and_refuses_to_shard_it(trained, tmp_path):
+    _, model = trained
+    page = tmp_path / "trees.html"
+    text = "The dog saw a cat. A man reads the book."
+    result = runner.invoke(
+        app, ["parse", "--model", str(model), "--output-format", "html", "-o", str(page)], input=text
+    )
+    assert result.exit_code == 0, result.output
+    html_text = page.read_text(encoding="utf-8")
+    assert html_text.startswith("<!DOCTYPE html>") and html_text.count("<svg") == 2
+    svg = runner.invoke(app, ["parse", "--model", str(model), "--output-format", "svg", "--marginals"], input=text)
+    assert svg.exit_code == 0 and len(svg.stdout.splitlines()) == 2 and "p = " in svg.stdout
+    shard = ["parse", "--model", str(model), "--output-format", "html", "--shard", "0/2"]
+    _one_line_error(runner.invoke(app, shard, input=text), "--shard needs an output format that can be merged")
+    merged = runner.invoke(app, ["merge-shards", str(page), "--output-format", "html"])
+    _one_line_error(merged, "merge-shards merges")

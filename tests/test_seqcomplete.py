@@ -377,7 +377,7 @@ def test_cli_generate_train_evaluate_complete_attention(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert 0 <= report["accuracy"] <= 100 and report["unn_iter"] == 3
-    result = runner.invoke(app, ["complete", "--model", str(model), "3 4 _ 6 7"])
+    result = runner.invoke(app, ["complete", "--model", str(model), "--sequence", "3 4 _ 6 7"])
     assert result.exit_code == 0, result.output
     filled = result.stdout.split()
     assert len(filled) == 5 and filled[:2] == ["3", "4"] and filled[3:] == ["6", "7"] and filled[2] != "_"
@@ -397,7 +397,7 @@ def test_cli_errors_are_one_line(tmp_path):
     options = TrainOptions(epochs=1, device="cpu", progress=False)
     save_trained(tmp_path / "model", train(SeqConfig(vocab=12, dim=8), data, options), options)
     (tmp_path / "model" / "config.json").write_text("{not json")
-    result = runner.invoke(app, ["complete", "--model", str(tmp_path / "model"), "1 _ 3"])
+    result = runner.invoke(app, ["complete", "--model", str(tmp_path / "model"), "--sequence", "1 _ 3"])
     assert result.exit_code == 1 and "config.json" in result.stderr and result.stderr.count("\n") == 1
     result = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "x.npz")])
     assert result.exit_code == 1 and result.stderr.startswith("error: ")

@@ -139,3 +139,17 @@ def test_streaming_a_long_paragraph_keeps_every_character(small_tokenizer, monke
     sentences = list(small_tokenizer.iter_sentences(lines))
     assert "".join(w for s in sentences for w in s.words) == "".join("".join(lines).split())
     assert [s.sent_id for s in sentences] == [str(i) for i in range(1, len(sentences) + 1)]
+
+
+def test_numbers_are_never_split_inside_whatever_the_model_says():
+    from unnparse.text.trained_tokenizer import INSIDE, TOKEN_END, _numbers_whole
+
+    text = "In 2019 it cost 3,500.75 at 12:30."
+    labels = [TOKEN_END] * len(text)  # a model that ends a token everywhere
+    fixed = _numbers_whole(text, list(labels))
+    for number in ("2019", "3,500.75", "12:30"):
+        start = text.index(number)
+        assert all(label == INSIDE for label in fixed[start : start + len(number) - 1]), number
+        assert fixed[start + len(number) - 1] == TOKEN_END
+    assert fixed[text.index("cost")] == TOKEN_END  # words are left as the model says
+    assert fixed[-1] == TOKEN_END  # the final period, after the number, still ends

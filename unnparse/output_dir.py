@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 __all__ = [
+    "CHECKPOINT",
     "LOCK_ENV",
     "LOCK_FILE",
     "OutputDirError",
@@ -37,7 +38,8 @@ __all__ = [
 LOCK_FILE = ".unnparse.lock"
 #: set by a process that holds the lock of a directory for the worker processes it launches (the directory's path)
 LOCK_ENV = "UNNPARSE_OUTPUT_LOCK"
-_CHECKPOINT = "checkpoint.pt"
+#: the file in a training output directory from which ``--resume`` continues
+CHECKPOINT = "checkpoint.pt"
 _CONFIG = "config.json"
 
 
@@ -184,8 +186,8 @@ def describe_contents(directory: str | os.PathLike[str]) -> str | None:
         except (OSError, UnicodeDecodeError, ValueError):
             what += " (unreadable config.json)"
         parts.append(what)
-    if (path / _CHECKPOINT).is_file():
-        parts.append(f"a training checkpoint ({_CHECKPOINT})")
+    if (path / CHECKPOINT).is_file():
+        parts.append(f"a training checkpoint ({CHECKPOINT})")
     return " and ".join(parts) or None
 
 
@@ -212,10 +214,8 @@ def claim_output_dir(
     lock = None if inherited and Path(inherited) == out.absolute() else OutputLock(out, command).acquire()
     try:
         present = describe_contents(out)
-        if resume and not (out / _CHECKPOINT).is_file():
-            raise OutputDirError(
-                f"{out / _CHECKPOINT}: no checkpoint to resume from (start a new run without --resume)"
-            )
+        if resume and not (out / CHECKPOINT).is_file():
+            raise OutputDirError(f"{out / CHECKPOINT}: no checkpoint to resume from (start a new run without --resume)")
         if present and not resume and not overwrite:
             raise OutputDirError(
                 f"{out}: holds {present}; pass --overwrite to replace it, --resume to continue its training, or "

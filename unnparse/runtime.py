@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast
 import torch
 
 from unnparse.cpu_threads import default_threads
+from unnparse.precisions import PRECISIONS
 
 __all__ = [
     "PRECISIONS",
@@ -27,7 +28,6 @@ __all__ = [
     "set_threads",
 ]
 
-PRECISIONS = ("auto", "float32", "bfloat16")
 F = TypeVar("F", bound=Callable[..., Any])
 
 

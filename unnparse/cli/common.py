@@ -42,8 +42,9 @@ __all__ = [
     "without_option",
 ]
 
-#: stderr; ``markup=False``: text from users (paths, file contents) is printed as it is, never read as rich markup
-err_console = Console(stderr=True, highlight=False, markup=False)
+#: stderr; ``markup=False``: text from users (paths, file contents) is printed as it is, never read as rich markup;
+#: ``soft_wrap``: a message is one line however long (the terminal folds it; a log file keeps it whole)
+err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -22,19 +22,14 @@ from unnparse.cli.common import (
     option_range,
     user_errors,
 )
-from unnparse.mnist.data import load_mnist
-from unnparse.mnist.model import MnistConfig, untied_channels
-from unnparse.mnist.prototypes import write_prototypes
-from unnparse.mnist.train import TrainOptions, accuracy, load_model, prototype_predictions, save_trained, train
-from unnparse.output_dir import claim_output_dir, lock_environment
-from unnparse.runtime import set_threads
-from unnparse.training.checkpoints import CHECKPOINT
-from unnparse.training.distributed import exit_process, shutdown
+from unnparse.cli.help_format import Command, Group
+from unnparse.mnist.config import MnistConfig, TrainOptions
+from unnparse.output_dir import CHECKPOINT
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Convolutional UNN on MNIST: classifier and prototype generator (paper §3).", no_args_is_help=True
+    cls=Group, help="Convolutional UNN on MNIST: classifier and prototype generator (paper §3).", no_args_is_help=True
 )
 
 
@@ -65,7 +60,7 @@ Download = Annotated[
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
 
 
-@app.command("train")
+@app.command("train", cls=Command)
 @user_errors
 def train_command(
     output: Annotated[Path, typer.Option("--output", help="model directory to write")],
@@ -79,17 +74,22 @@ def train_command(
     ] = TrainOptions.gamma,
     order: Annotated[Order, typer.Option("--order", help="classification order")] = Order(MnistConfig.order),
     y_init: Annotated[YInit, typer.Option("--y-init", help="initialisation of Y")] = YInit(MnistConfig.y_init),
-    epochs: Annotated[int, typer.Option("--epochs", **option_range(TrainOptions, "epochs"))] = TrainOptions.epochs,
+    epochs: Annotated[
+        int, typer.Option("--epochs", **option_range(TrainOptions, "epochs"), help="passes over the training images")
+    ] = TrainOptions.epochs,
     lr: Annotated[
         float, typer.Option("--lr", **option_range(TrainOptions, "lr"), help="Adam learning rate")
     ] = TrainOptions.lr,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", **option_range(TrainOptions, "batch_size"))
+        int, typer.Option("--batch-size", **option_range(TrainOptions, "batch_size"), help="images per update")
     ] = TrainOptions.batch_size,
     dropout: Annotated[
         float, typer.Option("--dropout", **option_range(MnistConfig, "dropout"), help="dropout on H1 and H2")
     ] = MnistConfig.dropout,
-    seed: Annotated[int, typer.Option("--seed", **option_range(TrainOptions, "seed"))] = TrainOptions.seed,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", **option_range(TrainOptions, "seed"), help="seeds initialisation, dev split, batches"),
+    ] = TrainOptions.seed,
     untied: Annotated[
         bool, typer.Option("--untied", help="unconstrained baseline: k unrolled layers (Table 3)")
     ] = MnistConfig.untied,
@@ -143,6 +143,13 @@ def train_command(
         device=device,
         progress=progress,
     )
+    from unnparse.mnist.data import load_mnist
+    from unnparse.mnist.model import untied_channels
+    from unnparse.mnist.train import save_trained, train
+    from unnparse.output_dir import claim_output_dir, lock_environment
+    from unnparse.runtime import set_threads
+    from unnparse.training.distributed import exit_process, shutdown
+
     check_output_dir(output)
     lock = held_for_command(claim_output_dir(output, resume=resume, overwrite=overwrite))
     set_threads(threads)
@@ -170,7 +177,7 @@ def train_command(
         exit_process(0)
 
 
-@app.command("evaluate")
+@app.command("evaluate", cls=Command)
 @user_errors
 def evaluate_command(
     model: Annotated[Path, typer.Option("--model", help="model directory")],
@@ -180,10 +187,14 @@ def evaluate_command(
     device: Device = "auto",
     threads: ThreadsOption = None,
 ) -> None:
-    """Test accuracy, and whether the model recognises its own prototypes."""
+    """Test accuracy, and whether the model recognises its own prototypes (needs only the two test files)."""
+    from unnparse.mnist.data import load_mnist
+    from unnparse.mnist.train import accuracy, load_model, prototype_predictions
+    from unnparse.runtime import set_threads
+
     set_threads(threads)
     unn = load_model(model, device)
-    data = load_mnist(data_dir, download=download)
+    data = load_mnist(data_dir, download=download, splits=("test",))
     start = time.perf_counter()
     acc = accuracy(unn, data.test_images, data.test_labels)
     seconds = time.perf_counter() - start
@@ -208,7 +219,7 @@ def evaluate_command(
         typer.echo(f"prototypes classified as their own digit: {recognised}/10 (predicted: {predicted})")
 
 
-@app.command("prototypes")
+@app.command("prototypes", cls=Command)
 @user_errors
 def prototypes_command(
     model: Annotated[Path, typer.Option("--model", help="model directory")],
@@ -216,6 +227,10 @@ def prototypes_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Draw the prototypes of the 10 digits after each sweep t = 1..k (one row per digit, Figure 3)."""
+    from unnparse.mnist.prototypes import write_prototypes
+    from unnparse.mnist.train import load_model, prototype_predictions
+    from unnparse.runtime import set_threads
+
     check_output_file(output)
     set_threads(threads)
     unn = load_model(model)

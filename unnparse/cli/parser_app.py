@@ -30,9 +30,15 @@ from unnparse.cli.common import (
     user_errors,
     warn,
 )
-from unnparse.parser.config import DEFAULT_ENCODER, ParserModelConfig, ScratchEncoderConfig, TransformerEncoderConfig
+from unnparse.cli.help_format import Command, Group, in_panel
+from unnparse.parser.config import (
+    DEFAULT_ENCODER,
+    ParserModelConfig,
+    ScratchEncoderConfig,
+    TrainOptions,
+    TransformerEncoderConfig,
+)
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
-from unnparse.parser.training import TrainOptions
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
     from unnparse.parser.treebank import FileSummary
 
 app = typer.Typer(
+    cls=Group,
     name="unnparse",
     help="Dependency parsing with undirected neural networks (UNNs): [bold]train[/], [bold]evaluate[/], "
     "[bold]parse[/].",
@@ -74,6 +81,8 @@ class OutputFormat(str, Enum):
     conllu = "conllu"
     json = "json"
     tree = "tree"
+    svg = "svg"
+    html = "html"
 
 
 class Alignment(str, Enum):
@@ -155,76 +164,124 @@ def _read_gold(path: Path):
 
 
 def _summary_table(title: str, rows: list[FileSummary]) -> Table:
-    table = Table(title=title)
-    for col in ("split", "file", "sentences", "words"):
-        table.add_column(col, justify="right" if col in ("sentences", "words") else "left")
+    """The files a command reads: each by its name (never cut: the names tell the files of a split apart), the
+    folder they share in the title."""
+    folders = {str(Path(row.file).parent) for row in rows}
+    shared = folders.pop() if len(folders) == 1 else None
+    table = Table(title=f"{title} ({shared})" if shared else title)
+    table.add_column("split")
+    table.add_column("file", overflow="fold")
+    table.add_column("sentences", justify="right", no_wrap=True)
+    table.add_column("words", justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(row.split, row.file, f"{row.sentences:,}", f"{row.words:,}")
+        name = Path(row.file).name if shared else row.file
+        table.add_row(row.split, name, f"{row.sentences:,}", f"{row.words:,}")
     return table
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def train(
-    treebank: Annotated[Optional[str], typer.Option(help="UD treebank name, e.g. UD_Czech-PDT.")] = None,  # noqa: UP045
-    data_dir: DataDir = None,
-    train_files: Annotated[Optional[list[Path]], typer.Option("--train", help="Training CoNLL-U file(s).")] = None,  # noqa: UP045
-    dev_file: Annotated[Optional[Path], typer.Option("--dev", help="Development CoNLL-U file.")] = None,  # noqa: UP045
-    output: Annotated[Optional[Path], typer.Option(help="Model directory (default: models/TREEBANK).")] = None,  # noqa: UP045
+    treebank: Annotated[
+        str | None, typer.Option(help="UD treebank name, e.g. UD_Czech-PDT.", rich_help_panel="Data")
+    ] = None,  # noqa: UP045
+    data_dir: in_panel(DataDir, "Data") = None,
+    train_files: Annotated[
+        list[Path] | None, typer.Option("--train", help="Training CoNLL-U file(s).", rich_help_panel="Data")
+    ] = None,  # noqa: UP045
+    dev_file: Annotated[
+        Path | None, typer.Option("--dev", help="Development CoNLL-U file.", rich_help_panel="Data")
+    ] = None,  # noqa: UP045
+    output: Annotated[
+        Path | None, typer.Option(help="Model directory (default: models/TREEBANK).", rich_help_panel="Data")
+    ] = None,  # noqa: UP045
     encoder: Annotated[
-        str, typer.Option(help="'scratch' (BiLSTM, no download), a HuggingFace name or a local path.")
+        str,
+        typer.Option(
+            help="'scratch' (BiLSTM, no download), a HuggingFace name or a local path.", rich_help_panel="Model"
+        ),
     ] = DEFAULT_ENCODER,
-    pooling: Annotated[Pooling, typer.Option(help="How subword vectors become word vectors.")] = Pooling(
-        TransformerEncoderConfig.pooling
-    ),
-    freeze_encoder: Annotated[bool, typer.Option(help="Do not fine-tune the pretrained encoder.")] = (
-        TransformerEncoderConfig.freeze
-    ),
+    pooling: Annotated[
+        Pooling, typer.Option(help="How subword vectors become word vectors.", rich_help_panel="Model")
+    ] = Pooling(TransformerEncoderConfig.pooling),
+    freeze_encoder: Annotated[
+        bool, typer.Option(help="Do not fine-tune the pretrained encoder.", rich_help_panel="Model")
+    ] = (TransformerEncoderConfig.freeze),
     trust_remote_code: Annotated[
         bool,
         typer.Option(
             help="Let a pretrained encoder that comes with its own Python code (auto_map) run that code while it is "
             "fetched: it runs with your rights, so only for repositories you trust. The architecture must still be "
-            "one transformers implements, since a saved model never runs code."
+            "one transformers implements, since a saved model never runs code.",
+            rich_help_panel="Model",
         ),
     ] = False,
     unn_iter: Annotated[
         int,
-        typer.Option(help="UNN sweeps K (1 = the biaffine parser).", **option_range(ParserModelConfig, "unn_iter")),
+        typer.Option(
+            help="UNN sweeps K (1 = the biaffine parser).",
+            **option_range(ParserModelConfig, "unn_iter"),
+            rich_help_panel="Model",
+        ),
     ] = ParserModelConfig.unn_iter,
-    hidden: Annotated[int, typer.Option(help="Size of H and M.", **option_range(ParserModelConfig, "hidden"))] = (
-        ParserModelConfig.hidden
-    ),
+    hidden: Annotated[
+        int, typer.Option(help="Size of H and M.", **option_range(ParserModelConfig, "hidden"), rich_help_panel="Model")
+    ] = (ParserModelConfig.hidden),
     rel_hidden: Annotated[
         int,
         typer.Option(
-            help="Size of the relation classifier's projections.", **option_range(ParserModelConfig, "rel_hidden")
+            help="Size of the relation classifier's projections.",
+            **option_range(ParserModelConfig, "rel_hidden"),
+            rich_help_panel="Model",
         ),
     ] = ParserModelConfig.rel_hidden,
     dropout: Annotated[
-        float, typer.Option(help="Dropout rate, in [0, 1).", **option_range(ParserModelConfig, "dropout"))
+        float,
+        typer.Option(
+            help="Dropout rate, in [0, 1).", **option_range(ParserModelConfig, "dropout"), rich_help_panel="Model"
+        ),
     ] = ParserModelConfig.dropout,
     lstm_hidden: Annotated[
         int,
         typer.Option(
-            help="Scratch encoder: BiLSTM size per direction.", **option_range(ScratchEncoderConfig, "hidden")
+            help="Scratch encoder: BiLSTM size per direction.",
+            **option_range(ScratchEncoderConfig, "hidden"),
+            rich_help_panel="Model",
         ),
     ] = ScratchEncoderConfig.hidden,
     lstm_layers: Annotated[
-        int, typer.Option(help="Scratch encoder: BiLSTM layers.", **option_range(ScratchEncoderConfig, "layers"))
+        int,
+        typer.Option(
+            help="Scratch encoder: BiLSTM layers.",
+            **option_range(ScratchEncoderConfig, "layers"),
+            rich_help_panel="Model",
+        ),
     ] = ScratchEncoderConfig.layers,
     char_encoder: Annotated[
-        CharEncoder, typer.Option(help="Scratch encoder: word vectors from characters by a CNN or a BiLSTM.")
+        CharEncoder,
+        typer.Option(
+            help="Scratch encoder: word vectors from characters by a CNN or a BiLSTM.", rich_help_panel="Model"
+        ),
     ] = CharEncoder(ScratchEncoderConfig.char_encoder),
     upos_loss: Annotated[
         float,
-        typer.Option(help="Weight of the auxiliary UPOS tagging loss (0: no tagger; tags are never an input).", min=0),
+        typer.Option(
+            help="Weight of the auxiliary UPOS tagging loss (0: no tagger; tags are never an input).",
+            min=0,
+            rich_help_panel="Model",
+        ),
     ] = ParserModelConfig.upos_loss,
     xpos_loss: Annotated[
-        float, typer.Option(help="Weight of the auxiliary XPOS tagging loss (0: no XPOS tagger).", min=0)
+        float,
+        typer.Option(
+            help="Weight of the auxiliary XPOS tagging loss (0: no XPOS tagger).", min=0, rich_help_panel="Model"
+        ),
     ] = ParserModelConfig.xpos_loss,
     feats_loss: Annotated[
-        float, typer.Option(help="Weight of the auxiliary FEATS tagging loss (0: no FEATS tagger).", min=0)
+        float,
+        typer.Option(
+            help="Weight of the auxiliary FEATS tagging loss (0: no FEATS tagger).", min=0, rich_help_panel="Model"
+        ),
     ] = ParserModelConfig.feats_loss,
     lemma_loss: Annotated[
         float,
@@ -232,6 +289,7 @@ def train(
             help="Weight of the lemmatizer's loss: it learns the edit script from each form to its lemma (0: no "
             "lemmatizer; on only when the training data has lemmas).",
             **option_range(ParserModelConfig, "lemma_loss"),
+            rich_help_panel="Model",
         ),
     ] = ParserModelConfig.lemma_loss,
     tag_layer: Annotated[
@@ -239,10 +297,15 @@ def train(
         typer.Option(
             help="Scratch encoder: the BiLSTM layer whose output the taggers read (0: the last, the parser's X).",
             min=0,
+            rich_help_panel="Model",
         ),
     ] = ParserModelConfig.tag_layer,
     rel_from_x: Annotated[
-        bool, typer.Option(help="The relation classifier also reads the encoder's word vectors, not only H and M.")
+        bool,
+        typer.Option(
+            help="The relation classifier also reads the encoder's word vectors, not only H and M.",
+            rich_help_panel="Model",
+        ),
     ] = ParserModelConfig.rel_from_x,
     rel_distance: Annotated[
         int,
@@ -250,31 +313,58 @@ def train(
             help="Size of an embedding of each arc's direction and distance that the relation classifier reads "
             "(0: none).",
             min=0,
+            rich_help_panel="Model",
         ),
     ] = ParserModelConfig.rel_distance,
     arc_position: Annotated[
         bool,
         typer.Option(
             help="Arc scores include a learned score of each arc's direction and length (a factor on Y).",
+            rich_help_panel="Model",
         ),
     ] = ParserModelConfig.arc_position,
-    epochs: Annotated[int, typer.Option(**option_range(TrainOptions, "epochs"))] = TrainOptions.epochs,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            help="Passes over the training data at most (--patience and --max-minutes may stop it sooner).",
+            **option_range(TrainOptions, "epochs"),
+            rich_help_panel="Training",
+        ),
+    ] = TrainOptions.epochs,
     lr: Annotated[
-        float, typer.Option(help="Learning rate (UNN and scratch encoder).", **option_range(TrainOptions, "lr"))
+        float,
+        typer.Option(
+            help="Learning rate (UNN and scratch encoder).",
+            **option_range(TrainOptions, "lr"),
+            rich_help_panel="Training",
+        ),
     ] = TrainOptions.lr,
     encoder_lr: Annotated[
-        float, typer.Option(help="Learning rate of a pretrained encoder.", **option_range(TrainOptions, "encoder_lr"))
+        float,
+        typer.Option(
+            help="Learning rate of a pretrained encoder.",
+            **option_range(TrainOptions, "encoder_lr"),
+            rich_help_panel="Training",
+        ),
     ] = TrainOptions.encoder_lr,
     batch_tokens: Annotated[
-        int, typer.Option(help="Padded tokens per batch.", **option_range(TrainOptions, "batch_tokens"))
+        int,
+        typer.Option(
+            help="Padded tokens per batch.", **option_range(TrainOptions, "batch_tokens"), rich_help_panel="Training"
+        ),
     ] = TrainOptions.batch_tokens,
     accumulate: Annotated[
-        int, typer.Option(help="Batches per optimizer step.", **option_range(TrainOptions, "accumulate"))
+        int,
+        typer.Option(
+            help="Batches per optimizer step.", **option_range(TrainOptions, "accumulate"), rich_help_panel="Training"
+        ),
     ] = TrainOptions.accumulate,
     patience: Annotated[
         int,
         typer.Option(
-            help="Stop after this many epochs without dev improvement.", **option_range(TrainOptions, "patience")
+            help="Stop after this many epochs without dev improvement.",
+            **option_range(TrainOptions, "patience"),
+            rich_help_panel="Training",
         ),
     ] = TrainOptions.patience,
     max_minutes: Annotated[
@@ -283,10 +373,14 @@ def train(
             help="Time budget of the whole training, evaluations included: the parser trains for at most 85% of it "
             "and the tokenizer for what is left (skipped when under 5 seconds are left).",
             min=0.0,
+            rich_help_panel="Training",
         ),
     ] = None,
     clip: Annotated[
-        float, typer.Option(help="Gradient norm clipping (0: none).", **option_range(TrainOptions, "clip"))
+        float,
+        typer.Option(
+            help="Gradient norm clipping (0: none).", **option_range(TrainOptions, "clip"), rich_help_panel="Training"
+        ),
     ] = TrainOptions.clip,
     ema: Annotated[
         float,
@@ -294,21 +388,38 @@ def train(
             help="Decay of a moving average of the weights that is evaluated and saved, in [0, 1) (e.g. 0.999; 0: "
             "off).",
             **option_range(TrainOptions, "ema"),
+            rich_help_panel="Training",
         ),
     ] = TrainOptions.ema,
-    seed: Annotated[int, typer.Option(**option_range(TrainOptions, "seed"))] = TrainOptions.seed,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    precision: PrecisionOption = Precision.auto,
-    threads: ThreadsOption = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seeds initialisation, batches and dropout.",
+            **option_range(TrainOptions, "seed"),
+            rich_help_panel="Training",
+        ),
+    ] = TrainOptions.seed,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].", rich_help_panel="Run")] = "auto",
+    precision: in_panel(PrecisionOption, "Run") = Precision.auto,
+    threads: in_panel(ThreadsOption, "Run") = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue the interrupted or finished run in OUTPUT from its checkpoint.pt.")
+        bool,
+        typer.Option(
+            help="Continue the interrupted or finished run in OUTPUT from its checkpoint.pt.", rich_help_panel="Run"
+        ),
     ] = False,
     overwrite: Annotated[
         bool,
-        typer.Option(help="Replace the model or checkpoint that OUTPUT holds (without it such an OUTPUT is refused)."),
+        typer.Option(
+            help="Replace the model or checkpoint that OUTPUT holds (without it such an OUTPUT is refused).",
+            rich_help_panel="Run",
+        ),
     ] = False,
     nproc: Annotated[
-        int, typer.Option(help="Processes for distributed data-parallel training (launches torchrun).", min=1)
+        int,
+        typer.Option(
+            help="Processes for distributed data-parallel training (launches torchrun).", min=1, rich_help_panel="Run"
+        ),
     ] = 1,
     tokenizer_steps: Annotated[
         int,
@@ -316,9 +427,10 @@ def train(
             help="Updates of the tokenizer and sentence splitter trained after the parser, for raw text "
             "(at most 20 passes over the training text; 0: none, raw text is then split by rules).",
             min=0,
+            rich_help_panel="Training",
         ),
     ] = 1000,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.", rich_help_panel="Run")] = True,
 ) -> None:
     """Train a parser on a UD treebank; the best epoch on dev is kept in the model directory, with a tokenizer
     learnt from the same treebank."""
@@ -457,7 +569,7 @@ def _train_tokenizer_into(
         err_console.print(decision.message)
 
 
-@app.command("train-tokenizer")
+@app.command("train-tokenizer", cls=Command)
 @user_errors
 def train_tokenizer_command(
     model: Annotated[Path, typer.Option(help="Model directory to add the tokenizer to (replacing its own).")],
@@ -466,7 +578,7 @@ def train_tokenizer_command(
     train_files: Annotated[Optional[list[Path]], typer.Option("--train", help="Training CoNLL-U file(s).")] = None,  # noqa: UP045
     dev_file: Annotated[Optional[Path], typer.Option("--dev", help="Development CoNLL-U file.")] = None,  # noqa: UP045
     steps: Annotated[int, typer.Option(help="Updates (at most 20 passes over the training text).", min=1)] = 1000,
-    seed: Annotated[int, typer.Option()] = 1,
+    seed: Annotated[int, typer.Option(help="Seeds the tokenizer's initialisation and batches.")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     threads: ThreadsOption = None,
     max_minutes: Annotated[
@@ -490,7 +602,7 @@ def train_tokenizer_command(
     _train_tokenizer_into(model, data.train, data.dev, steps, resolve_device(device), seed, budget)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def evaluate(
     model: Annotated[Optional[Path], typer.Option(help="Model directory.")] = None,  # noqa: UP045
@@ -520,9 +632,9 @@ def evaluate(
     per_relation: Annotated[
         bool, typer.Option("--per-relation", help="Also score each relation (precision, recall, F1 of LAS).")
     ] = False,
-    batch_tokens: Annotated[int, typer.Option(min=1)] = 6000,
+    batch_tokens: Annotated[int, typer.Option(help="Words per batch while parsing.", min=1)] = 6000,
     max_words: MaxWordsOption = DEFAULT_MAX_WORDS,
-    device: Annotated[str, typer.Option()] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     precision: PrecisionOption = Precision.auto,
     threads: ThreadsOption = None,
 ) -> None:
@@ -534,7 +646,7 @@ def evaluate(
     from unnparse.cli import evaluation_report
     from unnparse.conllu.reader import read_conllu
     from unnparse.conllu.sentence import TAG_COLUMNS
-    from unnparse.evaluation.scoring import evaluate_parses
+    from unnparse.evaluation.scoring import copied_columns, evaluate_parses
 
     tag_columns: tuple[str, ...] = ()
     if gold is not None or pred is not None:
@@ -545,6 +657,13 @@ def evaluate(
         gold_sents, predicted = _read_gold(gold), read_conllu(pred, allow_empty=False)
         source = f"{pred} against {gold}"
         tag_columns = TAG_COLUMNS
+        copied = copied_columns(gold_sents, predicted, TAG_COLUMNS)
+        if copied:
+            names = ", ".join(name.upper() for name in copied)
+            warn(
+                f"{pred} has the {names} of {gold} word for word: kept from the input, not predicted (their scores "
+                "mean nothing); parse with --clear-tags, or score a model with --model, which clears them"
+            )
     else:
         from unnparse.parser.loading import load
         from unnparse.parser.treebank import split_file, treebank_files
@@ -595,7 +714,7 @@ def _resolve_model(model: Path | None) -> Path:
     return chosen
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def parse(
     model: Annotated[
@@ -605,16 +724,27 @@ def parse(
         InputFormat, typer.Option(help="text: raw text; tokenized: one sentence per line; conllu.")
     ] = InputFormat.text,
     output_format: Annotated[
-        OutputFormat, typer.Option(help="conllu, json (one object per line) or tree.")
+        OutputFormat,
+        typer.Option(
+            help="conllu, json (one object per line), tree (drawn as text), svg (one drawing per sentence, one per "
+            "line) or html (a page of drawings to open in a browser; with --marginals arcs show their probability)."
+        ),
     ] = OutputFormat.conllu,
+    clear_tags: Annotated[
+        bool,
+        typer.Option(
+            help="Empty the UPOS, XPOS, FEATS and LEMMA of CoNLL-U input so that the model predicts them (by default "
+            "a value the input has is kept)."
+        ),
+    ] = False,
     marginals: Annotated[bool, typer.Option(help="Add the arc probabilities Y.")] = False,
     input_file: Annotated[Optional[Path], typer.Option("--input", "-i", help="Input file (default: stdin).")] = None,  # noqa: UP045
     output_file: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output file, written atomically (default: stdout).")
     ] = None,  # noqa: UP045
-    batch_tokens: Annotated[int, typer.Option(min=1)] = 4000,
+    batch_tokens: Annotated[int, typer.Option(help="Words per batch while parsing.", min=1)] = 4000,
     max_words: MaxWordsOption = DEFAULT_MAX_WORDS,
-    device: Annotated[str, typer.Option()] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     precision: PrecisionOption = Precision.auto,
     shard: Annotated[
         Optional[str],  # noqa: UP045
@@ -654,6 +784,7 @@ def parse(
         tokenizer=tokenizer.value,
         shard=shard,
         shard_block=shard_block,
+        clear_tags=clear_tags,
     )
     if devices is not None:
         if input_file is None:
@@ -701,6 +832,7 @@ def parse(
             name=name,
             on_parsed=lambda count: bar.update(task, completed=count.sentences, words=count.words),
             on_split=warn,
+            on_warning=warn,
         )
     if done.sentences == 0 and shard is None:  # as `cat` or UDPipe: empty in, empty out
         err_console.print(f"note: {name} holds no sentences: nothing to parse", soft_wrap=True)
@@ -726,7 +858,7 @@ def _parse_progress(enabled: bool):
     )
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def ensemble(
     models: Annotated[list[Path], typer.Argument(help="Two or more parser model directories (same treebank).")],
@@ -748,7 +880,7 @@ def ensemble(
     err_console.print(f"ensemble of {len(models)} parsers written to {out}")
 
 
-@app.command("merge-shards")
+@app.command("merge-shards", cls=Command)
 @user_errors
 def merge_shards_command(
     outputs: Annotated[list[Path], typer.Argument(help="Outputs of --shard 0/N … N-1/N, in shard order.")],
@@ -763,8 +895,11 @@ def merge_shards_command(
 ) -> None:
     """Merge the outputs of `parse --shard I/N` back into the input order."""
     from unnparse.io_utils import atomic_output
+    from unnparse.parser.output_formats import STREAMABLE_FORMATS
     from unnparse.parser.sharding import merge_shards
 
+    if output_format.value not in STREAMABLE_FORMATS:
+        fail(f"merge-shards merges {', '.join(STREAMABLE_FORMATS)}; parse shards in one of those")
     for path in outputs:
         if not path.is_file():
             fail(f"{path}: no such file")

@@ -23,18 +23,19 @@ from unnparse.cli.common import (
     option_range,
     user_errors,
 )
-from unnparse.output_dir import claim_output_dir, lock_environment
-from unnparse.runtime import set_threads
-from unnparse.seqcomplete.attention_plot import write_attention
-from unnparse.seqcomplete.data import DataSpec, SeqDataError, generate, load_dataset, parse_sequence, save_dataset
-from unnparse.seqcomplete.model import SeqConfig
-from unnparse.seqcomplete.train import TrainOptions, evaluate, load_model, save_trained, train
-from unnparse.training.checkpoints import CHECKPOINT
-from unnparse.training.distributed import exit_process, shutdown
+from unnparse.cli.help_format import Command, Group
+from unnparse.output_dir import CHECKPOINT, claim_output_dir, lock_environment
+from unnparse.seqcomplete.config import DataSpec, SeqConfig, TrainOptions
+
+SequenceOption = Annotated[
+    str, typer.Option("--sequence", help='tokens with _ for blanks, e.g. "3 4 _ _ 7 8"', show_default=False)
+]
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Sequence completion with undirected self-attention (paper §4).", no_args_is_help=True)
+app = typer.Typer(
+    cls=Group, help="Sequence completion with undirected self-attention (paper §4).", no_args_is_help=True
+)
 
 
 class Order(str, Enum):
@@ -55,7 +56,7 @@ ModelDir = Annotated[Path, typer.Option("--model", help="model directory")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
 
 
-@app.command("generate")
+@app.command("generate", cls=Command)
 @user_errors
 def generate_command(
     output: Annotated[Path, typer.Option("--output", help="data file to write (.npz)")],
@@ -63,12 +64,14 @@ def generate_command(
         int, typer.Option("--vocab", **option_range(DataSpec, "vocab"), help="tokens are the integers 1..vocab")
     ] = DataSpec.vocab,
     min_length: Annotated[
-        int, typer.Option("--min-length", **option_range(DataSpec, "min_length"))
+        int, typer.Option("--min-length", **option_range(DataSpec, "min_length"), help="shortest sequence")
     ] = DataSpec.min_length,
     max_length: Annotated[
         int,
         typer.Option(
-            "--max-length", **option_range(DataSpec, "max_length"), help="inclusive (24 gives the paper's counts)"
+            "--max-length",
+            **option_range(DataSpec, "max_length"),
+            help="longest sequence, inclusive (--max-length 24 reproduces the paper's instance counts)",
         ),
     ] = DataSpec.max_length,
     mask_ratio: Annotated[
@@ -78,7 +81,10 @@ def generate_command(
         ),
     ] = DataSpec.mask_ratio,
     test_fraction: Annotated[
-        float, typer.Option("--test-fraction", **option_range(DataSpec, "test_fraction"))
+        float,
+        typer.Option(
+            "--test-fraction", **option_range(DataSpec, "test_fraction"), help="share held out as test, in (0, 1)"
+        ),
     ] = DataSpec.test_fraction,
     seed: Annotated[
         int, typer.Option("--seed", **option_range(DataSpec, "seed"), help="seed of the train/test split")
@@ -87,6 +93,9 @@ def generate_command(
 ) -> None:
     """Write every ascending/descending run with every combination of masked positions, split train/test."""
     check_output_file(output)
+    from unnparse.runtime import set_threads
+    from unnparse.seqcomplete.data import generate, save_dataset
+
     set_threads(threads)
     try:
         spec = DataSpec(vocab, min_length, max_length, mask_ratio, test_fraction, seed)
@@ -98,7 +107,7 @@ def generate_command(
     typer.echo(f"wrote {output}: {len(data)} instances ({len(data) - n_test} train, {n_test} test)")
 
 
-@app.command("train")
+@app.command("train", cls=Command)
 @user_errors
 def train_command(
     data: Annotated[Path, typer.Option("--data", help="data file from `generate`")],
@@ -112,7 +121,9 @@ def train_command(
     random_iter: Annotated[
         bool, typer.Option("--random-iter", help="random k in 1..5 per batch, k=3 at evaluation (App. B)")
     ] = SeqConfig.random_iter,
-    epochs: Annotated[int, typer.Option("--epochs", **option_range(TrainOptions, "epochs"))] = TrainOptions.epochs,
+    epochs: Annotated[
+        int, typer.Option("--epochs", **option_range(TrainOptions, "epochs"), help="passes over the train split")
+    ] = TrainOptions.epochs,
     lr: Annotated[
         float, typer.Option("--lr", **option_range(TrainOptions, "lr"), help="Adam learning rate")
     ] = TrainOptions.lr,
@@ -127,7 +138,7 @@ def train_command(
         int, typer.Option("--warmup", **option_range(TrainOptions, "warmup"), help="updates of linear warmup to --lr")
     ] = TrainOptions.warmup,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", **option_range(TrainOptions, "batch_size"))
+        int, typer.Option("--batch-size", **option_range(TrainOptions, "batch_size"), help="instances per update")
     ] = TrainOptions.batch_size,
     dim: Annotated[
         Optional[int],  # noqa: UP045
@@ -140,7 +151,9 @@ def train_command(
     clip: Annotated[
         float, typer.Option("--clip", **option_range(TrainOptions, "clip"), help="gradient norm clipping (0: off)")
     ] = TrainOptions.clip,
-    seed: Annotated[int, typer.Option("--seed", **option_range(TrainOptions, "seed"))] = TrainOptions.seed,
+    seed: Annotated[
+        int, typer.Option("--seed", **option_range(TrainOptions, "seed"), help="seeds initialisation, batches, sweeps")
+    ] = TrainOptions.seed,
     device: Device = TrainOptions.device,
     threads: ThreadsOption = None,
     report_test: Annotated[
@@ -226,6 +239,11 @@ def train_command(
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    from unnparse.runtime import set_threads
+    from unnparse.seqcomplete.data import SeqDataError, load_dataset
+    from unnparse.seqcomplete.train import load_model, save_trained, train
+    from unnparse.training.distributed import exit_process, shutdown
+
     check_output_dir(output)
     set_threads(threads)
     if resume and init_from is not None:
@@ -265,7 +283,7 @@ def train_command(
         exit_process(0)
 
 
-@app.command("evaluate")
+@app.command("evaluate", cls=Command)
 @user_errors
 def evaluate_command(
     model: ModelDir,
@@ -275,6 +293,10 @@ def evaluate_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Accuracy on the masked tokens of the test split."""
+    from unnparse.runtime import set_threads
+    from unnparse.seqcomplete.data import SeqDataError, load_dataset
+    from unnparse.seqcomplete.train import evaluate, load_model
+
     set_threads(threads)
     unn = load_model(model, device)
     dataset = load_dataset(data)
@@ -301,25 +323,29 @@ def evaluate_command(
     )
 
 
-@app.command("complete")
+@app.command("complete", cls=Command)
 @user_errors
 def complete_command(
-    sequence: Annotated[str, typer.Argument(help='tokens with _ for blanks, e.g. "3 4 _ _ 7 8"')],
     model: ModelDir,
+    sequence: SequenceOption,
     threads: ThreadsOption = None,
 ) -> None:
     """Fill in the blanks of a sequence."""
+    from unnparse.runtime import set_threads
+    from unnparse.seqcomplete.data import parse_sequence
+    from unnparse.seqcomplete.train import load_model
+
     set_threads(threads)
     unn = load_model(model)
     batch = parse_sequence(sequence, unn.config.vocab)
     typer.echo(" ".join(str(t) for t in unn.complete(batch)[0].tolist()))
 
 
-@app.command("attention")
+@app.command("attention", cls=Command)
 @user_errors
 def attention_command(
     model: ModelDir,
-    sequence: Annotated[str, typer.Option("--sequence", help='tokens with _ for blanks, e.g. "3 4 _ _ 7 8"')],
+    sequence: SequenceOption,
     output: Annotated[Path, typer.Option("--output", help="PNG file to write")],
     unn_iter: Annotated[
         int | None, typer.Option("--unn-iter", min=1, help="sweeps (default: the model's evaluation k)")
@@ -327,6 +353,11 @@ def attention_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Draw the attention weights S after each of their updates (Figures 4 and 8)."""
+    from unnparse.runtime import set_threads
+    from unnparse.seqcomplete.attention_plot import write_attention
+    from unnparse.seqcomplete.data import parse_sequence
+    from unnparse.seqcomplete.train import load_model
+
     check_output_file(output)
     set_threads(threads)
     unn = load_model(model)

@@ -13,7 +13,15 @@ from unnparse.conllu.sentence import Sentence
 from unnparse.evaluation.attachment import AttachmentScores, RelationScore
 from unnparse.evaluation.conll18 import Conll18Scores
 
-__all__ = ["ALIGNMENTS", "REALIGNED", "Evaluation", "annotated_columns", "choose_alignment", "evaluate_parses"]
+__all__ = [
+    "ALIGNMENTS",
+    "REALIGNED",
+    "Evaluation",
+    "annotated_columns",
+    "choose_alignment",
+    "copied_columns",
+    "evaluate_parses",
+]
 
 #: ``words``: the prediction has the gold words; ``characters``: words aligned through the text; ``auto``: words when
 #: they line up, else characters.
@@ -39,6 +47,24 @@ class Evaluation:
 def annotated_columns(sentences: Sequence[Sentence], columns: Sequence[str]) -> list[str]:
     """The columns of ``columns`` that some word of ``sentences`` annotates (a value other than ``_``)."""
     return [c for c in columns if any(tag != "_" for sentence in sentences for tag in sentence.column(c))]
+
+
+def copied_columns(gold: Sequence[Sentence], pred: Sequence[Sentence], columns: Sequence[str]) -> list[str]:
+    """The columns of ``columns`` that ``pred`` holds exactly as ``gold`` does, word for word, where ``gold``
+    annotates them: values kept from the input rather than predicted (their scores would be 100 and mean nothing).
+    Empty when the words do not line up."""
+    if choose_alignment(gold, pred) != "words":
+        return []
+    copied = []
+    for column in annotated_columns(gold, columns):
+        pairs = [
+            (g, p)
+            for gs, ps in zip(gold, pred, strict=True)
+            for g, p in zip(gs.column(column), ps.column(column), strict=True)
+        ]
+        if all(g == p for g, p in pairs if g != "_"):
+            copied.append(column)
+    return copied
 
 
 def choose_alignment(gold: Sequence[Sentence], pred: Sequence[Sentence], alignment: str = "auto") -> str:

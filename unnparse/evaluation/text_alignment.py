@@ -17,6 +17,7 @@ The words aligned, every score of the CoNLL 2018 shared task is computed as its 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from unnparse.text.raw_text import normalize_text
 __all__ = [
     "AlignedScores",
     "F1Score",
+    "TOKEN_KINDS",
     "TextAlignment",
     "WordAlignment",
     "align_words",
@@ -35,6 +37,7 @@ __all__ = [
     "corpus_text",
     "score_aligned",
     "segmentation_scores",
+    "token_kind",
 ]
 
 
@@ -234,6 +237,19 @@ class TextAlignment:
             "words": F1Score(len(g.words), len(p.words), len(self.alignment.pairs)),
         }
 
+    def tokens_by_kind(self) -> dict[str, tuple[int, int]]:
+        """For each kind of gold token that rules and models often split wrongly, (how many the prediction has
+        exactly, how many there are): ``digits`` (tokens with a digit: ``2019``, ``3,500.75``), ``abbreviations``
+        (letters and a final period: ``Mr.``, ``p.m.``) and ``punctuation`` (punctuation only: ``...``, ``?!``)."""
+        predicted = set(self.pred.tokens)
+        counts = {kind: [0, 0] for kind in TOKEN_KINDS}
+        for start, end in self.gold.tokens:
+            kind = token_kind("".join(self.gold.chars[start:end]))
+            if kind is not None:
+                counts[kind][1] += 1
+                counts[kind][0] += (start, end) in predicted
+        return {kind: (right, total) for kind, (right, total) in counts.items()}
+
     def scores(self) -> Conll18Scores:
         """Every score of the CoNLL 2018 shared task (see :mod:`unnparse.evaluation.conll18`)."""
         seg = self.segmentation()
@@ -279,6 +295,22 @@ def score_aligned(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> Conll18
 def aligned_relation_scores(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> dict[str, RelationScore]:
     """Labeled attachment per universal relation over aligned words, most frequent gold relation first."""
     return TextAlignment(gold, pred).relation_scores()
+
+
+#: The kinds of token :meth:`TextAlignment.tokens_by_kind` counts.
+TOKEN_KINDS = ("digits", "abbreviations", "punctuation")
+
+
+def token_kind(token: str) -> str | None:
+    """``digits``, ``abbreviations`` or ``punctuation`` for a token of one of those kinds (see
+    :meth:`TextAlignment.tokens_by_kind`), else None."""
+    if any(ch.isdigit() for ch in token):
+        return "digits"
+    if len(token) > 1 and token.endswith(".") and any(ch.isalpha() for ch in token):
+        return "abbreviations"
+    if token and all(unicodedata.category(ch).startswith("P") for ch in token):
+        return "punctuation"
+    return None
 
 
 def segmentation_scores(gold: Sequence[Sentence], pred: Sequence[Sentence]) -> dict[str, F1Score]:

@@ -181,20 +181,30 @@ def download_mnist(
             )
 
 
-def load_mnist(data_dir: str | os.PathLike[str] | None = None, *, download: bool = True) -> MnistData:
-    """Load the four MNIST files from ``data_dir`` (default :func:`default_data_dir`), downloading missing ones.
+def load_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+    splits: tuple[str, ...] = ("train", "test"),
+) -> MnistData:
+    """Load the MNIST files of ``splits`` (``train``, ``test``) from ``data_dir`` (default
+    :func:`default_data_dir`), downloading missing ones; a split not asked for is left empty.
 
     Raises:
         MnistDataError: missing (and not downloadable) or corrupt files, or images and labels that disagree.
     """
+    unknown = set(splits) - {"train", "test"}
+    if unknown or not splits:
+        raise ValueError(f"splits must be train and/or test, not {splits!r}")
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    missing = [n for n in FILES.values() if not (root / n).is_file()]
+    wanted = {key: name for key, name in FILES.items() if key.split("_")[0] in splits}
+    missing = [n for n in wanted.values() if not (root / n).is_file()]
     if missing and not download:
         raise MnistDataError(f"{root}: missing MNIST file(s) {', '.join(missing)} (downloading is off)")
     if missing:
         download_mnist(root, names=missing)
-    arrays = {key: read_idx(root / name) for key, name in FILES.items()}
-    for split in ("train", "test"):
+    arrays = {key: read_idx(root / name) for key, name in wanted.items()}
+    for split in splits:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.dim() != 3 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
             raise MnistDataError(
@@ -203,11 +213,12 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, *, download: bool
             )
         if labels.numel() and int(labels.max()) > 9:
             raise MnistDataError(f"{root / FILES[f'{split}_labels']}: labels must be digits 0-9")
+    empty_images, empty_labels = torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
     return MnistData(
-        arrays["train_images"],
-        arrays["train_labels"].long(),
-        arrays["test_images"],
-        arrays["test_labels"].long(),
+        arrays.get("train_images", empty_images),
+        arrays.get("train_labels", empty_labels).long(),
+        arrays.get("test_images", empty_images),
+        arrays.get("test_labels", empty_labels).long(),
     )
 
 

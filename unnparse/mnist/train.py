@@ -21,14 +21,12 @@ from rich.console import Console
 from torch import Tensor
 
 from unnparse.devices import host_to_device
+from unnparse.mnist.config import CONFIG_LIMITS, MODEL_KIND, MnistConfig, TrainOptions
 from unnparse.mnist.data import MnistData, batches, binarize, split_dev, to_float
-from unnparse.mnist.model import CONFIG_LIMITS, MODEL_KIND, MnistConfig, MnistUNN
+from unnparse.mnist.model import MnistUNN
 from unnparse.model_files import (
-    Limit,
     ModelFileError,
     check_config,
-    check_fields,
-    config_field,
     load_config,
     load_weights,
     save_model,
@@ -50,30 +48,6 @@ __all__ = [
     "save_trained",
     "train",
 ]
-
-
-_COUNT = Limit(int, 1, 1_000_000_000)
-
-
-@dataclass
-class TrainOptions:
-    """Optimisation settings (not needed to rebuild the model), each with its default and range (``unn mnist
-    train`` takes both from here; a value out of range is a
-    :class:`~unnparse.model_files.ConfigValueError` naming it)."""
-
-    epochs: int = config_field(10, Limit(int, 1, 1_000_000))
-    lr: float = config_field(5e-4, Limit(float, 0.0, 10.0))  # Adam's
-    batch_size: int = config_field(64, _COUNT)
-    gamma: float = config_field(0.1, Limit(float, 0.0, 1e6))  # weight of the prototype BCE loss
-    seed: int = config_field(0, Limit(int, 0, 2**63 - 1))
-    dev_size: int = config_field(10_000, _COUNT)  # training images held out as dev
-    #: train on the first N of the (shuffled) training images only; None = all
-    train_limit: int | None = config_field(None, Limit(int, 1, 1_000_000_000, optional=True))
-    device: str = config_field("auto", Limit(str))
-    progress: bool = config_field(True, Limit(bool))
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import unnparse
-from unnparse.model_files import Limit, ModelFileError, check_config, check_fields, config_field, field_limits
+from unnparse.config_ranges import Limit, ModelFileError, check_config, check_fields, config_field, field_limits
+from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
+from unnparse.precisions import PRECISIONS
 
 __all__ = [
     "CONFIG_VERSION",
@@ -34,6 +36,7 @@ __all__ = [
     "ParserConfig",
     "ParserModelConfig",
     "ScratchEncoderConfig",
+    "TrainOptions",
     "TransformerEncoderConfig",
     "config_limits",
     "migrate",
@@ -271,3 +274,36 @@ def migrate(config: Mapping[str, Any], *, source: object = "config.json") -> dic
             encoder.update({k: v for k, v in VERSION_1_ABSENT["scratch"].items() if encoder.get(k) is None})
     out["config_version"] = CONFIG_VERSION
     return out
+
+
+_COUNT = Limit(int, 1, 1_000_000_000)
+_LEARNING_RATE = Limit(float, 0.0, 10.0)
+
+
+@dataclass
+class TrainOptions:
+    """Every training hyperparameter (stored in config.json under ``training``), each with its default and range
+    (``unnparse train`` takes both from here; a value out of range is a :class:`ConfigValueError` naming it)."""
+
+    epochs: int = config_field(30, Limit(int, 1, 1_000_000))
+    lr: float = config_field(3e-3, _LEARNING_RATE)  # the UNN's and a scratch encoder's
+    encoder_lr: float = config_field(5e-5, _LEARNING_RATE)  # a pretrained encoder's
+    batch_tokens: int = config_field(1000, _COUNT)  # padded tokens per batch
+    warmup: float = config_field(0.05, Limit(float, 0.0, 1.0))  # fraction of all updates (at most one epoch)
+    clip: float = config_field(5.0, Limit(float, 0.0, 1e9))  # gradient norm (0: no clipping)
+    weight_decay: float = config_field(0.0, Limit(float, 0.0, 1.0))  # AdamW's, decoupled
+    patience: int = config_field(10, _COUNT)  # epochs without a better dev score before stopping
+    seed: int = config_field(1, Limit(int, 0, 2**63 - 1))
+    #: stop after this much time (training, evaluation and saving)
+    max_minutes: float | None = config_field(None, Limit(float, 0.0, 1e9, optional=True))
+    accumulate: int = config_field(1, Limit(int, 1, 100_000))  # batches per optimizer update
+    eval_batch_tokens: int = config_field(6000, _COUNT)
+    #: decay of an exponential moving average of the weights, evaluated and saved (0: off)
+    ema: float = config_field(0.0, Limit(float, 0.0, 1.0, open_high=True))
+    #: encoder arithmetic: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16
+    precision: str = config_field("auto", Limit(str, choices=PRECISIONS))
+    #: longer training sentences are left out: memory grows with the square
+    max_words: int = config_field(DEFAULT_MAX_WORDS, _COUNT)
+
+    def __post_init__(self) -> None:
+        check_fields(self)

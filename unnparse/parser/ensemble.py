@@ -202,7 +202,8 @@ def _check_compatible(members: Sequence[Parser]) -> None:
             raise ValueError(f"member {i} decodes {'single' if other.model.single_root else 'multi'}-root trees")
         for name, vocab in first.featurizer.tags.items():
             theirs = other.featurizer.tags.get(name)
-            if theirs is None or theirs.itos != vocab.itos or name not in other.model.taggers:
+            has_tagger = other.model.lemmatizer is not None if name == "lemma" else name in other.model.taggers
+            if theirs is None or theirs.itos != vocab.itos or not has_tagger:
                 raise ValueError(f"member {i} has no {name.upper()} tagger with member 1's tags")
 
 

@@ -9,12 +9,27 @@ from pathlib import Path
 
 import torch
 
-from unnparse.model_files import ModelFileError, load_config, model_kind
+from unnparse.model_files import (
+    CONFIG_FILE,
+    MAX_CONFIG_BYTES,
+    ModelFileError,
+    load_config,
+    model_kind,
+    read_json_file,
+)
 from unnparse.parser.ensemble import ENSEMBLE_KIND, ParserEnsemble
 from unnparse.parser.parser import Parser
 from unnparse.parser.predictor import Predictor
 
-__all__ = ["MODEL_ENV", "MODELS_DIR", "NoModelFoundError", "default_model_dir", "load"]
+__all__ = [
+    "MODEL_ENV",
+    "MODELS_DIR",
+    "NoModelFoundError",
+    "default_model_dir",
+    "load",
+    "model_language",
+    "treebank_language",
+]
 
 #: The environment variable that names the model to use when none is given.
 MODEL_ENV = "UNNPARSE_MODEL"
@@ -39,6 +54,24 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu", *, pr
     return Parser.load(path, device, precision=precision)
 
 
+def treebank_language(treebank: str | None) -> str | None:
+    """The language of a UD treebank's name (``UD_Ancient_Greek-PROIEL`` → ``Ancient Greek``); None for a name
+    that is not a UD treebank's, or none."""
+    if not treebank or not treebank.startswith("UD_"):
+        return None
+    return treebank.removeprefix("UD_").split("-", 1)[0].replace("_", " ") or None
+
+
+def model_language(directory: str | os.PathLike[str]) -> str | None:
+    """The language of the treebank a parser (or ensemble) directory was trained on, from its ``config.json``
+    (None when it does not say: trained on files rather than a named treebank)."""
+    try:
+        config = read_json_file(Path(directory) / CONFIG_FILE, max_bytes=MAX_CONFIG_BYTES, what="model config")
+    except ModelFileError:
+        return None
+    return treebank_language(config.get("treebank")) if isinstance(config, dict) else None
+
+
 def default_model_dir(
     model: str | os.PathLike[str] | None = None,
     *,
@@ -48,10 +81,13 @@ def default_model_dir(
     """The model directory to parse with, and why it was chosen (``None`` when ``model`` is given):
     ``model``, else ``$UNNPARSE_MODEL`` (from ``environ``, default :data:`os.environ`), else the parser or ensemble
     under ``models_dir`` (default ``./models``) trained most recently (its ``config.json``, written last, is the
-    newest).
+    newest) — provided every model there is of one language (by the treebank it was trained on): text in one
+    language parsed by a model of another gives wrong trees without any error, so a choice between languages is
+    the user's.
 
     Raises:
-        NoModelFoundError: none of the three gives a model.
+        NoModelFoundError: none of the three gives a model, or the models under ``models_dir`` are of several
+            languages (or of unknown ones beside others); the message lists them.
     """
     if model is not None:
         return Path(model), None
@@ -73,4 +109,17 @@ def default_model_dir(
             f"no model given and none found under {where}: train one with "
             "`unnparse train --treebank NAME` (or `make demo`), or pass --model DIR"
         )
-    return max(candidates)[1], f"most recent under {where}"
+    newest = max(candidates)[1]
+    if len(candidates) == 1:
+        return newest, f"the only model under {where}"
+    languages = {path: model_language(path) for _, path in candidates}
+    if len(set(languages.values())) > 1:
+        listed = ", ".join(
+            f"{path.name} ({language or 'language unknown'})" for path, language in sorted(languages.items())
+        )
+        raise NoModelFoundError(
+            f"no model given, and the models under {where} are for different languages: {listed}; "
+            f"pass --model DIR (or set ${MODEL_ENV})"
+        )
+    language = languages[newest]
+    return newest, f"the most recent of {len(candidates)} {language or ''} models under {where}".replace("  ", " ")

@@ -138,7 +138,15 @@ class ParserModel(nn.Module):
         ):
             raise ValueError(f"tag_layer {self.tag_layer} needs a scratch encoder with at least that many layers")
         self.tag_weights = {name: config.tag_loss(name) for name in sizes}
-        self.taggers = nn.ModuleDict({name: nn.Linear(encoder.output_dim, n) for name, n in sizes.items()})
+        self.taggers = nn.ModuleDict(
+            {name: nn.Linear(encoder.output_dim, n) for name, n in sizes.items() if name != "lemma"}
+        )
+        n_chars = encoder.char_embed.num_embeddings if isinstance(encoder, ScratchEncoder) else 0
+        self.lemmatizer = (
+            LemmaClassifier(encoder.output_dim, sizes["lemma"], n_chars=n_chars, dropout=dropout)
+            if "lemma" in sizes
+            else None
+        )
         self._register_load_state_dict_pre_hook(_rename_single_tagger)
 
     # ------------------------------------------------------------------ forward
@@ -168,6 +176,8 @@ class ParserModel(nn.Module):
         x = self.x_dropout(x).float()  # the UNN and the tree structures run in float32/64
         tag_input = self.x_dropout(tag_input).float() if self.tag_layer else x
         tag_logits = {name: tagger(tag_input) for name, tagger in self.taggers.items()}
+        if self.lemmatizer is not None:
+            tag_logits["lemma"] = self.lemmatizer(x, batch.chars, batch.char_index)
         B, n1, _ = x.shape
         d = self.unn.biases["H"].shape[0]
         context = {"lengths": batch.lengths, "token_mask": batch.token_mask.unsqueeze(-1)}
@@ -238,6 +248,41 @@ class ParserModel(nn.Module):
         """Single-root maximum spanning trees of the final scores, and the best label of each chosen arc."""
         heads = max_spanning_tree(out.scores.float(), batch.lengths, single_root=self.single_root)
         return heads, best_known_label(self.relation_logits(out, heads), batch.word_mask)
+
+
+class LemmaClassifier(nn.Module):
+    """The lemmatizer: scores of each word's edit script (:mod:`unnparse.parser.lemma_scripts`).
+
+    A character BiLSTM reads each form (its suffix and prefix decide most scripts), an MLP reads that with the
+    word's contextual vector X (which tells the word's use in the sentence). X is read without letting the lemma
+    loss shape it, so that the parser's representation serves parsing; with an encoder that has no character
+    vocabulary (a pretrained transformer) the MLP reads X alone.
+    """
+
+    def __init__(
+        self, x_dim: int, n_scripts: int, *, n_chars: int = 0, char_dim: int = 32, hidden: int = 64, dropout: float
+    ) -> None:
+        super().__init__()
+        self.char_embed = nn.Embedding(n_chars, char_dim, padding_idx=0) if n_chars else None
+        self.char_lstm = nn.LSTM(char_dim, hidden, batch_first=True, bidirectional=True) if n_chars else None
+        in_dim = x_dim + (2 * hidden if n_chars else 0)
+        self.hidden = nn.Linear(in_dim, 256)
+        self.out = nn.Linear(256, n_scripts)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, chars: Tensor | None, char_index: Tensor | None) -> Tensor:
+        """[B, N+1, n_scripts] from X [B, N+1, dim], the batch's distinct forms ``chars`` [U, C] and ``char_index``
+        [B, N+1] (which row of ``chars`` each word is)."""
+        parts = [x.detach()]
+        if self.char_lstm is not None and self.char_embed is not None and chars is not None and char_index is not None:
+            lengths = (chars != 0).sum(1).clamp_min(1)
+            packed = nn.utils.rnn.pack_padded_sequence(
+                self.char_embed(chars), lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            _, (last, _) = self.char_lstm(packed)  # [2, U, hidden]
+            parts.append(torch.cat([last[0], last[1]], dim=-1)[char_index].to(x.dtype))
+        z = F.dropout(torch.cat(parts, dim=-1), self.dropout, self.training)
+        return self.out(F.dropout(F.relu(self.hidden(z)), self.dropout, self.training))
 
 
 def _rename_single_tagger(state_dict: dict[str, Tensor], prefix: str, *_: Any) -> None:

@@ -1,4 +1,5 @@
-"""Output formats of ``unnparse parse``: CoNLL-U, JSON lines, and a dependency tree drawn in the terminal."""
+"""Output formats of ``unnparse parse``: CoNLL-U, JSON lines, a dependency tree drawn in the terminal, SVG drawings
+and an HTML page of them (:mod:`unnparse.parser.tree_drawing`)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,34 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from unnparse.conllu.sentence import Sentence
+from unnparse.parser.tree_drawing import html_page_end, html_page_start, html_section, sentence_svg
 
 if TYPE_CHECKING:
     from unnparse.parser.predictor import ParsedSentence
 
-__all__ = ["OUTPUT_FORMATS", "conllu_with_probs", "draw_tree", "render", "to_json_line"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "STREAMABLE_FORMATS",
+    "conllu_with_probs",
+    "document_end",
+    "document_start",
+    "draw_tree",
+    "render",
+    "to_json_line",
+]
 
-#: The formats :func:`render` writes: CoNLL-U, JSON lines, a tree drawn for the terminal.
-OUTPUT_FORMATS = ("conllu", "json", "tree")
+#: The formats :func:`render` writes: CoNLL-U, JSON lines, a tree drawn for the terminal, one SVG drawing per
+#: sentence (each a standalone ``<svg>`` element, one per line), an HTML page of drawings.
+OUTPUT_FORMATS = ("conllu", "json", "tree", "svg", "html")
+#: Those whose records can be split into shards and merged back (``--shard``, ``--devices``).
+STREAMABLE_FORMATS = ("conllu", "json", "tree")
 
 
 def render(parsed: ParsedSentence, fmt: str) -> str:
     """``parsed`` as ``unnparse parse`` writes it, ending with a newline: ``conllu`` (with ``ArcProb`` in MISC when it
-    has marginals, see :func:`conllu_with_probs`), ``json`` (:func:`to_json_line`) or ``tree`` (:func:`draw_tree`,
-    followed by an empty line).
+    has marginals, see :func:`conllu_with_probs`), ``json`` (:func:`to_json_line`), ``tree`` (:func:`draw_tree`,
+    followed by an empty line), ``svg`` (one ``<svg>`` element) or ``html`` (a section of the page that
+    :func:`document_start` and :func:`document_end` open and close).
 
     Raises:
         ValueError: an unknown format.
@@ -34,7 +49,21 @@ def render(parsed: ParsedSentence, fmt: str) -> str:
         return to_json_line(parsed.sentence, parsed.marginals) + "\n"
     if fmt == "tree":
         return draw_tree(parsed.sentence, parsed.marginals) + "\n"
+    if fmt == "svg":
+        return sentence_svg(parsed.sentence, parsed.marginals) + "\n"
+    if fmt == "html":
+        return html_section(parsed.sentence, parsed.marginals)
     raise ValueError(f"unknown output format {fmt!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def document_start(fmt: str) -> str:
+    """What an output of format ``fmt`` begins with, before its first sentence (the head of an HTML page)."""
+    return html_page_start() if fmt == "html" else ""
+
+
+def document_end(fmt: str) -> str:
+    """What an output of format ``fmt`` ends with, after its last sentence."""
+    return html_page_end() if fmt == "html" else ""
 
 
 def conllu_with_probs(sentence: Sentence, marginals: Sequence[Sequence[float]]) -> str:

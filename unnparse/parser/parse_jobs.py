@@ -5,19 +5,21 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from unnparse.conllu.sentence import TAG_COLUMNS
 from unnparse.io_utils import atomic_output
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
-from unnparse.parser.output_formats import render
+from unnparse.parser.output_formats import STREAMABLE_FORMATS, document_end, document_start, render
 from unnparse.parser.predictor import Predictor
 from unnparse.parser.sharding import DEFAULT_BLOCK, parse_shard_spec, take_shard
 
-__all__ = ["ParseCount", "ParseOptions", "parse_file", "parse_on_devices", "parse_stream"]
+__all__ = ["ParseCount", "ParseOptions", "looks_like_conllu", "parse_file", "parse_on_devices", "parse_stream"]
 
 #: Sentences read ahead and parsed together (bounded memory on any input).
 CHUNK_SENTENCES = 256
@@ -37,6 +39,8 @@ class ParseOptions:
         tokenizer: ``auto``, ``trained`` or ``rules`` (raw text only).
         shard: ``"I/N"``: parse only the I-th of N shards of the input (blocks of ``shard_block`` sentences).
         shard_block: sentences per block dealt to the shards.
+        clear_tags: empty the UPOS, XPOS, FEATS and LEMMA of CoNLL-U input first, so that the model predicts them
+            (by default a value the input has is kept).
     """
 
     input_format: str = "text"
@@ -47,6 +51,7 @@ class ParseOptions:
     tokenizer: str = "auto"
     shard: str | None = None
     shard_block: int = DEFAULT_BLOCK
+    clear_tags: bool = False
 
 
 @dataclass
@@ -66,19 +71,31 @@ def parse_stream(
     name: str = "<stdin>",
     on_parsed: Callable[[ParseCount], None] | None = None,
     on_split: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
     flush_every: int = CHUNK_SENTENCES,
 ) -> ParseCount:
     """Read ``raw`` (bytes: decoded and checked as UTF-8, see :meth:`Predictor.input_sentences`), parse it in
     chunks and write each parse to ``out`` as it comes (flushed every ``flush_every`` sentences); returns the
     counts. ``on_parsed`` sees the counts after every sentence, ``on_split`` the warning for a sentence parsed in
-    pieces.
+    pieces, ``on_warning`` the others (text or tokenized input that looks like CoNLL-U).
 
     Raises:
         CoNLLUError: the input is not readable (not UTF-8, or malformed CoNLL-U: one line naming ``name`` and
             the line).
         ValueError: a malformed ``shard``.
     """
+    if options.shard is not None and options.output_format not in STREAMABLE_FORMATS:
+        raise ValueError(f"--shard needs an output format that can be merged: {', '.join(STREAMABLE_FORMATS)}")
+    if options.input_format != "conllu":
+        raw, head = _peeked(raw)
+        if on_warning is not None and looks_like_conllu(head):
+            on_warning(
+                f"{name} looks like CoNLL-U but is read as {options.input_format}: give --input-format conllu to parse "
+                "its words"
+            )
     sentences = parser.input_sentences(raw, options.input_format, name=name, tokenizer=options.tokenizer)
+    if options.clear_tags:
+        sentences = (sentence.without_tags(TAG_COLUMNS) for sentence in sentences)
     if options.shard is not None:
         index, count = parse_shard_spec(options.shard)
         sentences = take_shard(sentences, index, count, block=options.shard_block)
@@ -91,6 +108,7 @@ def parse_stream(
         on_split=on_split,
     )
     done = ParseCount()
+    out.write(document_start(options.output_format))
     for parsed in results:
         out.write(render(parsed, options.output_format))
         done.sentences += 1
@@ -99,6 +117,7 @@ def parse_stream(
             on_parsed(done)
         if flush_every and done.sentences % flush_every == 0:
             out.flush()
+    out.write(document_end(options.output_format))
     out.flush()
     return done
 
@@ -112,6 +131,7 @@ def parse_file(
     name: str | None = None,
     on_parsed: Callable[[ParseCount], None] | None = None,
     on_split: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> ParseCount:
     """:func:`parse_stream` from a file (a path, or an open binary stream such as stdin's) to a file (a path,
     written atomically: a failure leaves any previous file as it was; or an open text stream such as stdout)."""
@@ -134,6 +154,47 @@ def parse_file(
     finally:
         if opened is not None:
             opened.close()
+
+
+def _peeked(raw: BinaryIO, size: int = 4096) -> tuple[BinaryIO, bytes]:
+    """``raw`` as a stream that still starts at its beginning, and its first bytes (at most ``size``; what is there
+    already, so that a slow stream such as an interactive stdin is not waited for)."""
+    head = getattr(raw, "read1", raw.read)(size)
+    return io.BufferedReader(_Prefixed(head, raw)), head  # type: ignore[arg-type]
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` followed by what is left of ``rest``."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+        self._prefix, self._rest = memoryview(prefix), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def looks_like_conllu(head: bytes) -> bool:
+    """Whether the first bytes of an input look like CoNLL-U: its first line that is not blank is a sentence's
+    comment (``# sent_id``, ``# text``, ``# newdoc``, ``# newpar``) or a word line of ten tab-separated columns."""
+    text = head.decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith(("# sent_id", "# text", "# newdoc", "# newpar")):
+            return True
+        columns = line.split("\t")
+        return len(columns) == 10 and columns[0].split("-")[0].split(".")[0].isdigit()
+    return False
 
 
 def parse_on_devices(
@@ -160,6 +221,8 @@ def parse_on_devices(
 
     if options.shard is not None:
         raise ValueError("--devices and --shard cannot be combined: --devices makes the shards itself")
+    if options.output_format not in STREAMABLE_FORMATS:
+        raise ValueError(f"--devices needs an output format that can be merged: {', '.join(STREAMABLE_FORMATS)}")
     if not Path(input_file).is_file():
         raise FileNotFoundError(f"{input_file}: no such file")
     names = check_devices(devices)
@@ -167,6 +230,7 @@ def parse_on_devices(
     args += ["--output-format", options.output_format, "--batch-tokens", str(options.batch_tokens)]
     args += ["--max-words", str(options.max_words), "--precision", precision, "--tokenizer", options.tokenizer]
     args += ["--marginals"] if options.marginals else []
+    args += ["--clear-tags"] if options.clear_tags else []
     args += ["--no-progress", "--threads", str(threads or max(1, default_threads() // len(names)))]
     return run_on_devices(
         args,

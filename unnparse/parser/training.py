@@ -22,13 +22,12 @@ from rich.table import Table
 
 from unnparse.conllu.sentence import Sentence
 from unnparse.evaluation.attachment import AttachmentScores, score_sentences
-from unnparse.model_files import Limit, check_fields, config_field
 from unnparse.parser.batching import shard_batches, shard_pass_weights, token_budget_batches
+from unnparse.parser.config import TrainOptions
 from unnparse.parser.encoders import TransformerEncoder
-from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 from unnparse.parser.parser import Parser
 from unnparse.parser.predictor import Predictor
-from unnparse.runtime import PRECISIONS, precision_name, resolve_precision
+from unnparse.runtime import precision_name, resolve_precision
 from unnparse.training.checkpoints import CHECKPOINT
 from unnparse.training.distributed import DistContext
 from unnparse.training.schedules import EpochLinearDecay
@@ -47,39 +46,6 @@ __all__ = [
 ]
 
 METRICS_LOG = "metrics.json"
-
-
-_COUNT = Limit(int, 1, 1_000_000_000)
-_RATE = Limit(float, 0.0, 10.0)
-
-
-@dataclass
-class TrainOptions:
-    """Every training hyperparameter (stored in config.json under ``training``), each with its default and range
-    (``unnparse train`` takes both from here; a value out of range is a :class:`ConfigValueError` naming it)."""
-
-    epochs: int = config_field(30, Limit(int, 1, 1_000_000))
-    lr: float = config_field(3e-3, _RATE)  # the UNN's and a scratch encoder's
-    encoder_lr: float = config_field(5e-5, _RATE)  # a pretrained encoder's
-    batch_tokens: int = config_field(1000, _COUNT)  # padded tokens per batch
-    warmup: float = config_field(0.05, Limit(float, 0.0, 1.0))  # fraction of all updates (at most one epoch)
-    clip: float = config_field(5.0, Limit(float, 0.0, 1e9))  # gradient norm (0: no clipping)
-    weight_decay: float = config_field(0.0, Limit(float, 0.0, 1.0))  # AdamW's, decoupled
-    patience: int = config_field(10, _COUNT)  # epochs without a better dev score before stopping
-    seed: int = config_field(1, Limit(int, 0, 2**63 - 1))
-    #: stop after this much time (training, evaluation and saving)
-    max_minutes: float | None = config_field(None, Limit(float, 0.0, 1e9, optional=True))
-    accumulate: int = config_field(1, Limit(int, 1, 100_000))  # batches per optimizer update
-    eval_batch_tokens: int = config_field(6000, _COUNT)
-    #: decay of an exponential moving average of the weights, evaluated and saved (0: off)
-    ema: float = config_field(0.0, Limit(float, 0.0, 1.0, open_high=True))
-    #: encoder arithmetic: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16
-    precision: str = config_field("auto", Limit(str, choices=PRECISIONS))
-    #: longer training sentences are left out: memory grows with the square
-    max_words: int = config_field(DEFAULT_MAX_WORDS, _COUNT)
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass

@@ -39,6 +39,7 @@ __all__ = [
     "find_treebank",
     "read_treebank",
     "resolve_treebank",
+    "similar_treebanks",
     "split_file",
     "treebank_files",
     "validate_treebank_name",
@@ -134,10 +135,32 @@ def _one_line(text: Any) -> str:
 
 
 def _not_found(name: str, root: Path, why: str) -> TreebankNotFoundError:
+    hint = ""
+    if not root.is_dir():
+        hint = f"; the data folder {root} does not exist (--data-dir, $UNNPARSE_DATA)"
+    else:
+        close = similar_treebanks(name, root)
+        if close:
+            hint = f"; did you mean {' or '.join(close)}?"
     return TreebankNotFoundError(
-        f"treebank {name} not found in {root} and could not be downloaded ({_one_line(why)}); "
+        f"treebank {name} not found in {root} and could not be downloaded ({_one_line(why)}){hint}; "
         f"put its .conllu files in {root / name} or name the files (train: --train/--dev; evaluate: --input)"
     )
+
+
+def similar_treebanks(name: str, root: str | os.PathLike[str], *, limit: int = 3) -> list[str]:
+    """The treebank folders under ``root`` whose names are close to ``name`` (a typo: ``UD_Czech-PTD`` for
+    ``UD_Czech-PDT``; another case), closest first."""
+    import difflib
+
+    try:
+        folders = [p.name for p in Path(root).iterdir() if p.is_dir() and p.name.startswith("UD_")]
+    except OSError:
+        return []
+    by_lower = {f.lower(): f for f in folders}
+    if name.lower() in by_lower and by_lower[name.lower()] != name:
+        return [by_lower[name.lower()]]
+    return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=limit, cutoff=0.75)]
 
 
 def _hosts() -> set[str]:

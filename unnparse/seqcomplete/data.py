@@ -32,7 +32,7 @@ from torch import Tensor
 
 from unnparse.devices import host_to_device
 from unnparse.io_utils import atomic_write_bytes
-from unnparse.model_files import Limit, check_fields, config_field
+from unnparse.seqcomplete.config import DataSpec
 
 __all__ = [
     "FORMAT",
@@ -49,40 +49,10 @@ __all__ = [
 ]
 
 FORMAT = "unnparse-seqcomplete-1"
-_MAX_POSITIONS = 62  # positions must fit the int64 bit mask
 
 
 class SeqDataError(Exception):
     """A missing, corrupt or inconsistent data file, or an unusable sequence (the message is one line)."""
-
-
-@dataclass
-class DataSpec:
-    """What :func:`generate` builds, each setting with its default and range (``unn seqcomplete generate`` takes
-    both from here); the lengths must also fit the vocabulary, and ``mask_ratio`` and ``test_fraction`` be
-    positive."""
-
-    vocab: int = config_field(64, Limit(int, 1, 1_000_000))  # tokens are the integers 1..vocab
-    min_length: int = config_field(8, Limit(int, 1, _MAX_POSITIONS))
-    max_length: int = config_field(25, Limit(int, 1, _MAX_POSITIONS))  # inclusive
-    #: at most ceil(ratio * length) masked positions; > 0 (checked in __post_init__: a Limit's low end is closed)
-    mask_ratio: float = config_field(0.1, Limit(float, 0.0, 1.0))
-    #: > 0, as mask_ratio
-    test_fraction: float = config_field(0.1, Limit(float, 0.0, 1.0, open_high=True))
-    #: seeds the train/test split (any value torch.Generator.manual_seed takes)
-    seed: int = config_field(0, Limit(int, -(2**63), 2**64 - 1))
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if not 1 <= self.min_length <= self.max_length <= min(self.vocab, _MAX_POSITIONS):
-            raise ValueError(
-                f"need 1 <= min_length <= max_length <= min(vocab, {_MAX_POSITIONS}); got lengths "
-                f"{self.min_length}..{self.max_length} with vocab {self.vocab}"
-            )
-        if not 0 < self.mask_ratio <= 1:
-            raise ValueError(f"mask ratio must be in (0, 1], got {self.mask_ratio}")
-        if not 0 < self.test_fraction < 1:
-            raise ValueError(f"test fraction must be in (0, 1), got {self.test_fraction}")
 
 
 @dataclass

@@ -15,8 +15,6 @@ table; row 0 is padding, never used). After the sweeps, each masked row is score
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -32,58 +30,13 @@ from unnparse.engine import (
     Variable,
     forward_backward,
 )
-from unnparse.model_files import Limit, config_field, field_limits
+from unnparse.seqcomplete.config import CONFIG_LIMITS, MODEL_KIND, SeqConfig
 from unnparse.seqcomplete.data import Batch
 from unnparse.seqcomplete.factors import AttentionScoreFactor, AttentionValueFactor
 
 __all__ = ["CONFIG_LIMITS", "MODEL_KIND", "SeqConfig", "SeqCompletionUNN", "sinusoidal_positions"]
 
-MODEL_KIND = "seqcomplete"
 HIDDEN = ("Q", "K", "V", "S", "H")
-#: sweeps used at evaluation by a model trained with a random number of sweeps (App. B)
-RANDOM_ITER_EVAL = 3
-RANDOM_ITER_MAX = 5
-
-
-@dataclass
-class SeqConfig:
-    """Hyperparameters of the sequence-completion UNN (stored in ``config.json``)."""
-
-    # each with the values a saved config.json may hold (absent keys take the default): see field_limits
-    vocab: int = config_field(64, Limit(int, 1, 1_000_000, optional=True))
-    dim: int = config_field(256, Limit(int, 2, 65536, optional=True))
-    unn_iter: int = config_field(1, Limit(int, 1, 100, optional=True))
-    order: str = config_field("fb", Limit(str, choices=("fb", "random"), optional=True))
-    random_iter: bool = config_field(False, Limit(bool, optional=True))
-    #: seeds the random order at evaluation time, so that predictions are reproducible (any value
-    #: torch.Generator.manual_seed takes)
-    seed: int = config_field(0, Limit(int, -(2**63), 2**64 - 1, optional=True))
-
-    def __post_init__(self) -> None:
-        if self.order not in ("fb", "random"):
-            raise ValueError(f"order must be fb or random, got {self.order!r}")
-        if self.unn_iter < 1 or self.dim < 2 or self.dim % 2 or self.vocab < 1:
-            raise ValueError(f"need unn_iter >= 1, an even dim >= 2 and vocab >= 1; got {self}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SeqConfig:
-        """Build from a (possibly larger) dict such as a saved ``config.json``."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict."""
-        return asdict(self)
-
-    @property
-    def eval_iter(self) -> int:
-        """Sweeps at evaluation: k, or 3 for a model trained with a random k (App. B)."""
-        return RANDOM_ITER_EVAL if self.random_iter else self.unn_iter
-
-
-#: The accepted values of a saved sequence-completion model's config.json (keys left out take :class:`SeqConfig`'s
-#: defaults), declared beside the fields of :class:`SeqConfig`.
-CONFIG_LIMITS: dict[str, Limit] = field_limits(SeqConfig)
 
 
 def sinusoidal_positions(n: int, dim: int, *, device: torch.device | None = None) -> Tensor:

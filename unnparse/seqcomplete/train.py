@@ -14,18 +14,23 @@ from rich.console import Console
 from torch import Tensor
 
 from unnparse.model_files import (
-    Limit,
     ModelFileError,
     check_config,
-    check_fields,
-    config_field,
     load_config,
     load_weights,
     save_model,
 )
 from unnparse.runtime import resolve_device
+from unnparse.seqcomplete.config import (
+    CONFIG_LIMITS,
+    LR_SCHEDULES,
+    MODEL_KIND,
+    RANDOM_ITER_MAX,
+    SeqConfig,
+    TrainOptions,
+)
 from unnparse.seqcomplete.data import Batch, SeqDataset, make_batch
-from unnparse.seqcomplete.model import CONFIG_LIMITS, MODEL_KIND, RANDOM_ITER_MAX, SeqCompletionUNN, SeqConfig
+from unnparse.seqcomplete.model import SeqCompletionUNN
 from unnparse.training.distributed import DistContext, rank_share
 from unnparse.training.schedules import LinearDecay
 from unnparse.training.task import Evaluation, Step, TrainingTask
@@ -44,43 +49,6 @@ __all__ = [
     "save_trained",
     "train",
 ]
-
-
-#: the learning-rate schedules (see :func:`learning_rate_factor`)
-LR_SCHEDULES = ("constant", "linear")
-_COUNT = Limit(int, 0, 1_000_000_000)
-
-
-@dataclass
-class TrainOptions:
-    """Optimisation settings, each with its default and range (``unn seqcomplete train`` takes both from here; a
-    value out of range is a :class:`~unnparse.model_files.ConfigValueError` naming it)."""
-
-    epochs: int = config_field(10, Limit(int, 1, 1_000_000))
-    lr: float = config_field(1e-4, Limit(float, 0.0, 10.0))  # Adam's
-    #: "constant", or "linear": decay to zero on the last update (that of ``max_updates``, else of ``epochs``)
-    lr_schedule: str = config_field("constant", Limit(str, choices=LR_SCHEDULES))
-    #: updates of linear warmup from ``lr / warmup`` to ``lr`` (0: none)
-    warmup: int = config_field(0, _COUNT)
-    batch_size: int = config_field(64, Limit(int, 1, 1_000_000_000))
-    clip: float = config_field(10.0, Limit(float, 0.0, 1e9))  # gradient norm (0: no clipping)
-    seed: int = config_field(0, Limit(int, 0, 2**63 - 1))
-    device: str = config_field("auto", Limit(str))
-    #: evaluate on the test split after every epoch (a learning curve; the last epoch is saved regardless)
-    eval_each_epoch: bool = config_field(False, Limit(bool))
-    #: also evaluate every this many updates (0: never): test accuracy against updates and training seconds
-    eval_every: int = config_field(0, _COUNT)
-    #: stop after this much training time (evaluations not counted), checked after every update
-    max_minutes: float | None = config_field(None, Limit(float, 0.0, 1e9, optional=True))
-    #: stop after this many updates in all (None: no limit)
-    max_updates: int | None = config_field(None, Limit(int, 1, 1_000_000_000_000, optional=True))
-    #: write the checkpoint every this many updates, besides at the end of every epoch and when stopping (0: only
-    #: there); needs a checkpoint path (see :func:`train`)
-    checkpoint_every: int = config_field(1000, Limit(int, 0, 1_000_000_000_000))
-    progress: bool = config_field(True, Limit(bool))
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 def learning_rate_factor(updates: int, total: int, schedule: str = "constant", warmup: int = 0) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import time
 import unicodedata
 from collections import Counter
@@ -59,11 +60,15 @@ __all__ = [
     "TrainedTokenizer",
     "dev_sample",
     "labelled_paragraphs",
+    "paragraph_texts",
     "rule_scores",
     "train_tokenizer",
 ]
 
 INSIDE, WORD_END, TOKEN_END, SENTENCE_END = 0, 1, 2, 3
+#: A number as texts write it (``2019``, ``1,500``, ``3.14``, ``12:30``): one token in every UD treebank, so never
+#: split inside, whatever the model says (a treebank with few numbers teaches it little about them).
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _N_LABELS = 4
 #: The tokenizer's weights in a model directory written before manifests (now ``tokenizer-<hex>.safetensors``).
 TOKENIZER_FILE = "tokenizer.safetensors"
@@ -292,7 +297,7 @@ class TrainedTokenizer:
                 offset = s - max(0, s - _CONTEXT)
                 keep = row[offset : offset + min(step, len(paragraph) - s)]
                 out[s : s + len(keep)] = keep
-        return out
+        return _numbers_whole(paragraph, out)
 
     def segment(self, paragraph: str) -> list[list[tuple[str, list[str], bool]]]:
         """Sentences of ``paragraph``, each a list of tokens ``(form, words, space after)``."""
@@ -370,6 +375,15 @@ class TrainedTokenizer:
             return out, keep_from
 
         return stream_paragraphs(lines, split, soft_limit=_STREAM_LIMIT)
+
+
+def _numbers_whole(paragraph: str, labels: list[int]) -> list[int]:
+    """``labels`` with no token or sentence end inside a number of ``paragraph`` (its last character keeps its
+    label)."""
+    for match in _NUMBER.finditer(paragraph):
+        for i in range(match.start(), match.end() - 1):
+            labels[i] = INSIDE
+    return labels
 
 
 def _sentence(tokens: Sequence[tuple[str, list[str], bool]], sent_id: str, source: str, line: int) -> Sentence:
@@ -453,7 +467,7 @@ class TokenizerTask(TrainingTask):
         self.model = tokenizer.net
         self.paragraphs, self.batch_size, self.lr, self.rng = paragraphs, batch_size, lr, rng
         self.dev = list(dev) if dev else None
-        self.dev_text = _paragraph_texts(self.dev) if self.dev else None
+        self.dev_text = paragraph_texts(self.dev) if self.dev else None
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.model.parameters()), "lr": self.lr}]
@@ -575,9 +589,10 @@ def rule_scores(gold: Sequence[Sentence], *, max_chars: int = DEV_CHARS) -> dict
     from unnparse.text.raw_text import iter_sentences_from_text
 
     gold = dev_sample(gold, max_chars)
-    predicted = [s for text in _paragraph_texts(gold) for s in iter_sentences_from_text([text])]
+    predicted = [s for text in paragraph_texts(gold) for s in iter_sentences_from_text([text])]
     return {k: v.f1 for k, v in segmentation_scores(gold, predicted).items()}
 
 
-def _paragraph_texts(sentences: Sequence[Sentence]) -> list[str]:
+def paragraph_texts(sentences: Sequence[Sentence]) -> list[str]:
+    """The paragraphs of text of ``sentences`` (as :func:`labelled_paragraphs` lays them out)."""
     return [text for text, _labels in labelled_paragraphs(sentences)]

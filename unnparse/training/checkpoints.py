@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from unnparse.io_utils import atomic_output
+from unnparse.output_dir import CHECKPOINT
 from unnparse.training.distributed import DistContext
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
     "write_checkpoint",
 ]
 
-#: the file in a model's output directory from which ``--resume`` continues
-CHECKPOINT = "checkpoint.pt"
 #: the command that trains each kind of model (named in messages)
 _COMMANDS = {"parser": "unnparse train", "mnist": "unn mnist train", "seqcomplete": "unn seqcomplete train"}
 
