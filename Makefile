@@ -27,7 +27,7 @@ test: lint
 
 DEMO_DATA := unnparse/resources/sample_treebank
 DEMO_MODEL := models/UD_English-Sample
-DEMO_TEXT := The old man saw a small dog in the park. She cannot read the letter that her brother wrote.
+DEMO_TEXT := The old man saw a small dog in the park. She cannot read the letter that her neighbor wrote.
 DEMO_THREADS ?= 2
 DEMO_MINUTES ?= 1
 DEMO_START := $(shell date +%s)

@@ -263,6 +263,7 @@ class _Echo:
     featurizer = type("F", (), {"tags": ["upos"]})()
     text_sentences = Predictor.text_sentences
     input_sentences = Predictor.input_sentences
+    multiword: dict[str, list[str]] = {}  # noqa: RUF012 - a test double
     tokenizer = None
 
     def __init__(self) -> None:

@@ -12,6 +12,7 @@ from unnparse.conllu import Sentence, read_conllu
 from unnparse.evaluation.text_alignment import segmentation_scores
 from unnparse.model_files import ModelFileError, weights_path
 from unnparse.text import trained_tokenizer as tt
+from unnparse.text.multiword import multiword_dictionary
 from unnparse.text.trained_tokenizer import (
     SENTENCE_END,
     TOKEN_END,
@@ -49,7 +50,7 @@ def test_labels_of_multiword_tokens_spaces_and_sentence_ends():
     assert chars == "Ann's du. Go! "
     expected = {2: WORD_END, 4: TOKEN_END, 7: TOKEN_END, 8: SENTENCE_END, 11: TOKEN_END, 12: SENTENCE_END}
     assert labels == [expected.get(i, 0) for i in range(len(chars))]
-    assert tt._multiword_dictionary(sentences) == {"du": ["de", "le"]}
+    assert multiword_dictionary(sentences, spelt_out=False) == {"du": ["de", "le"]}
 
 
 def _corpus(n: int, seed: int) -> list[Sentence]:

@@ -55,6 +55,7 @@ class ParserEnsemble(Predictor):
         super().__init__(first.featurizer, config, precision=precision)
         self.members = list(members)
         self.tokenizer = first.tokenizer
+        self.multiword = first.multiword
 
     @property
     def device(self) -> torch.device:

@@ -39,6 +39,8 @@ from unnparse.parser.model import ParserModel
 from unnparse.parser.predictor import BatchPrediction, ParsedSentence, Predictor
 from unnparse.parser.vocab import PAD, UNK, Vocab
 from unnparse.runtime import resolve_device
+from unnparse.text.multiword import MAX_ENTRIES as MAX_MULTIWORD
+from unnparse.text.multiword import multiword_dictionary
 from unnparse.text.trained_tokenizer import TrainedTokenizer
 
 __all__ = ["BatchPrediction", "ParsedSentence", "Parser", "ParserConfig", "default_config", "resolve_device"]
@@ -58,6 +60,7 @@ VOCAB_LIMITS: dict[str, Limit] = {
     "vocab.chars.specials": Limit(list, high=16, optional=True),
     **{f"vocab.{name}.items": Limit(list, high=1_000_000, optional=True) for name in TAG_COLUMNS},
     **{f"vocab.{name}.specials": Limit(list, high=16, optional=True) for name in TAG_COLUMNS},
+    "multiword": Limit(dict, high=MAX_MULTIWORD, optional=True),
 }
 
 
@@ -124,6 +127,8 @@ class Parser(Predictor):
                 if values:
                     tags[name] = Vocab.build(values, specials=(UNK,))
         full = {**extra, **typed.to_dict()}
+        # the treebank's multiword tokens, for raw text split by the rules (a trained tokenizer has its own)
+        full["multiword"] = multiword_dictionary(train)
         full["vocab"] = {
             "rels": rels.to_json(),
             "words": None if words is None else words.to_json(),

@@ -35,6 +35,7 @@ from unnparse.parser.long_sentences import (
     split_message,
 )
 from unnparse.runtime import autocast, check_precision, resolve_precision
+from unnparse.text.multiword import expand_multiword
 from unnparse.text.raw_text import iter_sentences_from_text, sentences_from_tokenized
 from unnparse.text.trained_tokenizer import TrainedTokenizer
 
@@ -82,6 +83,8 @@ class Predictor(ABC):
         self.precision = precision
         #: The tokenizer and sentence splitter learnt from the training treebank (None: the rule-based one).
         self.tokenizer: TrainedTokenizer | None = None
+        #: The training treebank's multiword tokens (lowercased form → words), for raw text split by the rules.
+        self.multiword: dict[str, list[str]] = _multiword_entries(config.get("multiword"))
 
     @property
     def precision(self) -> str:
@@ -233,7 +236,8 @@ class Predictor(ABC):
             raise ValueError("this model has no trained tokenizer (train one with `unnparse train-tokenizer`)")
         if tokenizer != "rules" and self.tokenizer is not None:
             return self.tokenizer.iter_sentences(lines, source=source)
-        return iter_sentences_from_text(lines, source=source)
+        sentences = iter_sentences_from_text(lines, source=source)
+        return expand_multiword(sentences, self.multiword) if self.multiword else sentences
 
     def input_sentences(
         self, stream: IO[bytes], input_format: str = "text", *, name: str = "<stdin>", tokenizer: str = "auto"
@@ -307,6 +311,20 @@ class Predictor(ABC):
         """Parse one whitespace-tokenized sentence per line."""
         for p in self.predict(sentences_from_tokenized(lines)):
             yield p.sentence
+
+
+def _multiword_entries(value: object) -> dict[str, list[str]]:
+    """The entries of a config's ``multiword`` dictionary that are a form and its words (others are left out)."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        form: list(words)
+        for form, words in value.items()
+        if isinstance(form, str)
+        and isinstance(words, list)
+        and len(words) > 1
+        and all(isinstance(w, str) for w in words)
+    }
 
 
 def _marginal_rows(marg: Tensor, n: int) -> list[list[float]]:

@@ -44,6 +44,7 @@ from unnparse.model_files import (
     record_legacy_files,
     write_weights,
 )
+from unnparse.text.multiword import multiword_dictionary
 from unnparse.text.raw_text import SENTENCE_CHAR_LIMIT, normalize_text, stream_paragraphs
 from unnparse.training.distributed import DistContext
 from unnparse.training.schedules import LinearDecay
@@ -154,25 +155,6 @@ def labelled_paragraphs(sentences: Sequence[Sentence]) -> list[tuple[str, list[i
     if chars:
         paragraphs.append(("".join(chars), labels))
     return paragraphs
-
-
-def _multiword_dictionary(sentences: Iterable[Sentence]) -> dict[str, list[str]]:
-    """Lowercased forms that are multiword tokens not spelt out by their words in most of their occurrences."""
-    analyses: dict[str, Counter[tuple[str, ...]]] = {}
-    plain: Counter[str] = Counter()
-    for sentence in sentences:
-        for form, words, _space in _surface_tokens(sentence):
-            key = form.lower()
-            if len(words) > 1 and "".join(words).lower() != key:
-                analyses.setdefault(key, Counter())[tuple(w.lower() for w in words)] += 1
-            else:
-                plain[key] += 1
-    out = {}
-    for key, counts in analyses.items():
-        words, n = counts.most_common(1)[0]
-        if n > plain[key]:
-            out[key] = list(words)
-    return out
 
 
 @dataclass
@@ -556,7 +538,7 @@ def train_tokenizer(
     counts = Counter(ch for text, _ in paragraphs for ch in text)
     chars = sorted(ch for ch, n in counts.items() if n >= 2)
     net = SegmenterNet(len(chars) + 2, char_dim=char_dim, hidden=hidden)
-    tokenizer = TrainedTokenizer(net, chars, _multiword_dictionary(train))
+    tokenizer = TrainedTokenizer(net, chars, multiword_dictionary(train, spelt_out=False))
     tokenizer.net.to(device)
     steps = max(1, min(steps, max_epochs * math.ceil(len(_windows(paragraphs, random.Random(seed))) / batch_size)))
     dev = dev_sample(dev, dev_chars) if dev else None
