@@ -11,13 +11,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from unnparse.conllu.sentence import Sentence
 from unnparse.text.raw_text import normalize_text
 
-__all__ = ["MAX_ENTRIES", "expand", "expand_multiword", "multiword_dictionary"]
+__all__ = ["MAX_ENTRIES", "expand", "expand_multiword", "multiword_dictionary", "surface_tokens"]
 
 #: At most this many forms are kept (the most frequent): a dictionary stays small in config.json.
 MAX_ENTRIES = 20_000
 
 
-def _surface(sentence: Sentence) -> list[tuple[str, list[str], bool]]:
+def surface_tokens(sentence: Sentence) -> list[tuple[str, list[str], bool]]:
     """(form, words, space after) of each surface token, forms normalized as raw text is (empty ones left out)."""
     out = []
     for token in sentence.surface_tokens():
@@ -33,7 +33,7 @@ def multiword_dictionary(sentences: Iterable[Sentence], *, spelt_out: bool = Tru
     analyses: dict[str, Counter[tuple[str, ...]]] = {}
     plain: Counter[str] = Counter()
     for sentence in sentences:
-        for form, words, _space in _surface(sentence):
+        for form, words, _space in surface_tokens(sentence):
             key = form.lower()
             if len(words) > 1 and (spelt_out or "".join(words).lower() != key):
                 analyses.setdefault(key, Counter())[tuple(w.lower() for w in words)] += 1

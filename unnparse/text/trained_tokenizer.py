@@ -44,8 +44,8 @@ from unnparse.model_files import (
     record_legacy_files,
     write_weights,
 )
-from unnparse.text.multiword import multiword_dictionary
-from unnparse.text.raw_text import SENTENCE_CHAR_LIMIT, normalize_text, stream_paragraphs
+from unnparse.text.multiword import multiword_dictionary, surface_tokens
+from unnparse.text.raw_text import SENTENCE_CHAR_LIMIT, stream_paragraphs
 from unnparse.training.distributed import DistContext
 from unnparse.training.schedules import LinearDecay
 from unnparse.training.task import Evaluation, Step, TrainingTask
@@ -120,15 +120,6 @@ class SegmenterNet(nn.Module):
         return self.out(self.dropout(h))
 
 
-def _surface_tokens(sentence: Sentence) -> list[tuple[str, list[str], bool]]:
-    """(form, words, space after) of each surface token, forms normalized as raw text is (empty ones left out)."""
-    out = []
-    for token in sentence.surface_tokens():
-        if form := "".join(normalize_text(token.form).split()):
-            out.append((form, ["".join(normalize_text(w).split()) for w in token.words], token.space_after))
-    return out
-
-
 def labelled_paragraphs(sentences: Sequence[Sentence]) -> list[tuple[str, list[int]]]:
     """The text of ``sentences`` as paragraphs, each with one label per character (see the module docstring)."""
     paragraphs: list[tuple[str, list[int]]] = []
@@ -138,7 +129,7 @@ def labelled_paragraphs(sentences: Sequence[Sentence]) -> list[tuple[str, list[i
         if chars and sentence.starts_paragraph:
             paragraphs.append(("".join(chars), labels))
             chars, labels = [], []
-        tokens = _surface_tokens(sentence)
+        tokens = surface_tokens(sentence)
         for i, (form, words, space) in enumerate(tokens):
             start = len(labels)
             chars.extend(form)
