@@ -115,6 +115,11 @@ class Schedule:
         """True once the plan has reached its end (the learning rate is zero)."""
         return False
 
+    def update_plan(self) -> tuple[int, int] | None:
+        """(the update after which the plan ends, the updates first asked for) for a schedule that counts updates
+        and fits a budget (the first is smaller when the budget cut the plan short); None when the epochs decide."""
+        return None
+
     def shared_state(self) -> list[float]:
         """The numbers every process must share (rank 0's are sent to all after each epoch)."""
         return []
@@ -184,9 +189,8 @@ class LinearDecay(Schedule):
         if more == 0 or done.updates >= self.timed_before_replanning:
             self.total = max(done.updates, min(self.planned, done.updates + more))
 
-    @property
-    def finished(self) -> bool:
-        return False  # the trainer stops at ``total`` updates (see Trainer: max_updates follows the schedule)
+    def update_plan(self) -> tuple[int, int] | None:
+        return (self.total, self.planned) if self.fit_to_budget else None
 
     def shared_state(self) -> list[float]:
         return [float(self.total)]

@@ -38,7 +38,7 @@ from unnparse.training.checkpoints import (
 )
 from unnparse.training.distributed import DistContext, broadcast_parameters, mean_gradients
 from unnparse.training.progress import training_progress
-from unnparse.training.schedules import ConstantRate, EpochEnd, LinearDecay, Schedule, UpdateDone
+from unnparse.training.schedules import ConstantRate, EpochEnd, Schedule, UpdateDone
 from unnparse.training.task import Evaluation, TrainingTask
 from unnparse.training.weight_average import WeightAverage
 
@@ -494,12 +494,13 @@ class Trainer:
 
     def _announce_budget(self) -> None:
         """Say once when a schedule fitted to the time budget plans fewer updates than asked for."""
-        schedule = self.schedule
-        if self._announced_budget or not isinstance(schedule, LinearDecay) or not schedule.fits_budget:
+        plan = self.schedule.update_plan()
+        if self._announced_budget or plan is None:
             return
-        if schedule.total < schedule.planned and self.options.max_minutes is not None:
+        end, asked = plan
+        if end < asked and self.options.max_minutes is not None:
             budget = f"the time budget ({self.options.max_minutes * 60:.0f} s)"
-            self.log(f"{budget} allows about {schedule.total} of {schedule.planned} updates")
+            self.log(f"{budget} allows about {end} of {asked} updates")
             self._announced_budget = True
 
     def _training_seconds(self, pos: _Position) -> float:
@@ -515,8 +516,9 @@ class Trainer:
     def _last_update(self) -> int | None:
         """The last update the options and the schedule plan (None: the epochs decide)."""
         limits = [self.options.max_updates] if self.options.max_updates is not None else []
-        if isinstance(self.schedule, LinearDecay) and self.schedule.fits_budget:
-            limits.append(self.schedule.total)
+        plan = self.schedule.update_plan()
+        if plan is not None:
+            limits.append(plan[0])
         return min(limits) if limits else None
 
     def _limit_reached(self, pos: _Position, epoch_seconds: float) -> str | None:
@@ -524,8 +526,9 @@ class Trainer:
         opts = self.options
         if opts.max_updates is not None and pos.updates >= opts.max_updates:
             return "update limit"
-        if isinstance(self.schedule, LinearDecay) and self.schedule.fits_budget and pos.updates >= self.schedule.total:
-            return "end" if self.schedule.total >= self.schedule.planned else "time budget"
+        plan = self.schedule.update_plan()
+        if plan is not None and pos.updates >= plan[0]:
+            return "end" if plan[0] >= plan[1] else "time budget"
         if opts.max_minutes is not None and not self.schedule.fits_budget:
             if opts.budget_counts_evaluations:
                 spent = self.clock() - self.started
