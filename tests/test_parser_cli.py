@@ -569,7 +569,7 @@ def test_unn_umbrella_lists_every_model():
 
     result = runner.invoke(unn_app, ["--help"])
     assert result.exit_code == 0
-    for cmd in ("train", "evaluate", "parse", "merge-shards", "ensemble", "mnist", "seqcomplete"):
+    for cmd in ("train", "evaluate", "parse", "serve", "merge-shards", "ensemble", "mnist", "seqcomplete"):
         assert cmd in result.stdout
 
 
@@ -629,3 +629,12 @@ def test_parse_writes_an_html_page_of_trees_and_refuses_to_shard_it(trained, tmp
     _one_line_error(runner.invoke(app, shard, input=text), "--shard needs an output format that can be merged")
     merged = runner.invoke(app, ["merge-shards", str(page), "--output-format", "html"])
     _one_line_error(merged, "merge-shards merges")
+
+
+def test_text_that_looks_like_conllu_gets_a_warning(trained):
+    _, model = trained
+    conllu = "# sent_id = 1\n# text = Dogs bark.\n1\tDogs\t_\t_\t_\t_\t2\tnsubj\t_\t_\n"
+    result = runner.invoke(app, ["parse", "--model", str(model), "--threads", "1"], input=conllu)
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "looks like CoNLL-U" in warning[0] and "--input-format conllu" in warning[0]

@@ -41,13 +41,27 @@ def _command_lines(document: str = "README.md") -> list[list[str]]:
     for block in _code_blocks("(?:bash|sh)?", ROOT / document):
         joined = re.sub(r"\\\n", " ", block)
         for line in joined.splitlines():
-            for part in re.split(r"[|;&]|\bdo\b|\bdone\b", line.split("#", 1)[0]):
-                words = shlex.split(part.replace("…", ""))
+            for words in _shell_commands(line.replace("…", "")):
                 if "-m" in words:  # torchrun … -m unnparse train …
                     words = words[words.index("-m") + 1 :]
                 if words and Path(words[0]).name in ("unnparse", "unn"):  # also .venv/bin/unnparse
                     commands.append([Path(words[0]).name, *words[1:]])
     return commands
+
+
+def _shell_commands(line: str) -> list[list[str]]:
+    """The simple commands of a shell line (split at ``|``, ``;``, ``&``, ``do`` and ``done`` outside quotes; a
+    comment dropped)."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    commands: list[list[str]] = [[]]
+    for token in lexer:
+        if token in ("do", "done") or set(token) <= set(";&|"):
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return [words for words in commands if words]
 
 
 def _resolve(words: list[str]):

@@ -90,8 +90,9 @@ def check_precision(name: str) -> str:
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for the encoder on ``device``, or ``None`` for plain float32.
 
-    ``auto`` is bfloat16 on CUDA and float32 on the CPU, where results then do not depend on how sentences are
-    batched; ``float32`` and ``bfloat16`` are taken as given. bfloat16 on a CPU is fast where the CPU multiplies
+    ``auto`` is bfloat16 on CUDA and float32 on the CPU, where how sentences are batched changes results only by
+    float32 rounding (the last digit of a rounded probability, rarely); ``float32`` and ``bfloat16`` are taken as
+    given. bfloat16 on a CPU is fast where the CPU multiplies
     bfloat16 matrices in hardware (:func:`cpu_has_native_bf16`) and slow elsewhere. The UNN iterations and the tree
     structures always run in float32/float64 whatever the precision.
 

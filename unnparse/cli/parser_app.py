@@ -31,6 +31,8 @@ from unnparse.cli.common import (
     warn,
 )
 from unnparse.cli.help_format import Command, Group, in_panel
+from unnparse.cli.parse_options import MaxWordsOption, Precision, PrecisionOption, resolve_model, warn_precision
+from unnparse.cli.serve_cli import serve
 from unnparse.parser.config import (
     DEFAULT_ENCODER,
     ParserModelConfig,
@@ -115,40 +117,6 @@ class Pooling(str, Enum):
 class CharEncoder(str, Enum):
     cnn = "cnn"
     lstm = "lstm"
-
-
-def _warn_precision(precision: Precision, device: torch.device) -> None:
-    from unnparse.runtime import precision_warning
-
-    message = precision_warning(precision.value, device)
-    if message:
-        warn(message)
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-
-
-PrecisionOption = Annotated[
-    Precision,
-    typer.Option(
-        help="Encoder arithmetic. auto: bfloat16 on CUDA, float32 on CPU. bfloat16 on a CPU with native bfloat16 "
-        "(AMX, AVX512-BF16) parses faster at the same accuracy. The UNN iterations and tree structures always run in "
-        "float32."
-    ),
-]
-
-
-MaxWordsOption = Annotated[
-    int,
-    typer.Option(
-        help="Longest sentence parsed whole: a longer one is parsed in pieces of at most this many words, joined "
-        "into one tree by 'dep' arcs from the first piece's root (a warning names its line); bounds memory.",
-        min=2,
-    ),
-]
 
 
 DataDir = Annotated[
@@ -497,7 +465,7 @@ def train(
         warn("no dev set: the last epoch is kept")
     dist = init_from_env(resolve_device(device))
     dev_device = dist.device
-    _warn_precision(precision, dev_device)
+    warn_precision(precision, dev_device)
     if not dist.is_main:
         progress = False
     config["treebank"] = treebank
@@ -675,7 +643,7 @@ def evaluate(
             fail("--raw-text scores through the text: use --alignment characters (or auto)")
         if input_file is None:
             input_file = split_file(treebank_files(treebank, data_dir, need_train=False), split.value)
-        model_dir = _resolve_model(model)
+        model_dir = resolve_model(model)
         set_threads(threads)
         parser = load(model_dir, device=device, precision=precision.value)
         gold_sents = _read_gold(input_file)
@@ -702,16 +670,6 @@ def evaluate(
     else:
         for table in evaluation_report.evaluation_tables(f"evaluation: {source}", result):
             out_console.print(table)
-
-
-def _resolve_model(model: Path | None) -> Path:
-    """--model, else $UNNPARSE_MODEL, else the most recently trained model under ./models (named on stderr)."""
-    from unnparse.parser.loading import default_model_dir
-
-    chosen, reason = default_model_dir(model)
-    if reason is not None:
-        err_console.print(f"using model {chosen} ({reason})")
-    return chosen
 
 
 @app.command(cls=Command)
@@ -789,7 +747,7 @@ def parse(
     if devices is not None:
         if input_file is None:
             fail("--devices needs --input FILE: every device's process reads the file (stdin can be read only once)")
-        model_dir = _resolve_model(model)
+        model_dir = resolve_model(model)
         try:
             names = [name.strip() for name in devices.split(",")]
             count = parse_on_devices(
@@ -815,10 +773,10 @@ def parse(
         from unnparse.parser.sharding import parse_shard_spec
 
         parse_shard_spec(shard)  # a malformed spec fails before the model loads
-    model_dir = _resolve_model(model)
+    model_dir = resolve_model(model)
     set_threads(threads)
     parser = load(model_dir, device=device, precision=precision.value)
-    _warn_precision(precision, parser.device)
+    warn_precision(precision, parser.device)
     name = str(input_file) if input_file else "<stdin>"
     if progress is None:  # on a terminal the bar would mix with parses written to stdout
         progress = output_file is not None and err_console.is_terminal
@@ -856,6 +814,9 @@ def _parse_progress(enabled: bool):
         console=err_console,
         disable=not enabled,
     )
+
+
+app.command("serve", cls=Command)(user_errors(serve))
 
 
 @app.command(cls=Command)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from unnparse.cli.common import VersionOption
+from unnparse.cli.common import VersionOption, user_errors
 from unnparse.cli.help_format import Command, Group
 from unnparse.cli.mnist_cli import app as mnist_app
 from unnparse.cli.parser_app import ensemble, evaluate, merge_shards_command, parse, train, train_tokenizer_command
 from unnparse.cli.seqcomplete_cli import app as seqcomplete_app
+from unnparse.cli.serve_cli import serve
 
 app = typer.Typer(
     cls=Group,
@@ -39,6 +40,7 @@ app.command(cls=Command, name="merge-shards", help="Merge `parse --shard` output
 app.command(cls=Command, name="ensemble", help="Combine parsers into one model (same as `unnparse ensemble`).")(
     ensemble
 )
+app.command(cls=Command, name="serve", help="Serve parsers over HTTP (same as `unnparse serve`).")(user_errors(serve))
 app.add_typer(mnist_app, name="mnist", help="Convolutional UNN on MNIST: train, evaluate, prototypes.")
 app.add_typer(seqcomplete_app, name="seqcomplete", help="Undirected self-attention: fill masked sequence items.")
 

@@ -7,19 +7,28 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from unnparse.conllu.sentence import TAG_COLUMNS
+from unnparse.conllu.sentence import TAG_COLUMNS, Sentence
 from unnparse.io_utils import atomic_output
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 from unnparse.parser.output_formats import STREAMABLE_FORMATS, document_end, document_start, render
-from unnparse.parser.predictor import Predictor
+from unnparse.parser.predictor import ParsedSentence, Predictor
 from unnparse.parser.sharding import DEFAULT_BLOCK, parse_shard_spec, take_shard
 
-__all__ = ["ParseCount", "ParseOptions", "looks_like_conllu", "parse_file", "parse_on_devices", "parse_stream"]
+__all__ = [
+    "ParseCount",
+    "ParseOptions",
+    "looks_like_conllu",
+    "parse_file",
+    "parse_on_devices",
+    "parse_stream",
+    "read_sentences",
+    "write_parses",
+]
 
 #: Sentences read ahead and parsed together (bounded memory on any input).
 CHUNK_SENTENCES = 256
@@ -86,6 +95,34 @@ def parse_stream(
     """
     if options.shard is not None and options.output_format not in STREAMABLE_FORMATS:
         raise ValueError(f"--shard needs an output format that can be merged: {', '.join(STREAMABLE_FORMATS)}")
+    sentences = read_sentences(parser, raw, options, name=name, on_warning=on_warning)
+    results = parser.predict(
+        sentences,
+        batch_tokens=options.batch_tokens,
+        marginals=options.marginals,
+        chunk_sentences=CHUNK_SENTENCES,
+        max_words=options.max_words,
+        on_split=on_split,
+    )
+    return write_parses(results, out, options.output_format, on_parsed=on_parsed, flush_every=flush_every)
+
+
+def read_sentences(
+    parser: Predictor,
+    raw: BinaryIO,
+    options: ParseOptions,
+    *,
+    name: str = "<stdin>",
+    on_warning: Callable[[str], None] | None = None,
+) -> Iterator[Sentence]:
+    """The sentences that :func:`parse_stream` parses from ``raw``, streamed: read as ``options.input_format``
+    (split and tokenized with ``options.tokenizer`` for text), their tags cleared with ``options.clear_tags``, the
+    shard ``options.shard`` taken. ``on_warning`` hears that text or tokenized input looks like CoNLL-U.
+
+    Raises:
+        CoNLLUError: the input is not readable (while iterating: one line naming ``name`` and the line).
+        ValueError: a malformed ``shard``, an unknown format or tokenizer.
+    """
     if options.input_format != "conllu":
         raw, head = _peeked(raw)
         if on_warning is not None and looks_like_conllu(head):
@@ -99,25 +136,31 @@ def parse_stream(
     if options.shard is not None:
         index, count = parse_shard_spec(options.shard)
         sentences = take_shard(sentences, index, count, block=options.shard_block)
-    results = parser.predict(
-        sentences,
-        batch_tokens=options.batch_tokens,
-        marginals=options.marginals,
-        chunk_sentences=CHUNK_SENTENCES,
-        max_words=options.max_words,
-        on_split=on_split,
-    )
+    return sentences
+
+
+def write_parses(
+    results: Iterable[ParsedSentence],
+    out: TextIO,
+    output_format: str,
+    *,
+    on_parsed: Callable[[ParseCount], None] | None = None,
+    flush_every: int = CHUNK_SENTENCES,
+) -> ParseCount:
+    """Write parses to ``out`` as ``unnparse parse`` does in ``output_format`` (the document's start, each parse,
+    its end; flushed every ``flush_every`` sentences), and return the counts (``on_parsed`` sees them after every
+    sentence)."""
     done = ParseCount()
-    out.write(document_start(options.output_format))
+    out.write(document_start(output_format))
     for parsed in results:
-        out.write(render(parsed, options.output_format))
+        out.write(render(parsed, output_format))
         done.sentences += 1
         done.words += len(parsed.sentence)
         if on_parsed is not None:
             on_parsed(done)
         if flush_every and done.sentences % flush_every == 0:
             out.flush()
-    out.write(document_end(options.output_format))
+    out.write(document_end(output_format))
     out.flush()
     return done
 
@@ -144,7 +187,16 @@ def parse_file(
         raw = input_file
 
     def run(out: TextIO) -> ParseCount:
-        return parse_stream(parser, raw, out, options, name=name or "<stdin>", on_parsed=on_parsed, on_split=on_split)
+        return parse_stream(
+            parser,
+            raw,
+            out,
+            options,
+            name=name or "<stdin>",
+            on_parsed=on_parsed,
+            on_split=on_split,
+            on_warning=on_warning,
+        )
 
     try:
         if isinstance(output_file, (str, os.PathLike)):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from unnparse.conllu.sentence import Sentence
 
-__all__ = ["html_page_end", "html_page_start", "html_section", "sentence_svg"]
+__all__ = ["html_page_end", "html_page_start", "html_section", "sentence_svg", "tree_css"]
 
 _CHAR = 8.4  # width of a character of the 14 px font
 _PAD = 18  # space between two words
@@ -120,14 +120,20 @@ def html_page_start(title: str = "unnparse") -> str:
     """The start of a self-contained HTML page of trees (no script, font or style from elsewhere)."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_attr(title)}</title><style>"
-        "body{font-family:sans-serif;margin:1.5em;color:#222}"
+        f"<title>{_attr(title)}</title><style>body{{font-family:sans-serif;margin:1.5em;color:#222}}{tree_css()}"
+        "</style></head><body>\n"
+    )
+
+
+def tree_css() -> str:
+    """The style sheet of the drawings and of the sections that hold them (:func:`html_section`)."""
+    return (
         "section{margin-bottom:1.5em;overflow-x:auto}"
         "h2{font-size:0.9em;color:#666;margin:0 0 .2em}p.text{margin:0 0 .4em}"
         "svg.tree text{font-family:monospace;font-size:14px}"
-        "svg.tree text.label{font-size:11px;fill:#a33}svg.tree text.upos{font-size:11px;fill:#378}"
+        "svg.tree text.label{font-size:11px;fill:#a33;paint-order:stroke;stroke:#fff;stroke-width:3px}"
+        "svg.tree text.upos{font-size:11px;fill:#378}"
         "svg.tree g.arc:hover path,svg.tree g.root:hover line{stroke:#c60}"
-        "</style></head><body>\n"
     )
 
 
