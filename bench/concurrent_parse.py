@@ -125,7 +125,8 @@ def measure(args: argparse.Namespace) -> dict:
         "input": str(test),
         "threads": args.threads,
         "train_threads": args.train_threads,
-        "omp_wait_policy": env.get("OMP_WAIT_POLICY", "PASSIVE (set by unnparse)"),
+        "omp_wait_policy": env.get("OMP_WAIT_POLICY")
+        or "idle threads spin briefly, then sleep (GOMP_SPINCOUNT=2000, set by unnparse)",
         "load_average": os.getloadavg()[0],
         "alone": [asdict(r) for r in alone],
         "beside_train": [asdict(r) for r in beside],

@@ -53,7 +53,9 @@ def build_requests(source: Path, count: int, seed: int) -> list[str]:
     return requests
 
 
-def expected_outputs(model: Path, requests: list[str], marginals: bool, threads: int) -> list[str]:
+def expected_outputs(
+    model: Path, requests: list[str], marginals: bool, threads: int, tokenizer: str = "auto"
+) -> list[str]:
     """What `unnparse parse` writes for each request (the same library call the command makes)."""
     import torch
 
@@ -62,7 +64,7 @@ def expected_outputs(model: Path, requests: list[str], marginals: bool, threads:
 
     torch.set_num_threads(threads)
     parser = load(model)
-    options = ParseOptions(marginals=marginals)
+    options = ParseOptions(marginals=marginals, tokenizer=tokenizer)
     outputs = []
     for text in requests:
         out = io.StringIO()
@@ -73,7 +75,7 @@ def expected_outputs(model: Path, requests: list[str], marginals: bool, threads:
 
 def start_server(model: Path, threads: int, extra: list[str]) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "unnparse", "serve", "--model", f"bench={model}", "--port", "0"]
-    command += ["--threads", str(threads), "--queue-words", "10000000", *extra]
+    command += ["--threads", str(threads), "--queue-mb", "1024", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     assert proc.stderr is not None
@@ -91,10 +93,12 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_load(address: str, requests: list[str], clients: int, marginals: bool) -> tuple[list, float]:
+def run_load(
+    address: str, requests: list[str], clients: int, marginals: bool, tokenizer: str = "auto"
+) -> tuple[list, float]:
     """Send every request (``clients`` at a time, one connection each); (status, body, seconds) per request."""
     url = urlsplit(address)
-    query = "/parse?marginals=true" if marginals else "/parse"
+    query = f"/parse?tokenizer={tokenizer}" + ("&marginals=true" if marginals else "")
     results: list = [None] * len(requests)
     next_index = iter(range(len(requests)))
     lock = threading.Lock()
@@ -136,6 +140,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2, help="the server's torch threads")
     ap.add_argument("--marginals", action="store_true", help="ask for the arc probabilities (ArcProb)")
+    ap.add_argument("--tokenizer", choices=["auto", "rules"], default="auto", help="the requests' tokenizer option")
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-report", action="store_true")
@@ -144,7 +149,7 @@ def main() -> None:
     requests = build_requests(args.source, args.requests, args.seed)
     sentences_sent = None
     t0 = time.perf_counter()
-    expected = expected_outputs(args.model, requests, args.marginals, args.threads)
+    expected = expected_outputs(args.model, requests, args.marginals, args.threads, args.tokenizer)
     cli_seconds = time.perf_counter() - t0
     sentences_sent = sum(out.count("# sent_id") for out in expected)
     print(f"{len(requests)} requests, {sentences_sent} sentences; expected outputs in {cli_seconds:.1f} s", flush=True)
@@ -152,7 +157,7 @@ def main() -> None:
     for mode in args.modes:
         proc, address = start_server(args.model, args.threads, MODES[mode])
         try:
-            results, seconds = run_load(address, requests, args.clients, args.marginals)
+            results, seconds = run_load(address, requests, args.clients, args.marginals, args.tokenizer)
             rss = peak_rss_mb(proc.pid)
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=60)

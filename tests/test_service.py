@@ -150,19 +150,27 @@ def _jobs(parser, count: int) -> list[list]:
     return [sentences[i : i + 1 + i % 3] for i in range(count)]
 
 
+KEY = BatchKey("toy", False, 1000)
+
+
+def submit(batcher: ParseBatcher, job: list, key: BatchKey = KEY):
+    """Queue ``job``'s sentences; the future gives their parses (its size: its words)."""
+    return batcher.submit(key, lambda: list(job), lambda parses: parses, sum(len(s) for s in job))
+
+
 def test_concurrent_requests_share_batches_and_get_their_own_parses(parser):
     jobs = _jobs(parser, 24)
     alone = [list(parser.predict(job)) for job in jobs]
     batcher = ParseBatcher({"toy": parser}, window=0.2)
     try:
         with ThreadPoolExecutor(8) as pool:
-            futures = list(pool.map(lambda job: batcher.submit(BatchKey("toy", False, 1000), job), jobs))
+            futures = list(pool.map(lambda job: submit(batcher, job), jobs))
             results = [f.result(timeout=60) for f in futures]
         stats = batcher.stats
     finally:
         assert batcher.close(timeout=30)
     assert stats.requests == 24 and stats.batches < 24 / 2  # shared
-    assert stats.queued_requests == 0 and stats.queued_words == 0
+    assert stats.queued_requests == 0 and stats.queued_bytes == 0
     for got, want, job in zip(results, alone, jobs, strict=True):
         assert [p.sentence.to_conllu() for p in got] == [p.sentence.to_conllu() for p in want]
         assert [p.sentence.words for p in got] == [s.words for s in job]
@@ -174,9 +182,9 @@ def test_a_large_request_is_taken_in_slices_between_small_ones(parser):
     batcher = ParseBatcher({"toy": parser}, window=0.3, gather_words=60)
     order: list[str] = []
     try:
-        f_big = batcher.submit(BatchKey("toy", False, 1000), big)
+        f_big = submit(batcher, big)
         f_big.add_done_callback(lambda _f: order.append("big"))
-        f_small = [batcher.submit(BatchKey("toy", False, 1000), job) for job in small]
+        f_small = [submit(batcher, job) for job in small]
         for f in f_small:
             f.add_done_callback(lambda _f: order.append("small"))
         got_big = f_big.result(timeout=60)
@@ -203,7 +211,7 @@ def test_one_failing_request_does_not_fail_the_others_in_its_batch(parser, monke
     monkeypatch.setattr(parser, "predict", predict)
     batcher = ParseBatcher({"toy": parser}, window=0.3)
     try:
-        futures = [batcher.submit(BatchKey("toy", False, 1000), job) for job in (jobs[0], jobs[1], poisoned)]
+        futures = [submit(batcher, job) for job in (jobs[0], jobs[1], poisoned)]
         assert len(futures[0].result(timeout=60)) == len(jobs[0])
         assert len(futures[1].result(timeout=60)) == len(jobs[1])
         with pytest.raises(RuntimeError, match="BOOM"):
@@ -215,20 +223,42 @@ def test_one_failing_request_does_not_fail_the_others_in_its_batch(parser, monke
 
 def test_the_queue_is_bounded_and_closing_finishes_what_it_holds(parser):
     jobs = _jobs(parser, 3)
-    batcher = ParseBatcher({"toy": parser}, window=5.0, queue_words=sum(len(s) for s in jobs[0]) + 1)
-    first = batcher.submit(BatchKey("toy", False, 1000), jobs[0])  # waits out the window in the queue
+    batcher = ParseBatcher({"toy": parser}, window=5.0, queue_bytes=sum(len(s) for s in jobs[0]) + 1)
+    first = submit(batcher, jobs[0])  # waits out the window in the queue
     with pytest.raises(QueueFullError, match="busy"):
-        batcher.submit(BatchKey("toy", False, 1000), jobs[1])
+        submit(batcher, jobs[1])
     with pytest.raises(KeyError):
-        batcher.submit(BatchKey("nope", False, 1000), jobs[1])
+        submit(batcher, jobs[1], BatchKey("nope", False, 1000))
     assert batcher.close(timeout=30)  # does not wait the window out, and parses what was queued
     assert len(first.result(timeout=1)) == len(jobs[0])
     with pytest.raises(ShuttingDownError):
-        batcher.submit(BatchKey("toy", False, 1000), jobs[1])
+        submit(batcher, jobs[1])
+
+
+def test_unreadable_input_and_a_failing_answer_fail_their_request_only(parser):
+    jobs = _jobs(parser, 3)
+
+    def unreadable():
+        raise ValueError("<request>:1: not CoNLL-U")
+
+    batcher = ParseBatcher({"toy": parser}, window=0.3)
+    try:
+        bad_read = batcher.submit(KEY, unreadable, lambda parses: parses, 10)
+        good = submit(batcher, jobs[0])
+        bad_finish = batcher.submit(KEY, lambda: jobs[1], lambda parses: 1 / 0, 10)
+        empty = batcher.submit(KEY, list, lambda parses: len(parses), 0)
+        with pytest.raises(ValueError, match="not CoNLL-U"):
+            bad_read.result(timeout=60)
+        with pytest.raises(ZeroDivisionError):
+            bad_finish.result(timeout=60)
+        assert len(good.result(timeout=60)) == len(jobs[0]) and empty.result(timeout=60) == 0
+        assert batcher.stats.requests == 4 and batcher.stats.queued_bytes == 0
+    finally:
+        batcher.close(timeout=30)
 
 
 def test_a_full_queue_answers_503_with_retry_after(parser):
-    with client_for(parser, batch_window=1.5, queue_words=10) as client:
+    with client_for(parser, batch_window=1.5, queue_bytes=10) as client:
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(client.post, "/parse", content=b"one two three four five six seven eight.")
             time.sleep(0.5)
@@ -323,4 +353,4 @@ def test_under_load_every_answer_is_the_command_lines_and_none_is_lost(model_dir
     assert [status for status, _ in answers] == [200] * len(requests)
     assert [body for _, body in answers] == expected
     assert health["parsed"]["requests"] == 400 and health["parsed"]["batches"] < 400  # batches were shared
-    assert health["queue"] == {"requests": 0, "words": 0, "max_words": 200_000}
+    assert health["queue"] == {"requests": 0, "bytes": 0, "max_bytes": 16 << 20}

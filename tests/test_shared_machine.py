@@ -109,7 +109,8 @@ def test_zero_or_no_threads_is_the_default_share(monkeypatch):
 
 
 def _run_python(code: str, **env: str) -> str:
-    environ = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "KMP_BLOCKTIME", "OMP_NUM_THREADS"}}
+    skip = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS"}
+    environ = {k: v for k, v in os.environ.items() if k not in skip}
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env={**environ, **env}, capture_output=True, text=True, timeout=120
     )
@@ -144,7 +145,8 @@ import os, sys
 class Spy:
     def find_spec(self, name, path=None, target=None):
         if name == "torch":
-            print("torch imported with", os.environ.get("OMP_WAIT_POLICY"), os.environ.get("KMP_BLOCKTIME"))
+            names = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+            print("torch imported with", *(os.environ.get(name) for name in names))
             sys.meta_path.remove(self)
 sys.meta_path.insert(0, Spy())
 import unnparse.cli.parser_app
@@ -152,10 +154,11 @@ import unnparse.runtime
 """
 
 
-def test_openmp_threads_sleep_when_idle_unless_the_user_says_otherwise():
-    assert _run_python(SPY).strip() == "torch imported with PASSIVE 0"
-    assert _run_python(SPY, OMP_WAIT_POLICY="ACTIVE").strip() == "torch imported with ACTIVE 0"
-    assert _run_python(SPY, KMP_BLOCKTIME="200").strip() == "torch imported with PASSIVE 200"
+def test_openmp_threads_spin_briefly_then_sleep_unless_the_user_says_otherwise():
+    assert _run_python(SPY).strip() == "torch imported with None 2000 1"
+    assert _run_python(SPY, OMP_WAIT_POLICY="ACTIVE").strip() == "torch imported with ACTIVE None None"
+    assert _run_python(SPY, OMP_WAIT_POLICY="PASSIVE").strip() == "torch imported with PASSIVE None None"
+    assert _run_python(SPY, KMP_BLOCKTIME="200").strip() == "torch imported with None 2000 200"
 
 
 def _sentences(tmp_path: Path, n: int, seed: int):

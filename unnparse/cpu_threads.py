@@ -1,14 +1,16 @@
 """CPU threads on a shared machine: OpenMP settings applied before torch is first imported, and the number of
 threads a command uses when ``--threads`` is not given. Nothing here imports torch.
 
-By default the OpenMP runtime that torch uses keeps its idle worker threads spinning for a while after each parallel
-region, so that the next region starts a few microseconds sooner. On a machine where other jobs also compute, the
-spinning threads take CPU time from those jobs (and from each other): a parser's many small parallel regions then
-cost several times the CPU seconds they cost alone. :func:`yield_idle_threads` asks the runtime to put idle threads
-to sleep at once instead (``OMP_WAIT_POLICY=PASSIVE`` for GNU OpenMP, ``KMP_BLOCKTIME=0`` for Intel OpenMP). The
-runtime reads these variables once, when torch's libraries are loaded, so ``unnparse/__init__.py`` calls it before
-any of the package's modules imports torch. A value the user has set in the environment is kept
-(``OMP_WAIT_POLICY=ACTIVE`` restores the spinning).
+By default the OpenMP runtime that torch uses keeps its idle worker threads spinning for a long while after each
+parallel region (GNU OpenMP: 300,000 spins), so that the next region starts a few microseconds sooner. On a machine
+where other jobs also compute, the spinning threads take CPU time from those jobs (and from each other): a parser's
+many small parallel regions then cost several times the CPU seconds they cost alone. Putting idle threads to sleep at
+once (``OMP_WAIT_POLICY=PASSIVE``) cures that but makes every parallel region wake its threads through the kernel:
+parsing a small input (a request of a few sentences) with 2 threads then takes 2.5 times as long as with 1.
+:func:`yield_idle_threads` asks for the middle way: idle threads spin briefly, then sleep (``GOMP_SPINCOUNT=2000``
+for GNU OpenMP, ``KMP_BLOCKTIME=1`` ms for Intel OpenMP). The runtime reads these variables once, when torch's
+libraries are loaded, so ``unnparse/__init__.py`` calls it before any of the package's modules imports torch. What
+the user has set in the environment is kept: ``OMP_WAIT_POLICY=ACTIVE`` or ``PASSIVE`` decides alone.
 
 Left alone, torch also starts one thread per core, however busy the machine; :func:`default_threads` takes a share.
 """
@@ -21,8 +23,8 @@ from pathlib import Path
 
 __all__ = ["OPENMP_ENV", "THREADS_CAP", "default_threads", "yield_idle_threads"]
 
-#: The variables set when the environment does not set them already.
-OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+#: The variables set when the environment does not set them (nor ``OMP_WAIT_POLICY``) already.
+OPENMP_ENV = {"GOMP_SPINCOUNT": "2000", "KMP_BLOCKTIME": "1"}
 #: The most CPU threads a command uses by default: the parser's LSTMs and small matrices gain little from more.
 THREADS_CAP = 4
 
@@ -30,7 +32,10 @@ THREADS_CAP = 4
 def yield_idle_threads() -> dict[str, str]:
     """Set :data:`OPENMP_ENV` in ``os.environ`` where not set (a user's value is kept); return the values in force.
 
-    It has an effect only before torch is first imported in this process (and in the processes it starts)."""
+    It has an effect only before torch is first imported in this process (and in the processes it starts). A user's
+    ``OMP_WAIT_POLICY`` decides alone: nothing is set then."""
+    if os.environ.get("OMP_WAIT_POLICY"):
+        return {name: os.environ[name] for name in OPENMP_ENV if name in os.environ}
     return {name: os.environ.setdefault(name, value) for name, value in OPENMP_ENV.items()}
 
 

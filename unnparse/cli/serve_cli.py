@@ -35,13 +35,13 @@ def serve(
         Annotated[int, typer.Option(help="Largest request body, in KiB (413 beyond it).", min=1, max=1 << 20)],
         _LIMITS,
     ) = 1024,
-    queue_words: in_panel(
+    queue_mb: in_panel(
         Annotated[
-            int,
-            typer.Option(help="Most words waiting or being parsed (503 and Retry-After beyond it).", min=1),
+            float,
+            typer.Option(help="Most input waiting or being parsed, in MiB (503 and Retry-After beyond it).", min=0.001),
         ],
         _LIMITS,
-    ) = 200_000,
+    ) = 16.0,
     max_words: in_panel(MaxWordsOption, _LIMITS) = DEFAULT_MAX_WORDS,
     batch_window_ms: in_panel(
         Annotated[
@@ -98,7 +98,7 @@ def serve(
         gather_words=batch_words,
         max_requests=batch_requests,
         batch_tokens=batch_tokens,
-        queue_words=queue_words,
+        queue_bytes=max(1, int(queue_mb * (1 << 20))),
     )
     err_console.print(
         f"serving {', '.join(f'{name} ({path})' for name, path in specs)}", soft_wrap=True, highlight=False

@@ -18,15 +18,16 @@ from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from unnparse.conllu.errors import CoNLLUError
+from unnparse.conllu.sentence import Sentence
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS, ParseMemoryError, piece_spans, split_message
 from unnparse.parser.parse_jobs import ParseOptions, read_sentences, write_parses
 from unnparse.parser.predictor import ParsedSentence, Predictor
@@ -34,7 +35,7 @@ from unnparse.service.batcher import BatchKey, ParseBatcher, QueueFullError, Shu
 from unnparse.service.model_info import model_summary
 from unnparse.service.page import page_html
 
-__all__ = ["ParseRequest", "ServiceSettings", "create_app"]
+__all__ = ["ParseRequest", "ServiceSettings", "create_app", "new_batcher"]
 
 #: How the input of a request is named in its error messages and warnings (``<request>:3: ...``).
 REQUEST_NAME = "<request>"
@@ -85,7 +86,7 @@ class ServiceSettings:
         gather_words: the most words parsed as one input.
         max_requests: the most requests in one input (1: one request at a time).
         batch_tokens: words per batch inside that input.
-        queue_words: the most words waiting or being parsed (503 beyond it).
+        queue_bytes: the most bytes of input waiting or being parsed (503 beyond it).
         retry_after: seconds a client is told to wait after a 503.
     """
 
@@ -95,7 +96,7 @@ class ServiceSettings:
     gather_words: int = 8000
     max_requests: int = 256
     batch_tokens: int = 4000
-    queue_words: int = 200_000
+    queue_bytes: int = 16 << 20
     retry_after: int = 1
 
 
@@ -137,11 +138,17 @@ class HTTPProblemError(Exception):
         self.status, self.detail, self.headers = status, detail, headers
 
 
-def create_app(parsers: Mapping[str, Predictor], settings: ServiceSettings | None = None) -> FastAPI:
+def create_app(
+    parsers: Mapping[str, Predictor],
+    settings: ServiceSettings | None = None,
+    *,
+    batcher: ParseBatcher | None = None,
+) -> FastAPI:
     """The service's application for ``parsers`` by name (the first is the default model).
 
-    Its batcher starts with the application (ASGI lifespan) and, when the application shuts down, finishes the
-    requests it holds before stopping.
+    Requests are parsed by ``batcher`` (made from ``parsers`` and ``settings``, whose worker the caller runs and
+    closes), or else by a batcher of its own that starts with the application (ASGI lifespan) and, when the
+    application shuts down, finishes the requests it holds before stopping.
 
     Raises:
         ValueError: no parsers.
@@ -155,18 +162,15 @@ def create_app(parsers: Mapping[str, Predictor], settings: ServiceSettings | Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202 - an async context manager
-        state["batcher"] = ParseBatcher(
-            parsers,
-            window=settings.batch_window,
-            gather_words=settings.gather_words,
-            max_requests=settings.max_requests,
-            batch_tokens=settings.batch_tokens,
-            queue_words=settings.queue_words,
-        )
+        if batcher is not None:
+            state["batcher"] = batcher
+            yield
+            return
+        state["batcher"] = new_batcher(parsers, settings)
         try:
             yield
         finally:
-            await run_in_threadpool(state["batcher"].close)
+            await asyncio.to_thread(state["batcher"].close)
 
     app = FastAPI(
         title="unnparse",
@@ -183,7 +187,7 @@ def create_app(parsers: Mapping[str, Predictor], settings: ServiceSettings | Non
     async def invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_line(err.errors())}, status_code=422)
 
-    def batcher() -> ParseBatcher:
+    def current_batcher() -> ParseBatcher:
         if "batcher" not in state:
             raise HTTPProblemError(503, "the service is starting", {"Retry-After": str(settings.retry_after)})
         return state["batcher"]
@@ -194,12 +198,12 @@ def create_app(parsers: Mapping[str, Predictor], settings: ServiceSettings | Non
 
     @app.get("/health", summary="Whether the service is up, and what it holds")
     async def health() -> dict[str, Any]:
-        b = batcher()
+        b = current_batcher()
         stats = b.stats
         return {
             "status": "stopping" if b.closing else "ok",
             "models": names,
-            "queue": {"requests": stats.queued_requests, "words": stats.queued_words, "max_words": b.queue_words},
+            "queue": {"requests": stats.queued_requests, "bytes": stats.queued_bytes, "max_bytes": b.queue_bytes},
             "parsed": {
                 "requests": stats.requests,
                 "batches": stats.batches,
@@ -276,34 +280,41 @@ def create_app(parsers: Mapping[str, Predictor], settings: ServiceSettings | Non
             clear_tags=req.clear_tags,
         )
         raw = req.input.encode("utf-8") if as_json else body
+        formats = [options.output_format, *(f.value for f in req.also if f.value != options.output_format)]
         warnings: list[str] = []
-        sentences = await run_in_threadpool(_read, parser, raw, options, warnings)
+        read_input = partial(_read, parser, raw, options, warnings)
+        answer_with = partial(_answer, name, options, formats, warnings)
         try:
-            future = batcher().submit(BatchKey(name, options.marginals, limit), sentences)
+            key = BatchKey(name, options.marginals, limit)
+            future = current_batcher().submit(key, read_input, answer_with, len(raw))
         except (QueueFullError, ShuttingDownError) as err:
             raise HTTPProblemError(503, str(err), {"Retry-After": str(settings.retry_after)}) from None
         try:
-            results = await asyncio.wrap_future(future)
+            answer: ParseAnswer = await asyncio.wrap_future(future)
+        except HTTPProblemError:
+            raise
         except ParseMemoryError as err:  # names the sentence: a smaller max_words parses it
             raise HTTPProblemError(413, _one_line(str(err))) from None
         except Exception as err:  # noqa: BLE001 - answered in one line, not as a stack trace
             raise HTTPProblemError(500, _one_line(f"parsing failed: {err}")) from None
-        formats = [options.output_format, *(f.value for f in req.also if f.value != options.output_format)]
-        outputs = await run_in_threadpool(_render, results, formats)
         if not as_json:
-            return Response(outputs[options.output_format], media_type=_MEDIA_TYPES[options.output_format])
-        answer = ParseAnswer(
-            model=name,
-            output_format=req.output_format,
-            output=outputs[options.output_format],
-            outputs={f: outputs[f] for f in formats[1:]},
-            sentences=len(results),
-            words=sum(len(p.sentence) for p in results),
-            warnings=warnings + _split_notices(sentences, limit, options.marginals),
-        )
+            return Response(answer.output, media_type=_MEDIA_TYPES[options.output_format])
         return JSONResponse(answer.model_dump(mode="json"))
 
     return app
+
+
+def new_batcher(parsers: Mapping[str, Predictor], settings: ServiceSettings, *, thread: bool = True) -> ParseBatcher:
+    """A batcher for ``parsers`` with the batching and limits of ``settings`` (see :class:`ParseBatcher`)."""
+    return ParseBatcher(
+        parsers,
+        window=settings.batch_window,
+        gather_words=settings.gather_words,
+        max_requests=settings.max_requests,
+        batch_tokens=settings.batch_tokens,
+        queue_bytes=settings.queue_bytes,
+        thread=thread,
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -323,7 +334,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _read(parser: Predictor, raw: bytes, options: ParseOptions, warnings: list[str]) -> list[Any]:
+def _read(parser: Predictor, raw: bytes, options: ParseOptions, warnings: list[str]) -> list[Sentence]:
     """The sentences of a request (as ``unnparse parse`` reads them), or a 400 with the reader's one line."""
     try:
         return list(read_sentences(parser, io.BytesIO(raw), options, name=REQUEST_NAME, on_warning=warnings.append))
@@ -331,21 +342,35 @@ def _read(parser: Predictor, raw: bytes, options: ParseOptions, warnings: list[s
         raise HTTPProblemError(400, _one_line(str(err))) from None
 
 
-def _render(results: list[ParsedSentence], formats: list[str]) -> dict[str, str]:
+def _answer(
+    model: str, options: ParseOptions, formats: list[str], warnings: list[str], results: list[ParsedSentence]
+) -> ParseAnswer:
+    """The answer to a request from its parses: the output in each format, the counts, the warnings (with those for
+    sentences parsed in pieces, as ``unnparse parse`` prints them)."""
     outputs = {}
     for fmt in formats:
         out = io.StringIO()
         write_parses(results, out, fmt, flush_every=0)
         outputs[fmt] = out.getvalue()
-    return outputs
-
-
-def _split_notices(sentences: list[Any], max_words: int, marginals: bool) -> list[str]:
-    return [
-        split_message(s, len(piece_spans(len(s), max_words)), max_words, marginals=marginals)
-        for s in sentences
-        if len(s) > max_words
+    notices = [
+        split_message(
+            p.sentence,
+            len(piece_spans(len(p.sentence), options.max_words)),
+            options.max_words,
+            marginals=options.marginals,
+        )
+        for p in results
+        if len(p.sentence) > options.max_words
     ]
+    return ParseAnswer(
+        model=model,
+        output_format=OutputFormat(formats[0]),
+        output=outputs[formats[0]],
+        outputs={f: outputs[f] for f in formats[1:]},
+        sentences=len(results),
+        words=sum(len(p.sentence) for p in results),
+        warnings=warnings + notices,
+    )
 
 
 def _one_line(message: str) -> str:

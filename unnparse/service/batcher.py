@@ -1,15 +1,21 @@
 """Concurrent parse requests gathered into shared batches.
 
-A :class:`ParseBatcher` owns the parsers and one worker thread. Requests (:meth:`ParseBatcher.submit`: a model's
-name, the sentences, the options that change the parse) wait in a queue; the worker waits a short window after the
-oldest arrival (or until enough words are waiting), takes the waiting sentences of that model and those options up
-to a word budget, parses them as one input with :meth:`~unnparse.parser.predictor.Predictor.predict` and hands each
-request its own parses, in its own order. A large request is taken a slice at a time, and a request taken in part goes
-behind the others, so that small requests are not held up by it. The queue is bounded in words
-(:class:`QueueFullError` beyond it); :meth:`ParseBatcher.close` finishes what was submitted and stops.
+A :class:`ParseBatcher` owns the parsers and one worker, which does all of a request's work: reading its input into
+sentences, parsing, writing the output. Requests (:meth:`ParseBatcher.submit`: a :class:`BatchKey` naming the model
+and the options that change the parse, a function that reads the input, one that makes the answer from the parses,
+and the input's size) wait in a queue. The worker waits a short window after the oldest arrival (or until as many
+requests wait as the last round took), reads the waiting requests of one key, parses their sentences as one input
+with :meth:`~unnparse.parser.predictor.Predictor.predict` up to a word budget and hands each request its own parses,
+in its own order. A large request is parsed a slice at a time and goes behind the others after each, so that small
+requests are not held up by it. The queue is bounded in bytes of input (:class:`QueueFullError` beyond it);
+:meth:`ParseBatcher.close` finishes what was submitted and stops.
 
-Parses do not depend on which sentences share a batch (padding is masked everywhere), so a request's answer is the
-one ``unnparse parse`` gives for the same input.
+One thread does the work because the work is CPU-bound: threads that read and write beside the one that parses
+would only contend for the interpreter lock, and the model's many small operations would wait for it each time.
+
+A parse does not depend on which sentences share its batch (padding is masked everywhere): a request's answer is
+the one ``unnparse parse`` gives for the same input, up to float32 rounding, which can change the last digit of a
+rounded probability.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from unnparse.conllu.sentence import Sentence
 from unnparse.parser.predictor import ParsedSentence, Predictor
@@ -28,7 +35,7 @@ __all__ = ["BatchKey", "BatcherStats", "ParseBatcher", "QueueFullError", "Shutti
 
 
 class QueueFullError(RuntimeError):
-    """The queue holds as many words as it may: the request should be sent again later."""
+    """The queue holds as much input as it may: the request should be sent again later."""
 
 
 class ShuttingDownError(RuntimeError):
@@ -37,8 +44,8 @@ class ShuttingDownError(RuntimeError):
 
 @dataclass(frozen=True)
 class BatchKey:
-    """What sentences must share to be parsed together: the model, whether marginals are wanted, the longest
-    sentence parsed whole."""
+    """What requests must share for their sentences to be parsed together: the model, whether marginals are
+    wanted, the longest sentence parsed whole."""
 
     model: str
     marginals: bool
@@ -47,26 +54,28 @@ class BatchKey:
 
 @dataclass
 class BatcherStats:
-    """What the batcher has done: requests finished, batches run, sentences and words parsed, and what waits now."""
+    """What the batcher has done: requests answered (or failed), parses run, sentences and words parsed, and what
+    waits now (requests, bytes of input)."""
 
     requests: int = 0
     batches: int = 0
     sentences: int = 0
     words: int = 0
     queued_requests: int = 0
-    queued_words: int = 0
+    queued_bytes: int = 0
 
 
 @dataclass
 class _Job:
     key: BatchKey
-    sentences: list[Sentence]
-    future: Future[list[ParsedSentence]]
+    read: Callable[[], list[Sentence]]
+    finish: Callable[[list[ParsedSentence]], Any]
+    size: int
     arrived: float
-    words: int
-    taken: int = 0  # sentences handed to the worker so far
-    done: int = 0  # of those, parsed
-    results: list[ParsedSentence | None] = field(default_factory=list)
+    future: Future[Any] = field(default_factory=Future)
+    sentences: list[Sentence] | None = None  # once read
+    taken: int = 0  # sentences parsed or being parsed
+    results: list[ParsedSentence] = field(default_factory=list)
 
 
 def _words(sentence: Sentence) -> int:
@@ -74,16 +83,20 @@ def _words(sentence: Sentence) -> int:
 
 
 class ParseBatcher:
-    """Parses the requests of many threads in shared batches on one worker thread (see the module's description).
+    """Reads, parses and answers the requests of many threads in shared batches on one worker thread (see the
+    module's description).
 
     Args:
         parsers: the parsers by name.
         window: seconds the worker waits after the oldest waiting request for others to join it (0: none).
-        gather_words: the most words parsed as one input (a request larger than this is taken in slices).
+        gather_words: the most words parsed as one input (a request larger than this is parsed in slices).
         max_requests: the most requests that share one input (1: one request at a time).
         batch_tokens: words per batch inside that input (as ``unnparse parse --batch-tokens``).
-        queue_words: the most words waiting or being parsed; :meth:`submit` refuses more (a single request is
-            accepted into an empty queue whatever its size).
+        queue_bytes: the most bytes of input waiting or being worked on; :meth:`submit` refuses more (a single
+            request is accepted into an empty queue whatever its size).
+        thread: start a worker thread; with False the caller runs the worker with :meth:`run` (in the main thread,
+            where torch's OpenMP threads work best: a parse started from another thread with 2 OpenMP threads took
+            2.5 times as long on the benchmark machine).
     """
 
     def __init__(
@@ -94,24 +107,28 @@ class ParseBatcher:
         gather_words: int = 8000,
         max_requests: int = 256,
         batch_tokens: int = 4000,
-        queue_words: int = 200_000,
+        queue_bytes: int = 16 << 20,
+        thread: bool = True,
     ) -> None:
-        if window < 0 or gather_words < 1 or max_requests < 1 or batch_tokens < 1 or queue_words < 1:
-            raise ValueError("window must be >= 0 and the word and request bounds >= 1")
+        if window < 0 or gather_words < 1 or max_requests < 1 or batch_tokens < 1 or queue_bytes < 1:
+            raise ValueError("window must be >= 0 and the word, request and byte bounds >= 1")
         self.parsers = dict(parsers)
         self.window = window
         self.gather_words = gather_words
         self.max_requests = max_requests
         self.batch_tokens = batch_tokens
-        self.queue_words = queue_words
+        self.queue_bytes = queue_bytes
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._closing = False
-        self._pending_words = 0  # submitted and not yet finished
+        self._pending_bytes = 0  # submitted and not yet answered
         self._pending_requests = 0
         self._stats = BatcherStats()
-        self._thread = threading.Thread(target=self._run, name="unnparse-batcher", daemon=True)
-        self._thread.start()
+        self._enough = max_requests  # waiting requests that end a window early
+        self._thread: threading.Thread | None = None
+        if thread:
+            self._thread = threading.Thread(target=self._run, name="unnparse-batcher", daemon=True)
+            self._thread.start()
 
     @property
     def stats(self) -> BatcherStats:
@@ -119,7 +136,7 @@ class ParseBatcher:
         with self._cond:
             s = self._stats
             return BatcherStats(
-                s.requests, s.batches, s.sentences, s.words, self._pending_requests, self._pending_words
+                s.requests, s.batches, s.sentences, s.words, self._pending_requests, self._pending_bytes
             )
 
     @property
@@ -127,9 +144,16 @@ class ParseBatcher:
         """Whether :meth:`close` was called."""
         return self._closing
 
-    def submit(self, key: BatchKey, sentences: Sequence[Sentence]) -> Future[list[ParsedSentence]]:
-        """Queue ``sentences`` to be parsed by the model ``key.model``; the future gives their parses in order (or
-        the error that parsing them raised).
+    def submit(
+        self,
+        key: BatchKey,
+        read: Callable[[], list[Sentence]],
+        finish: Callable[[list[ParsedSentence]], Any],
+        size: int,
+    ) -> Future[Any]:
+        """Queue a request: the worker calls ``read`` for its sentences, parses them with the model ``key.model``
+        and calls ``finish`` with their parses (in order); the future gives what ``finish`` returns, or the error
+        that ``read``, the parse or ``finish`` raised. ``size`` (bytes of input) counts against the queue's bound.
 
         Raises:
             KeyError: no parser of that name.
@@ -138,34 +162,43 @@ class ParseBatcher:
         """
         if key.model not in self.parsers:
             raise KeyError(key.model)
-        future: Future[list[ParsedSentence]] = Future()
-        words = sum(_words(s) for s in sentences)
+        job = _Job(key, read, finish, max(0, size), time.monotonic())
         with self._cond:
             if self._closing:
                 raise ShuttingDownError("the service is shutting down")
-            if not sentences:
-                future.set_result([])
-                return future
-            if self._pending_words and self._pending_words + words > self.queue_words:
+            if self._pending_requests and self._pending_bytes + job.size > self.queue_bytes:
                 raise QueueFullError(
-                    f"the service is busy: {self._pending_words:,} words are waiting to be parsed (at most "
-                    f"{self.queue_words:,})"
+                    f"the service is busy: {self._pending_bytes:,} bytes of input are waiting to be parsed (at most "
+                    f"{self.queue_bytes:,})"
                 )
-            job = _Job(key, list(sentences), future, time.monotonic(), words, results=[None] * len(sentences))
             self._jobs.append(job)
-            self._pending_words += words
+            self._pending_bytes += job.size
             self._pending_requests += 1
             self._cond.notify_all()
-        return future
+        return job.future
 
     def close(self, timeout: float | None = None) -> bool:
-        """Take no more requests, finish those submitted, stop the worker; whether it stopped within ``timeout``
-        seconds."""
+        """Take no more requests, finish those submitted, stop the worker; whether its thread stopped within
+        ``timeout`` seconds (without a thread of its own, the worker's :meth:`run` returns once the queue is empty,
+        and this returns at once)."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        if self._thread is None:
+            return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    def run(self) -> None:
+        """Run the worker in this thread until :meth:`close` is called and the queue is empty (for a batcher made
+        with ``thread=False``).
+
+        Raises:
+            RuntimeError: the batcher has a worker thread already.
+        """
+        if self._thread is not None:
+            raise RuntimeError("this batcher has a worker thread")
+        self._run()
 
     # the worker ------------------------------------------------------------------------------------------------
 
@@ -177,67 +210,89 @@ class ParseBatcher:
                 if not self._jobs:
                     return
                 deadline = self._jobs[0].arrived + self.window
-                while not self._closing and not self._enough_waiting():
+                while not self._closing and len(self._jobs) < self._enough:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-                key, taken = self._take()
-            self._parse(key, taken)
+                candidates = self._candidates()
+                # as many requests as the last round had end the next window early: under a steady load they are
+                # all there is to wait for
+                self._enough = max(2, min(self.max_requests, len(candidates)))
+            self._round(candidates)
 
-    def _enough_waiting(self) -> bool:
-        if len(self._jobs) >= self.max_requests:
-            return True
-        return sum(job.words for job in self._jobs) >= self.gather_words
-
-    def _take(self) -> tuple[BatchKey, list[tuple[_Job, int, int]]]:
-        """The slices (job, first, end) parsed next: of the oldest job's key, jobs in queue order, up to the word
-        budget (at least one sentence); a job taken in part goes to the back of the queue."""
+    def _candidates(self) -> list[_Job]:
+        """Up to ``max_requests`` waiting jobs of the oldest job's key, in queue order, taken off the queue."""
         key = self._jobs[0].key
+        chosen = [job for job in self._jobs if job.key == key][: self.max_requests]
+        for job in chosen:
+            self._jobs.remove(job)
+        return chosen
+
+    def _round(self, candidates: list[_Job]) -> None:
+        """Read the candidates not read yet, parse slices of them up to the word budget, answer the finished ones and
+        queue the others again (those not reached in front, a job parsed in part at the back)."""
+        ready = []
+        for job in candidates:
+            if job.sentences is None:
+                try:
+                    job.sentences = list(job.read())
+                except Exception as err:  # noqa: BLE001 - the request's own error (unreadable input)
+                    self._answer(job, error=err)
+                    continue
+            ready.append(job)
         taken: list[tuple[_Job, int, int]] = []
         words = 0
-        for job in list(self._jobs):
-            if job.key != key:
-                continue
-            if len(taken) >= self.max_requests or words >= self.gather_words:
-                break
+        for job in ready:
+            assert job.sentences is not None
             start = end = job.taken
             while end < len(job.sentences):
                 size = _words(job.sentences[end])
-                if words + size > self.gather_words and (taken or end > start):  # the first sentence goes anyway
-                    break
+                if taken or end > start:  # the first sentence goes whatever its size
+                    if words + size > self.gather_words:
+                        break
                 words += size
                 end += 1
-            if end == start:
+            if end > start or not job.sentences:
+                taken.append((job, start, end))
+                job.taken = end
+            if words >= self.gather_words:
                 break
-            taken.append((job, start, end))
-            job.taken = end
-            self._jobs.remove(job)
-            if end < len(job.sentences):
-                self._jobs.append(job)
-        return key, taken
+        if taken:
+            self._parse(taken[0][0].key, taken)
+        in_part = [job for job, _, end in taken if job.sentences is not None and end < len(job.sentences)]
+        taken_ids = {id(job) for job, _, _ in taken}
+        not_reached = [job for job in ready if id(job) not in taken_ids]
+        with self._cond:
+            for job in reversed(not_reached):
+                if not job.future.done():
+                    self._jobs.appendleft(job)
+            for job in in_part:
+                if not job.future.done():
+                    self._jobs.append(job)
 
     def _parse(self, key: BatchKey, taken: list[tuple[_Job, int, int]]) -> None:
         parser = self.parsers[key.model]
-        sentences = [s for job, start, end in taken for s in job.sentences[start:end]]
+        sentences = [s for job, start, end in taken for s in (job.sentences or [])[start:end]]
         try:
-            results = list(self._predict(parser, key, sentences))
+            results = list(self._predict(parser, key, sentences)) if sentences else []
         except Exception as err:  # noqa: BLE001 - handed to the requests
             if len(taken) > 1:  # parse each request's part alone: only the one at fault fails
                 for part in taken:
                     self._parse(key, [part])
                 return
-            self._fail(taken[0][0], err)
+            self._answer(taken[0][0], error=err)
             return
-        at = 0
-        for job, start, end in taken:
-            job.results[start:end] = results[at : at + end - start]
-            at += end - start
-            self._finished_part(job, end - start)
         with self._cond:
-            self._stats.batches += 1
+            self._stats.batches += 1 if sentences else 0
             self._stats.sentences += len(sentences)
             self._stats.words += sum(len(s) for s in sentences)
+        at = 0
+        for job, start, end in taken:
+            job.results.extend(results[at : at + end - start])
+            at += end - start
+            if job.sentences is not None and end == len(job.sentences):
+                self._answer(job)
 
     def _predict(self, parser: Predictor, key: BatchKey, sentences: list[Sentence]) -> Iterator[ParsedSentence]:
         return parser.predict(
@@ -246,28 +301,22 @@ class ParseBatcher:
             marginals=key.marginals,
             max_words=key.max_words,
             chunk_sentences=max(1, len(sentences)),
-            on_split=lambda _notice: None,  # each request hears of its own long sentences when it is read
+            on_split=lambda _notice: None,  # each request hears of its own long sentences from its finish
         )
 
-    def _finished_part(self, job: _Job, count: int) -> None:
-        job.done += count
-        if job.done < len(job.sentences) or job.future.done():
-            return
-        self._release(job)
-        job.future.set_result([r for r in job.results if r is not None])
-
-    def _fail(self, job: _Job, err: Exception) -> None:
-        if job.future.done():
-            return
-        with self._cond:  # what is left of it is not parsed
-            if job in self._jobs:
-                self._jobs.remove(job)
-        self._release(job)
-        job.future.set_exception(err)
-
-    def _release(self, job: _Job) -> None:
+    def _answer(self, job: _Job, error: Exception | None = None) -> None:
+        """Finish ``job`` (its ``finish``, or the error) and release its place in the queue."""
+        if error is None:
+            try:
+                value = job.finish(job.results)
+            except Exception as err:  # noqa: BLE001 - handed to the request
+                error = err
         with self._cond:
-            self._pending_words -= job.words
+            self._pending_bytes -= job.size
             self._pending_requests -= 1
             self._stats.requests += 1
             self._cond.notify_all()
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(value)

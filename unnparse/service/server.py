@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from unnparse.parser.predictor import Predictor
-from unnparse.service.app import ServiceSettings, create_app
+from unnparse.service.app import ServiceSettings, create_app, new_batcher
 
 __all__ = ["load_models", "model_specs", "serve"]
 
@@ -58,22 +59,21 @@ def serve(
 ) -> None:
     """Serve ``parsers`` at ``host:port`` until SIGINT or SIGTERM (port 0: a free port); ``on_ready`` hears the
     address once it listens. On a signal the service stops taking connections, answers the requests it holds
-    (for at most ``shutdown_seconds``) and returns."""
+    (for at most ``shutdown_seconds``; a second signal stops at once) and returns.
+
+    Must be called from the main thread: the parsing runs there (torch's OpenMP threads are slower driven from
+    another thread), the HTTP server in a thread of its own.
+
+    Raises:
+        OSError: the address cannot be listened on (one line).
+    """
     import uvicorn
 
-    app = create_app(parsers, settings)
+    settings = settings or ServiceSettings()
+    batcher = new_batcher(parsers, settings, thread=False)
+    app = create_app(parsers, settings, batcher=batcher)
 
     class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            with super().capture_signals():
-                yield
-                # the signal stopped the service, which has shut down in order: the process ends normally (exit 0)
-                # instead of being killed by the signal raised again
-                captured = getattr(self, "_captured_signals", None)
-                if isinstance(captured, list):
-                    captured.clear()
-
         async def startup(self, sockets=None) -> None:  # noqa: ANN001 - uvicorn's signature
             await super().startup(sockets)
             if self.started and on_ready is not None:
@@ -90,7 +90,39 @@ def serve(
         timeout_graceful_shutdown=shutdown_seconds,
         lifespan="on",
     )
-    Server(config).run()
+    server = Server(config)
+    failure: list[BaseException] = []
+
+    def run_http() -> None:
+        try:
+            server.run()
+        except BaseException as err:  # noqa: BLE001 - reported by the main thread (uvicorn exits on a bind error)
+            failure.append(err)
+        finally:
+            batcher.close()  # the worker in the main thread finishes what it holds, then returns
+
+    def on_signal(signum: int, frame: object) -> None:
+        server.handle_exit(signum, frame)  # a graceful stop; a second signal stops at once
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
+    http = threading.Thread(target=run_http, name="unnparse-http", daemon=True)
+    try:
+        http.start()
+        batcher.run()
+    finally:
+        server.should_exit = True
+        http.join(shutdown_seconds + 5)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failure or not server.started:
+        raise OSError(f"cannot serve on {host}:{port}: {_bind_error(failure)}")
+
+
+def _bind_error(failure: list[BaseException]) -> str:
+    if failure and not isinstance(failure[0], SystemExit):
+        return " ".join(str(failure[0]).split())
+    return "the address is in use or not available here (see the message above)"
 
 
 def _host_text(host: str) -> str:
