@@ -20,6 +20,7 @@ import io
 import json
 import os
 import random
+import shlex
 import signal
 import statistics
 import subprocess
@@ -143,6 +144,11 @@ def main() -> None:
     ap.add_argument("--tokenizer", choices=["auto", "rules"], default="auto", help="the requests' tokenizer option")
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--batched-options",
+        default="",
+        help="more `unnparse serve` options for the batched mode, e.g. '--batch-window-ms 5'",
+    )
     ap.add_argument("--no-report", action="store_true")
     args = ap.parse_args()
 
@@ -155,7 +161,8 @@ def main() -> None:
     print(f"{len(requests)} requests, {sentences_sent} sentences; expected outputs in {cli_seconds:.1f} s", flush=True)
     rows = {}
     for mode in args.modes:
-        proc, address = start_server(args.model, args.threads, MODES[mode])
+        extra = MODES[mode] + (shlex.split(args.batched_options) if mode == "batched" else [])
+        proc, address = start_server(args.model, args.threads, extra)
         try:
             results, seconds = run_load(address, requests, args.clients, args.marginals, args.tokenizer)
             rss = peak_rss_mb(proc.pid)
@@ -198,6 +205,7 @@ def main() -> None:
     body = (
         f"{measured_on(f'server {args.threads} torch threads')}: `unnparse serve` on loopback, model "
         f"`{args.model.name}`, {args.requests:,} requests of 1-3 sentences of `{args.source.name}` (raw text in, "
+        f"split by the {'rules' if args.tokenizer == 'rules' else 'model tokenizer when it has one, else the rules'}, "
         f"CoNLL-U out{', with ArcProb' if args.marginals else ''}; {sentences_sent:,} sentences) from "
         f"{args.clients} concurrent clients (threads in the benchmark's process, which shares the CPUs), "
         f"each answer compared byte for byte with `unnparse parse` on the same text.\n\n"
@@ -205,9 +213,9 @@ def main() -> None:
     )
     print(body)
     if not args.no_report:
-        section = "serve-load-marginals" if args.marginals else "serve-load"
-        title = "Parsing service under load" + (" (with arc probabilities)" if args.marginals else "")
-        write_section(section, title, body)
+        variant = f"{args.model.name}, tokenizer {args.tokenizer}" + (", with ArcProb" if args.marginals else "")
+        section = "serve-load-" + "-".join(variant.replace(",", "").split())
+        write_section(section, f"Parsing service under load ({variant})", body)
 
 
 if __name__ == "__main__":

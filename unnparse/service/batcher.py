@@ -4,10 +4,10 @@ A :class:`ParseBatcher` owns the parsers and one worker, which does all of a req
 sentences, parsing, writing the output. Requests (:meth:`ParseBatcher.submit`: a :class:`BatchKey` naming the model
 and the options that change the parse, a function that reads the input, one that makes the answer from the parses,
 and the input's size) wait in a queue. The worker waits a short window after the oldest arrival (or until as many
-requests wait as the last round took), reads the waiting requests of one key, parses their sentences as one input
-with :meth:`~unnparse.parser.predictor.Predictor.predict` up to a word budget and hands each request its own parses,
-in its own order. A large request is parsed a slice at a time and goes behind the others after each, so that small
-requests are not held up by it. The queue is bounded in bytes of input (:class:`QueueFullError` beyond it);
+requests wait as the largest recent round took), reads the waiting requests of one key, parses their sentences as
+one input with :meth:`~unnparse.parser.predictor.Predictor.predict` up to a word budget and hands each request its
+own parses, in its own order. A large request is parsed a slice at a time and goes behind the others after each, so
+that small requests are not held up by it. The queue is bounded in bytes of input (:class:`QueueFullError` beyond it);
 :meth:`ParseBatcher.close` finishes what was submitted and stops.
 
 One thread does the work because the work is CPU-bound: threads that read and write beside the one that parses
@@ -125,6 +125,7 @@ class ParseBatcher:
         self._pending_requests = 0
         self._stats = BatcherStats()
         self._enough = max_requests  # waiting requests that end a window early
+        self._recent: deque[int] = deque(maxlen=8)  # requests of the last rounds
         self._thread: threading.Thread | None = None
         if thread:
             self._thread = threading.Thread(target=self._run, name="unnparse-batcher", daemon=True)
@@ -216,9 +217,10 @@ class ParseBatcher:
                         break
                     self._cond.wait(remaining)
                 candidates = self._candidates()
-                # as many requests as the last round had end the next window early: under a steady load they are
-                # all there is to wait for
-                self._enough = max(2, min(self.max_requests, len(candidates)))
+                # as many requests as the largest of the last rounds had end the next window early: under a steady
+                # load they are all there is to wait for (the largest, so that rounds cannot settle into halves)
+                self._recent.append(len(candidates))
+                self._enough = max(2, min(self.max_requests, max(self._recent)))
             self._round(candidates)
 
     def _candidates(self) -> list[_Job]:
