@@ -148,3 +148,57 @@ def test_lstm_bfloat16_probe_matches_what_the_kernel_does():
         works = False
     if not works:  # a forward that fails means the probe must say no (it also tries the backward)
         assert lstm_bfloat16_supported("cpu") is False
+
+
+def _trained(tmp_path):
+    torch.manual_seed(0)
+    train, dev = _sentences(60, 1), _sentences(12, 2)
+    parser = Parser.build(_small_config(), train)
+    opts = TrainOptions(epochs=4, lr=1e-2, batch_tokens=300, patience=100, seed=0, precision="float32")
+    train_parser(parser, train, dev, opts, tmp_path / "m", progress=False)
+    return parser, dev
+
+
+def test_int8_parsing_uses_a_quantized_copy_close_to_float32(tmp_path):
+    parser, dev = _trained(tmp_path)
+    exact = list(parser.predict(dev, marginals=True))
+    parser.precision = "int8"
+    network = parser.network()
+    kinds = {type(m).__module__ + "." + type(m).__name__ for m in network.modules()}
+    assert "torch.ao.nn.quantized.dynamic.modules.rnn.LSTM" in kinds
+    assert "torch.ao.nn.quantized.dynamic.modules.linear.Linear" in kinds
+    assert not any(isinstance(m, (torch.nn.LSTM, torch.nn.Linear)) for m in network.modules())  # all of them
+    assert parser.network() is network  # made once
+    assert any(isinstance(m, torch.nn.LSTM) for m in parser.model.modules())  # the model itself is untouched
+    quantized = list(parser.predict(dev, marginals=True))
+    for e, q in zip(exact, quantized, strict=True):
+        torch.testing.assert_close(torch.tensor(q.marginals), torch.tensor(e.marginals), atol=0.15, rtol=0)
+    heads_e = [h for p in exact for h in p.sentence.heads]
+    heads_q = [h for p in quantized for h in p.sentence.heads]
+    assert sum(a == b for a, b in zip(heads_e, heads_q, strict=True)) >= 0.9 * len(heads_e)
+    parser.precision = "float32"
+    assert parser.network() is parser.model
+    assert [p.sentence.to_conllu() for p in parser.predict(dev)] == [p.sentence.to_conllu() for p in exact]
+
+
+def test_int8_is_for_parsing_on_the_cpu_only(tmp_path):
+    with pytest.raises(ValueError, match="precision"):
+        TrainOptions(precision="int8")
+    model = torch.nn.Linear(2, 2, device="meta")
+    with pytest.raises(ValueError, match="CPU only"):
+        runtime.quantize_int8(model)
+    assert resolve_precision("int8", CPU) is None
+
+
+def test_an_ensemble_parses_in_int8_with_every_member_quantized(tmp_path):
+    from unnparse.parser.ensemble import ParserEnsemble
+
+    parser, dev = _trained(tmp_path)
+    other = Parser.build(_small_config(), _sentences(60, 1))
+    other.featurizer = parser.featurizer
+    ensemble = ParserEnsemble([parser, other], {"treebank": None}, precision="int8")
+    assert [m.precision for m in ensemble.members] == ["int8", "int8"]
+    assert len(list(ensemble.predict(dev))) == len(dev)
+    assert all(m._int8 is not None for m in ensemble.members)
+    ensemble.precision = "float32"
+    assert [m.precision for m in ensemble.members] == ["float32", "float32"]

@@ -354,3 +354,21 @@ def test_under_load_every_answer_is_the_command_lines_and_none_is_lost(model_dir
     assert [body for _, body in answers] == expected
     assert health["parsed"]["requests"] == 400 and health["parsed"]["batches"] < 400  # batches were shared
     assert health["queue"] == {"requests": 0, "bytes": 0, "max_bytes": 16 << 20}
+
+
+def test_texts_read_together_are_labelled_by_the_trained_tokenizer_at_once(model_dir, monkeypatch):
+    from unnparse.text.trained_tokenizer import train_tokenizer
+
+    parser = load(model_dir)
+    gold = list(iter_conllu(io.BytesIO(conllu_text(40, seed=4).encode()), name="x"))
+    parser.tokenizer = train_tokenizer(gold, steps=5, seed=0)[0]
+    texts = [s.text + "\n" for s in gold[:12]]
+    expected = [cli_output(parser, t.encode()) for t in texts]
+    calls: list[int] = []
+    real = parser.tokenizer.labels_many
+    monkeypatch.setattr(parser.tokenizer, "labels_many", lambda ps, **kw: calls.append(len(ps)) or real(ps, **kw))
+    with TestClient(create_app({"toy": parser}, ServiceSettings(batch_window=0.5))) as client:
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda t: client.post("/parse", content=t.encode()).text, texts))
+    assert answers == expected
+    assert max(calls) > 1 and len(calls) < len(texts)  # paragraphs of several requests labelled in one call

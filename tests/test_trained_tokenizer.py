@@ -154,3 +154,23 @@ def test_numbers_are_never_split_inside_whatever_the_model_says():
         assert fixed[start + len(number) - 1] == TOKEN_END
     assert fixed[text.index("cost")] == TOKEN_END  # words are left as the model says
     assert fixed[-1] == TOKEN_END  # the final period, after the number, still ends
+
+
+def test_prefetched_labels_of_many_texts_give_the_sentences_each_text_gets_alone(small_tokenizer, monkeypatch):
+    texts = ["red cat sat. dog sat on mat.", "long term red cat sat on well-known mat.\n\nwell known dog.", "mat."]
+    alone = [[s.to_conllu() for s in small_tokenizer.iter_sentences(t.split("\n"), source="x")] for t in texts]
+    calls: list[int] = []
+    real = small_tokenizer.labels_many
+
+    def counted(paragraphs, **kwargs):
+        calls.append(len(paragraphs))
+        return real(paragraphs, **kwargs)
+
+    monkeypatch.setattr(small_tokenizer, "labels_many", counted)
+    small_tokenizer.prefetch([t.split("\n") for t in texts])
+    assert calls == [4]  # the four paragraphs of the three texts, in one call
+    ahead = [[s.to_conllu() for s in small_tokenizer.iter_sentences(t.split("\n"), source="x")] for t in texts]
+    assert calls == [4] and ahead == alone  # every paragraph was found labelled
+    assert small_tokenizer._prefetched == {}  # each used once
+    again = [s.to_conllu() for s in small_tokenizer.iter_sentences(texts[0].split("\n"), source="x")]
+    assert calls == [4, 1] and again == alone[0]

@@ -11,9 +11,10 @@ from typing import Any, TypeVar, cast
 import torch
 
 from unnparse.cpu_threads import default_threads
-from unnparse.precisions import PRECISIONS
+from unnparse.precisions import PARSE_PRECISIONS, PRECISIONS
 
 __all__ = [
+    "PARSE_PRECISIONS",
     "PRECISIONS",
     "adam",
     "denormals_flushed",
@@ -23,6 +24,7 @@ __all__ = [
     "lstm_bfloat16_supported",
     "precision_name",
     "precision_warning",
+    "quantize_int8",
     "resolve_device",
     "resolve_precision",
     "set_threads",
@@ -76,15 +78,40 @@ def lstm_bfloat16_supported(device_type: str) -> bool:
     return True
 
 
-def check_precision(name: str) -> str:
-    """``name`` if it is one of :data:`PRECISIONS`.
+def check_precision(name: str, *, parsing: bool = False) -> str:
+    """``name`` if it is one of :data:`PRECISIONS` (with ``parsing``, of :data:`PARSE_PRECISIONS`).
 
     Raises:
         ValueError: an unknown precision name.
     """
-    if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {name!r}; use {', '.join(PRECISIONS)}")
+    names = PARSE_PRECISIONS if parsing else PRECISIONS
+    if name not in names:
+        raise ValueError(f"unknown precision {name!r}; use {', '.join(names)}")
     return name
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` (on the CPU) whose LSTMs and linear layers have int8 weights and quantize their inputs
+    per batch (torch's dynamic quantization); everything else stays float32. For parsing only: the copy has no
+    gradients.
+
+    Raises:
+        ValueError: ``model`` is not on the CPU (int8 kernels are the CPU's).
+    """
+    import warnings
+
+    device = next(model.parameters()).device
+    if device.type != "cpu":
+        raise ValueError(f"--precision int8 parses on the CPU only, not on {device}")
+    # torch's eager dynamic quantization, the one with int8 LSTM kernels (torchao, its announced successor, has
+    # none); its deprecation notices are torch's concern, not the user's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        from torch.ao.quantization import quantize_dynamic
+
+        quantized = quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+    return quantized.eval()
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
@@ -92,14 +119,15 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
 
     ``auto`` is bfloat16 on CUDA and float32 on the CPU, where how sentences are batched changes results only by
     float32 rounding (the last digit of a rounded probability, rarely); ``float32`` and ``bfloat16`` are taken as
-    given. bfloat16 on a CPU is fast where the CPU multiplies
-    bfloat16 matrices in hardware (:func:`cpu_has_native_bf16`) and slow elsewhere. The UNN iterations and the tree
-    structures always run in float32/float64 whatever the precision.
+    given; ``int8`` is float32 around the quantized layers (:func:`quantize_int8`), which autocast leaves alone.
+    bfloat16 on a CPU is fast where the CPU multiplies bfloat16 matrices in hardware (:func:`cpu_has_native_bf16`)
+    and slow elsewhere. The UNN iterations and the tree structures always run in float32/float64 whatever the
+    precision.
 
     Raises:
         ValueError: an unknown precision name.
     """
-    if check_precision(name) == "float32":
+    if check_precision(name, parsing=True) in ("float32", "int8"):  # int8: the quantized layers, float32 elsewhere
         return None
     if name == "bfloat16":
         return torch.bfloat16

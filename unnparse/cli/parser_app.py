@@ -31,7 +31,15 @@ from unnparse.cli.common import (
     warn,
 )
 from unnparse.cli.help_format import Command, Group, in_panel
-from unnparse.cli.parse_options import MaxWordsOption, Precision, PrecisionOption, resolve_model, warn_precision
+from unnparse.cli.parse_options import (
+    MaxWordsOption,
+    ParsePrecision,
+    ParsePrecisionOption,
+    Precision,
+    PrecisionOption,
+    resolve_model,
+    warn_precision,
+)
 from unnparse.cli.serve_cli import serve
 from unnparse.parser.config import (
     DEFAULT_ENCODER,
@@ -603,7 +611,7 @@ def evaluate(
     batch_tokens: Annotated[int, typer.Option(help="Words per batch while parsing.", min=1)] = 6000,
     max_words: MaxWordsOption = DEFAULT_MAX_WORDS,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    precision: PrecisionOption = Precision.auto,
+    precision: ParsePrecisionOption = ParsePrecision.auto,
     threads: ThreadsOption = None,
 ) -> None:
     """Score a parser: UAS, LAS, CLAS, MLAS, BLEX, modifier-list accuracy, exact match (all words, punctuation
@@ -703,7 +711,7 @@ def parse(
     batch_tokens: Annotated[int, typer.Option(help="Words per batch while parsing.", min=1)] = 4000,
     max_words: MaxWordsOption = DEFAULT_MAX_WORDS,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    precision: PrecisionOption = Precision.auto,
+    precision: ParsePrecisionOption = ParsePrecision.auto,
     shard: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="Parse only shard I of N (e.g. 0/4), for several processes; see merge-shards."),

@@ -8,7 +8,13 @@ import typer
 
 from unnparse.cli.common import ThreadsOption, err_console, fail
 from unnparse.cli.help_format import in_panel
-from unnparse.cli.parse_options import MaxWordsOption, Precision, PrecisionOption, resolve_model, warn_precision
+from unnparse.cli.parse_options import (
+    MaxWordsOption,
+    ParsePrecision,
+    ParsePrecisionOption,
+    resolve_model,
+    warn_precision,
+)
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 
 __all__ = ["serve"]
@@ -29,7 +35,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: a free one, printed).", min=0, max=65535)] = 8000,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    precision: PrecisionOption = Precision.auto,
+    precision: ParsePrecisionOption = ParsePrecision.auto,
     threads: ThreadsOption = None,
     max_request_kb: in_panel(
         Annotated[int, typer.Option(help="Largest request body, in KiB (413 beyond it).", min=1, max=1 << 20)],

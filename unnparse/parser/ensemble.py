@@ -52,10 +52,17 @@ class ParserEnsemble(Predictor):
             raise ValueError("an ensemble needs at least one parser")
         _check_compatible(members)
         first = members[0]
-        super().__init__(first.featurizer, config, precision=precision)
         self.members = list(members)
+        super().__init__(first.featurizer, config, precision=precision)
         self.tokenizer = first.tokenizer
         self.multiword = first.multiword
+
+    @Predictor.precision.setter  # type: ignore[attr-defined]
+    def precision(self, name: str) -> None:
+        """The ensemble's precision is its members'."""
+        Predictor.precision.fset(self, name)  # type: ignore[attr-defined]
+        for member in self.members:
+            member.precision = name
 
     @property
     def device(self) -> torch.device:
@@ -148,7 +155,8 @@ class ParserEnsemble(Predictor):
         outputs = []
         for member in self.members:
             batch = member.featurizer.batch(sentences, idx, gold=False).to_device(self.device)
-            outputs.append((member.model, batch, member.model(batch, marginals=False)))
+            network = member.network()
+            outputs.append((network, batch, network(batch, marginals=False)))
         model, batch, _ = outputs[0]
         scores = torch.stack([out.scores.float() for _, _, out in outputs]).mean(0)
         heads = max_spanning_tree(scores, batch.lengths, single_root=model.single_root)

@@ -38,7 +38,7 @@ from unnparse.parser.features import ROOT_CHAR, Featurizer, column_labels
 from unnparse.parser.model import ParserModel
 from unnparse.parser.predictor import BatchPrediction, ParsedSentence, Predictor
 from unnparse.parser.vocab import PAD, UNK, Vocab
-from unnparse.runtime import resolve_device
+from unnparse.runtime import quantize_int8, resolve_device
 from unnparse.text.multiword import MAX_ENTRIES as MAX_MULTIWORD
 from unnparse.text.multiword import multiword_dictionary
 from unnparse.text.trained_tokenizer import TrainedTokenizer
@@ -83,6 +83,22 @@ class Parser(Predictor):
     ) -> None:
         super().__init__(featurizer, config, precision=precision)
         self.model = model
+        self._int8: tuple[ParserModel, torch.nn.Module] | None = None  # (the model, its quantized copy)
+
+    def network(self) -> ParserModel:
+        """The network that parses: :attr:`model`, or with :attr:`precision` ``int8`` its quantized copy (made the
+        first time, again whenever :attr:`model` is replaced; weights changed in place afterwards are not seen: parse
+        in int8 only with a trained model).
+
+        Raises:
+            ValueError: ``int8`` with the model on a GPU.
+        """
+        if self.precision != "int8":
+            return self.model
+        if self._int8 is None or self._int8[0] is not self.model:
+            self.model.eval()
+            self._int8 = (self.model, quantize_int8(self.model))
+        return self._int8[1]  # type: ignore[return-value]
 
     @property
     def parser_config(self) -> ParserConfig:
@@ -237,6 +253,7 @@ class Parser(Predictor):
     def _predict_batch(self, sentences: Sequence[Sentence], idx: Sequence[int], marginals: bool) -> BatchPrediction:
         """Heads, labels, tags (and arc marginals when asked) of one batch of sentences."""
         batch = self.featurizer.batch(sentences, idx, gold=False).to_device(self.device)
-        out = self.model(batch, marginals=marginals)
-        heads, rels = self.model.decode(out, batch)
-        return BatchPrediction(heads, rels, self.model.predict_tags(out, batch), out.marginals)
+        network = self.network()
+        out = network(batch, marginals=marginals)
+        heads, rels = network.decode(out, batch)
+        return BatchPrediction(heads, rels, network.predict_tags(out, batch), out.marginals)

@@ -71,10 +71,12 @@ class Predictor(ABC):
     an optional trained ``tokenizer``, and the prediction pipeline (:meth:`predict`, :meth:`parse`,
     :meth:`text_sentences`).
 
-    ``precision`` (``auto``, ``float32`` or ``bfloat16``) is the arithmetic of the encoder when parsing: ``auto``
-    is bfloat16 on CUDA and float32 on the CPU (see :func:`unnparse.runtime.resolve_precision`); ``bfloat16`` on a
-    CPU with native bfloat16 (AMX) parses faster (1.2-1.4x end to end on the benchmark treebanks). The UNN
-    iterations and the tree structures always run in float32.
+    ``precision`` (``auto``, ``float32``, ``bfloat16`` or ``int8``) is the arithmetic of the encoder when parsing:
+    ``auto`` is bfloat16 on CUDA and float32 on the CPU (see :func:`unnparse.runtime.resolve_precision`);
+    ``bfloat16`` on a CPU with native bfloat16 (AMX) parses faster (1.2-1.4x end to end on the benchmark
+    treebanks); ``int8`` (CPU only) parses with a copy of the network whose LSTMs and linear layers have int8
+    weights (:func:`unnparse.runtime.quantize_int8`, made when first needed). The UNN iterations and the tree
+    structures always run in float32.
     """
 
     def __init__(self, featurizer: Featurizer, config: dict[str, Any], *, precision: str = "auto") -> None:
@@ -88,12 +90,12 @@ class Predictor(ABC):
 
     @property
     def precision(self) -> str:
-        """``auto``, ``float32`` or ``bfloat16``: the encoder's arithmetic when parsing."""
+        """``auto``, ``float32``, ``bfloat16`` or ``int8``: the arithmetic when parsing."""
         return self._precision
 
     @precision.setter
     def precision(self, name: str) -> None:
-        self._precision = check_precision(name)
+        self._precision = check_precision(name, parsing=True)
 
     @property
     @abstractmethod

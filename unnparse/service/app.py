@@ -34,6 +34,7 @@ from unnparse.parser.predictor import ParsedSentence, Predictor
 from unnparse.service.batcher import BatchKey, ParseBatcher, QueueFullError, ShuttingDownError
 from unnparse.service.model_info import model_summary
 from unnparse.service.page import page_html
+from unnparse.text.raw_text import read_text
 
 __all__ = ["ParseRequest", "ServiceSettings", "create_app", "new_batcher"]
 
@@ -158,6 +159,8 @@ def create_app(
     settings = settings or ServiceSettings()
     names = list(parsers)
     summaries = {name: model_summary(name, parser, default=i == 0) for i, (name, parser) in enumerate(parsers.items())}
+    # the texts of the requests read together are labelled by each model's trained tokenizer in one batch
+    prefetchers = {name: partial(_prefetch_texts, parser) for name, parser in parsers.items() if parser.tokenizer}
     state: dict[str, ParseBatcher] = {}
 
     @asynccontextmanager
@@ -286,7 +289,10 @@ def create_app(
         answer_with = partial(_answer, name, options, formats, warnings)
         try:
             key = BatchKey(name, options.marginals, limit)
-            future = current_batcher().submit(key, read_input, answer_with, len(raw))
+            shared = None
+            if options.input_format == "text" and options.tokenizer != "rules" and name in prefetchers:
+                shared = (prefetchers[name], raw)
+            future = current_batcher().submit(key, read_input, answer_with, len(raw), prefetch=shared)
         except (QueueFullError, ShuttingDownError) as err:
             raise HTTPProblemError(503, str(err), {"Retry-After": str(settings.retry_after)}) from None
         try:
@@ -340,6 +346,19 @@ def _read(parser: Predictor, raw: bytes, options: ParseOptions, warnings: list[s
         return list(read_sentences(parser, io.BytesIO(raw), options, name=REQUEST_NAME, on_warning=warnings.append))
     except (CoNLLUError, UnicodeDecodeError, ValueError) as err:
         raise HTTPProblemError(400, _one_line(str(err))) from None
+
+
+def _prefetch_texts(parser: Predictor, raws: list[bytes]) -> None:
+    """Label the texts of several requests with ``parser``'s trained tokenizer in one batch, ahead of reading them
+    (:meth:`~unnparse.text.trained_tokenizer.TrainedTokenizer.prefetch`; unreadable ones are left to the reading)."""
+    texts = []
+    for raw in raws:
+        try:
+            texts.append(list(read_text(io.BytesIO(raw), REQUEST_NAME)))
+        except (CoNLLUError, UnicodeDecodeError, ValueError):
+            continue
+    if parser.tokenizer is not None and texts:
+        parser.tokenizer.prefetch(texts)
 
 
 def _answer(

@@ -72,6 +72,7 @@ class _Job:
     finish: Callable[[list[ParsedSentence]], Any]
     size: int
     arrived: float
+    prefetch: tuple[Callable[[list[Any]], None], Any] | None = None
     future: Future[Any] = field(default_factory=Future)
     sentences: list[Sentence] | None = None  # once read
     taken: int = 0  # sentences parsed or being parsed
@@ -151,10 +152,15 @@ class ParseBatcher:
         read: Callable[[], list[Sentence]],
         finish: Callable[[list[ParsedSentence]], Any],
         size: int,
+        *,
+        prefetch: tuple[Callable[[list[Any]], None], Any] | None = None,
     ) -> Future[Any]:
         """Queue a request: the worker calls ``read`` for its sentences, parses them with the model ``key.model``
         and calls ``finish`` with their parses (in order); the future gives what ``finish`` returns, or the error
         that ``read``, the parse or ``finish`` raised. ``size`` (bytes of input) counts against the queue's bound.
+        ``prefetch`` = ``(function, item)``: before reading, the worker calls each function once with the items of
+        all the requests it is about to read that name it (work their reading can share, such as labelling their
+        texts in one batch); its errors are ignored (reading reports its own).
 
         Raises:
             KeyError: no parser of that name.
@@ -163,7 +169,7 @@ class ParseBatcher:
         """
         if key.model not in self.parsers:
             raise KeyError(key.model)
-        job = _Job(key, read, finish, max(0, size), time.monotonic())
+        job = _Job(key, read, finish, max(0, size), time.monotonic(), prefetch)
         with self._cond:
             if self._closing:
                 raise ShuttingDownError("the service is shutting down")
@@ -234,6 +240,15 @@ class ParseBatcher:
     def _round(self, candidates: list[_Job]) -> None:
         """Read the candidates not read yet, parse slices of them up to the word budget, answer the finished ones and
         queue the others again (those not reached in front, a job parsed in part at the back)."""
+        shared: dict[Callable[[list[Any]], None], list[Any]] = {}
+        for job in candidates:
+            if job.sentences is None and job.prefetch is not None:
+                shared.setdefault(job.prefetch[0], []).append(job.prefetch[1])
+        for prefetch, items in shared.items():
+            try:
+                prefetch(items)
+            except Exception:  # noqa: BLE001, S110 - an optimization: reading reports the errors
+                pass
         ready = []
         for job in candidates:
             if job.sentences is None:

@@ -164,6 +164,8 @@ class TrainedTokenizer:
         self.char_ids = {ch: i + 2 for i, ch in enumerate(self.chars)}
         self.category_ids = {name: i + 1 for i, name in enumerate(_CATEGORIES)}
         self.multiword = dict(multiword)
+        #: Labels computed ahead by :meth:`prefetch` (paragraph → labels), each used once.
+        self._prefetched: dict[str, list[int]] = {}
 
     # ---- files ---------------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
@@ -252,25 +254,49 @@ class TrainedTokenizer:
         return self.net.out.weight.device
 
     # ---- segmentation --------------------------------------------------------------------
-    @torch.no_grad()
     def labels(self, paragraph: str, *, batch_size: int = 64) -> list[int]:
         """The label of each character of ``paragraph`` (windows of characters with context on both sides)."""
-        if not paragraph:
-            return []
+        ahead = self._prefetched.pop(paragraph, None)
+        if ahead is not None:
+            return ahead
+        return self.labels_many([paragraph], batch_size=batch_size)[0]
+
+    @torch.no_grad()
+    def labels_many(self, paragraphs: Sequence[str], *, batch_size: int = 64) -> list[list[int]]:
+        """The labels of several paragraphs, their windows run through the network together (``batch_size`` at a
+        time)."""
         self.net.eval()
         step = _INFER_WINDOW - 2 * _CONTEXT
-        starts = list(range(0, len(paragraph), step))
-        out = [INSIDE] * len(paragraph)
-        for first in range(0, len(starts), batch_size):
-            group = starts[first : first + batch_size]
-            windows = [paragraph[max(0, s - _CONTEXT) : s + step + _CONTEXT] for s in group]
-            enc = self.encode(windows, self.device)
+        outs = [[INSIDE] * len(paragraph) for paragraph in paragraphs]
+        windows = [(i, start) for i, paragraph in enumerate(paragraphs) for start in range(0, len(paragraph), step)]
+        for first in range(0, len(windows), batch_size):
+            group = windows[first : first + batch_size]
+            texts = [paragraphs[i][max(0, s - _CONTEXT) : s + step + _CONTEXT] for i, s in group]
+            enc = self.encode(texts, self.device)
             pred = self.net(enc.chars, enc.categories, enc.lengths).argmax(-1).cpu().tolist()
-            for s, row in zip(group, pred, strict=True):
+            for (i, s), row in zip(group, pred, strict=True):
                 offset = s - max(0, s - _CONTEXT)
-                keep = row[offset : offset + min(step, len(paragraph) - s)]
-                out[s : s + len(keep)] = keep
-        return _numbers_whole(paragraph, out)
+                keep = row[offset : offset + min(step, len(paragraphs[i]) - s)]
+                outs[i][s : s + len(keep)] = keep
+        return [_numbers_whole(paragraph, out) for paragraph, out in zip(paragraphs, outs, strict=True)]
+
+    def prefetch(self, texts: Sequence[Iterable[str]]) -> None:
+        """Label the paragraphs of several texts (each the lines that :meth:`iter_sentences` will read) in shared
+        batches, and keep the labels for the next :meth:`iter_sentences` that meets those paragraphs, once each (what
+        was kept before is dropped). A paragraph met otherwise is labelled then as usual, so the sentences do not
+        depend on what was prefetched; a service uses it to label the texts of many small requests at once."""
+        paragraphs: list[str] = []
+
+        def record(paragraph: str, final: bool, first_line: int) -> tuple[list[Sentence], int | None]:
+            if paragraph:
+                paragraphs.append(paragraph)
+            return [], None
+
+        for lines in texts:
+            for _ in stream_paragraphs(lines, record, soft_limit=_STREAM_LIMIT):
+                pass
+        paragraphs = [p for p in dict.fromkeys(paragraphs) if len(p) < _STREAM_LIMIT]  # longer ones are re-read
+        self._prefetched = dict(zip(paragraphs, self.labels_many(paragraphs), strict=True))
 
     def segment(self, paragraph: str) -> list[list[tuple[str, list[str], bool]]]:
         """Sentences of ``paragraph``, each a list of tokens ``(form, words, space after)``."""
