@@ -81,7 +81,8 @@ def main() -> None:
     body = (
         f"{measured_on(f'{args.threads} torch threads')}: each model parses its test file's words (gold tokenization, "
         f"tags and lemmas cleared) with the model loaded, best of {args.rounds} rounds, in float32 and in int8 "
-        f"(`--precision int8`: LSTMs and linear layers with int8 weights, the rest float32).\n\n"
+        f"(`--precision int8`: LSTMs and linear layers with int8 weights, a scale per row of a linear layer, the rest "
+        f"float32).\n\n"
         f"Command: `{command_line()}`\n\n{table}"
     )
     print(body)

@@ -91,8 +91,9 @@ def check_precision(name: str, *, parsing: bool = False) -> str:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``model`` (on the CPU) whose LSTMs and linear layers have int8 weights and quantize their inputs
-    per batch (torch's dynamic quantization); everything else stays float32. For parsing only: the copy has no
+    """A copy of ``model`` (on the CPU) whose LSTMs and linear layers have int8 weights (linear layers with a scale
+    per output row) and quantize their inputs per batch (torch's dynamic quantization); everything else stays
+    float32. For parsing only: the copy has no
     gradients.
 
     Raises:
@@ -108,9 +109,12 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
-        quantized = quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+        # a scale per output row of a linear layer: with one per matrix, a MiniLM encoder lost 2.5 LAS, with one per
+        # row 1.0 (BENCHMARKS.md, "Parsing in int8")
+        layers = {torch.nn.Linear: per_channel_dynamic_qconfig, torch.nn.LSTM: default_dynamic_qconfig}
+        quantized = quantize_dynamic(model, layers, dtype=torch.qint8, inplace=False)
     return quantized.eval()
 
 
