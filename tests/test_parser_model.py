@@ -418,3 +418,36 @@ def test_arc_position_factor_is_part_of_the_saved_model(tmp_path):
     assert [p.sentence.to_conllu() for p in loaded.predict(train)] == [
         p.sentence.to_conllu() for p in parser.predict(train)
     ]
+
+
+def test_k2_training_records_the_tree_after_sweep_1_and_the_size_of_the_y_messages(tmp_path):
+    import json
+
+    from unnparse.parser.training import evaluate_parser, sweep_diagnostics
+
+    parser, _, _, dev = _trained(tmp_path, k=2, epochs=2)
+    records = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert all({"uas_sweep1", "las_sweep1", "y_to_h", "y_to_m"} <= set(r["dev"]) for r in records)
+    diagnostics = sweep_diagnostics(parser, dev)
+    # sweep 1 of K is the same computation as a one-sweep run with the same weights
+    one = Parser.build(_small_config(1), _sentences(80, 1))
+    one.model.load_state_dict(parser.model.state_dict())
+    one.featurizer = parser.featurizer
+    assert diagnostics["uas_sweep1"] == evaluate_parser(one, dev).uas
+    assert parser.model.iterations == 2  # restored
+    # the ratios from the engine's messages, by hand on one batch: Y -> H is the arc and head-bias messages
+    batch = parser.featurizer.batch(dev, list(range(len(dev))), gold=False)
+    model = parser.model.eval()
+    with torch.no_grad():
+        out = model(batch)
+        states = {"X": out.x, "H": out.heads_repr, "M": out.mods_repr, "Y": out.marginals}
+        context = {"lengths": batch.lengths, "token_mask": batch.token_mask.unsqueeze(-1)}
+        mask = batch.token_mask.unsqueeze(-1).float()
+        arc = model.unn.factor("arc").message("H", states, context)
+        bias = model.unn.factor("head_bias").message("H", states, context)
+        xh = model.unn.factor("xh").message("H", states, context)
+        expected = (((arc + bias) * mask).pow(2).sum() / (xh * mask).pow(2).sum()).sqrt().item()
+    assert abs(diagnostics["y_to_h"] - expected) < 1e-4 * max(1.0, expected)
+    assert diagnostics["y_to_h"] > 0 and diagnostics["y_to_m"] > 0
+    sizes = model.y_message_sizes(out, batch)
+    assert set(sizes) == {"x_to_h", "y_to_h", "x_to_m", "y_to_m"}

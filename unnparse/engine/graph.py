@@ -140,6 +140,14 @@ class UNN(nn.Module):
             z = torch.zeros_like(states[name])
         return z
 
+    def messages_into(
+        self, name: str, states: Mapping[str, Tensor], context: Context | None = None
+    ) -> dict[str, Tensor]:
+        """Each named factor's message into ``name`` at ``states`` (the terms of :meth:`preactivation` without the
+        bias), by factor name; for looking at what drives a variable."""
+        by_factor = {id(self.factors[i]): n for n, i in self._factor_index.items()}
+        return {by_factor.get(id(f), type(f).__name__): f.message(name, states, context) for f in self._neighbors[name]}
+
     def _finish(self, var: Variable, new: Tensor, old: Tensor | None, context: Context | None) -> Tensor:
         if var.mask_key is not None:
             new = new * _lookup(context, var.mask_key, var.name).to(new.dtype)

@@ -195,6 +195,25 @@ class ParserModel(nn.Module):
             x=x,
         )
 
+    def y_message_sizes(self, out: ParserOutput, batch: Batch) -> dict[str, Tensor]:
+        """Squared sizes (summed over the real words) of what drives H and M at the final state of ``out`` (a forward
+        pass with marginals): ``x_to_h``, ``y_to_h`` (the arc and head-bias messages: what Y tells H), ``x_to_m``,
+        ``y_to_m``. With K = 1 the Y messages are never used; with K > 1 they are what a second sweep adds to X's.
+        """
+        if out.marginals is None or out.x is None:
+            raise ValueError("y_message_sizes needs a forward pass with marginals")
+        states = {"X": out.x, "H": out.heads_repr, "M": out.mods_repr, "Y": out.marginals}
+        context = {"lengths": batch.lengths, "token_mask": batch.token_mask.unsqueeze(-1)}
+        mask = batch.token_mask.unsqueeze(-1).to(out.x.dtype)
+        sizes = {}
+        for var in ("H", "M"):
+            messages = self.unn.messages_into(var, states, context)
+            from_x = messages.pop("xh" if var == "H" else "xm")
+            from_y = sum(messages.values(), torch.zeros_like(from_x))
+            sizes[f"x_to_{var.lower()}"] = ((from_x * mask) ** 2).sum()
+            sizes[f"y_to_{var.lower()}"] = ((from_y * mask) ** 2).sum()
+        return sizes
+
     def relation_logits(self, out: ParserOutput, heads: Tensor) -> Tensor:
         """[B, N+1, n_rels]: label scores of each word's arc from ``heads``.
 

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from unnparse.conllu.sentence import Sentence
 from unnparse.evaluation.attachment import AttachmentScores, score_sentences
-from unnparse.parser.batching import shard_batches, shard_pass_weights, token_budget_batches
+from unnparse.parser.batching import inference_batches, shard_batches, shard_pass_weights, token_budget_batches
 from unnparse.parser.config import TrainOptions
 from unnparse.parser.encoders import TransformerEncoder
 from unnparse.parser.parser import Parser
@@ -65,6 +65,30 @@ def reparse(parser: Predictor, gold: Sequence[Sentence], *, batch_tokens: int = 
 def evaluate_parser(parser: Predictor, gold: Sequence[Sentence], *, batch_tokens: int = 6000) -> AttachmentScores:
     """Parse the gold sentences' words and score the result against them."""
     return score_sentences(gold, reparse(parser, gold, batch_tokens=batch_tokens))
+
+
+@torch.no_grad()
+def sweep_diagnostics(parser: Parser, gold: Sequence[Sentence], *, batch_tokens: int = 6000) -> dict[str, float]:
+    """Whether the sweeps after the first help, on ``gold`` (for K > 1): ``uas_sweep1`` and ``las_sweep1``, the
+    scores of the tree decoded after the first sweep (the same weights run for one sweep: sweep 1 of K computes
+    exactly that), to compare with ``uas``/``las`` after sweep K; and ``y_to_h`` and ``y_to_m``, the size of the Y
+    messages into H and M at the final state relative to the messages from X (root of the summed squares over the
+    real words), which a second sweep adds to what X gives."""
+    model = parser.model
+    k = model.iterations
+    model.iterations = 1
+    try:
+        first = evaluate_parser(parser, gold, batch_tokens=batch_tokens)
+    finally:
+        model.iterations = k
+    model.eval()
+    totals: dict[str, float] = {}
+    for idx in inference_batches([len(s) for s in gold], batch_tokens):
+        batch = parser.featurizer.batch([gold[i] for i in idx], idx, gold=False).to_device(parser.device)
+        for key, value in model.y_message_sizes(model(batch, marginals=True), batch).items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+    ratio = {var: (totals[f"y_to_{var}"] / max(totals[f"x_to_{var}"], 1e-30)) ** 0.5 for var in ("h", "m")}
+    return {"uas_sweep1": first.uas, "las_sweep1": first.las, "y_to_h": ratio["h"], "y_to_m": ratio["m"]}
 
 
 def data_fingerprint(sentences: Sequence[Sentence]) -> str:
@@ -185,7 +209,10 @@ class ParserTask(TrainingTask):
         if not self.dev:
             return None
         scores = evaluate_parser(self.parser, self.dev, batch_tokens=self.opts.eval_batch_tokens)
-        return Evaluation(scores.as_dict(), (scores.las, scores.uas))
+        metrics = scores.as_dict()
+        if self.model.iterations > 1:
+            metrics.update(sweep_diagnostics(self.parser, self.dev, batch_tokens=self.opts.eval_batch_tokens))
+        return Evaluation(metrics, (scores.las, scores.uas))
 
     def epoch_fields(self, totals: Sequence[float], seconds: float) -> dict[str, Any]:
         if not totals:
@@ -206,6 +233,8 @@ class ParserTask(TrainingTask):
         dev = record.get("dev")
         if dev:
             line += f", dev UAS {dev['uas']:.2f} LAS {dev['las']:.2f}"
+            if "uas_sweep1" in dev:
+                line += f" (after sweep 1: UAS {dev['uas_sweep1']:.2f}; |Y→H|/|X→H| {dev['y_to_h']:.2f})"
         return line + (" (best)" if best else "")
 
     def keep(self, record: Mapping[str, Any]) -> None:
