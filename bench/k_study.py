@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "k-study")
+    ap.add_argument("--section", default="k-study", help="the BENCHMARKS.md section to write")
     ap.add_argument("--no-report", action="store_true")
     args = ap.parse_args()
     runs = [(tb, k, seed) for tb in args.treebanks for k in args.k for seed in args.seeds]
@@ -89,7 +90,8 @@ def main() -> None:
     )
     print(body)
     if not args.no_report:
-        write_section("k-study", "Does iterating help? K = 1, 2, 3 at equal epochs", body)
+        title = f"Does iterating help? K = {', '.join(map(str, args.k))} at equal epochs"
+        write_section(args.section, title, body)
 
 
 if __name__ == "__main__":
