@@ -57,12 +57,17 @@ def test_parser_rejects_an_unknown_precision():
         parser.precision = "half"
 
 
-def test_bfloat16_parsing_runs_the_encoder_in_bfloat16_and_the_trees_in_float32(tmp_path):
+def _trained(tmp_path):
     torch.manual_seed(0)
     train, dev = _sentences(60, 1), _sentences(12, 2)
     parser = Parser.build(_small_config(), train)
     opts = TrainOptions(epochs=4, lr=1e-2, batch_tokens=300, patience=100, seed=0, precision="float32")
     train_parser(parser, train, dev, opts, tmp_path / "m", progress=False)
+    return parser, dev
+
+
+def test_bfloat16_parsing_runs_the_encoder_in_bfloat16_and_the_trees_in_float32(tmp_path):
+    parser, dev = _trained(tmp_path)
     seen: list[torch.dtype] = []
     last_lstm = parser.model.encoder.lstm.forward_layers[-1]
     hook = last_lstm.register_forward_hook(lambda _m, _i, out: seen.append(out[0].dtype))
@@ -148,15 +153,6 @@ def test_lstm_bfloat16_probe_matches_what_the_kernel_does():
         works = False
     if not works:  # a forward that fails means the probe must say no (it also tries the backward)
         assert lstm_bfloat16_supported("cpu") is False
-
-
-def _trained(tmp_path):
-    torch.manual_seed(0)
-    train, dev = _sentences(60, 1), _sentences(12, 2)
-    parser = Parser.build(_small_config(), train)
-    opts = TrainOptions(epochs=4, lr=1e-2, batch_tokens=300, patience=100, seed=0, precision="float32")
-    train_parser(parser, train, dev, opts, tmp_path / "m", progress=False)
-    return parser, dev
 
 
 def test_int8_parsing_uses_a_quantized_copy_close_to_float32(tmp_path):

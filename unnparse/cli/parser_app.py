@@ -48,6 +48,7 @@ from unnparse.parser.config import (
     TrainOptions,
     TransformerEncoderConfig,
 )
+from unnparse.parser.formats import InputFormat, OutputFormat, TokenizerChoice
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 
 if TYPE_CHECKING:
@@ -81,30 +82,10 @@ class Split(str, Enum):
     test = "test"
 
 
-class InputFormat(str, Enum):
-    text = "text"
-    tokenized = "tokenized"
-    conllu = "conllu"
-
-
-class OutputFormat(str, Enum):
-    conllu = "conllu"
-    json = "json"
-    tree = "tree"
-    svg = "svg"
-    html = "html"
-
-
 class Alignment(str, Enum):
     auto = "auto"
     words = "words"
     characters = "characters"
-
-
-class TokenizerChoice(str, Enum):
-    auto = "auto"
-    model = "model"
-    rules = "rules"
 
 
 TokenizerOption = Annotated[

@@ -88,12 +88,14 @@ def serve(
 
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         fail(f"--log-level {log_level!r}: expected critical, error, warning, info, debug or trace")
-    try:
-        specs = model_specs(model) if model else [("default", resolve_model(None))]
-    except ValueError as err:
-        fail(str(err))
-    if not model:
-        specs = [(specs[0][1].resolve().name or "default", specs[0][1])]
+    if model:
+        try:
+            specs = model_specs(model)
+        except ValueError as err:
+            fail(str(err))
+    else:  # the default model, named after its folder
+        path = resolve_model(None)
+        specs = [(path.resolve().name or "default", path)]
     set_threads(threads)
     parsers = load_models(specs, device=device, precision=precision.value)
     warn_precision(precision, next(iter(parsers.values())).device)

@@ -17,7 +17,6 @@ import io
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from enum import Enum
 from functools import partial
 from typing import Annotated, Any
 
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unnparse.conllu.errors import CoNLLUError
 from unnparse.conllu.sentence import Sentence
+from unnparse.parser.formats import InputFormat, OutputFormat, TokenizerChoice
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS, ParseMemoryError, piece_spans, split_message
 from unnparse.parser.parse_jobs import ParseOptions, read_sentences, write_parses
 from unnparse.parser.predictor import ParsedSentence, Predictor
@@ -48,32 +48,6 @@ _MEDIA_TYPES = {
     "svg": "text/plain; charset=utf-8",
     "html": "text/html; charset=utf-8",
 }
-
-
-class InputFormat(str, Enum):
-    """What a request holds: raw text, one tokenized sentence per line, or CoNLL-U."""
-
-    text = "text"
-    tokenized = "tokenized"
-    conllu = "conllu"
-
-
-class OutputFormat(str, Enum):
-    """What ``unnparse parse --output-format`` writes."""
-
-    conllu = "conllu"
-    json = "json"
-    tree = "tree"
-    svg = "svg"
-    html = "html"
-
-
-class Tokenizer(str, Enum):
-    """Which tokenizer splits raw text: the model's own when it has one (auto), the model's, the rules."""
-
-    auto = "auto"
-    model = "model"
-    rules = "rules"
 
 
 @dataclass(frozen=True)
@@ -114,7 +88,7 @@ class ParseRequest(BaseModel):
         default_factory=list, description="Further formats of the same parses, in the answer's `outputs`."
     )
     marginals: bool = Field(False, description="Add the arc probabilities.")
-    tokenizer: Tokenizer = Tokenizer.auto
+    tokenizer: TokenizerChoice = TokenizerChoice.auto
     clear_tags: bool = Field(False, description="Empty the tags and lemmas of CoNLL-U input first.")
     max_words: int | None = Field(None, ge=2, description="Parse longer sentences in pieces (at most the server's).")
 
@@ -245,7 +219,7 @@ def create_app(
         input_format: InputFormat = InputFormat.text,
         output_format: OutputFormat = OutputFormat.conllu,
         marginals: bool = False,
-        tokenizer: Tokenizer = Tokenizer.auto,
+        tokenizer: TokenizerChoice = TokenizerChoice.auto,
         clear_tags: bool = False,
         max_words: Annotated[int | None, Query(ge=2)] = None,
     ) -> Response:
