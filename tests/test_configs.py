@@ -23,11 +23,14 @@ from unnparse.parser.config import (
     DEFAULT_ENCODER,
     FORMAT_VERSION,
     VERSION_1_ABSENT,
+    VERSION_4_ADDED,
     ParserConfig,
     ParserModelConfig,
     ScratchEncoderConfig,
+    TrainOptions,
     TransformerEncoderConfig,
     migrate,
+    recipe_values,
 )
 from unnparse.parser.parser import Parser, default_config
 
@@ -143,7 +146,7 @@ def test_to_dict_and_from_dict_round_trip_in_the_old_shape(config):
     assert ParserConfig.from_dict(data) == config
     assert list(data) == ["kind", "format_version", "config_version", "encoder", "model"]
     assert (data["kind"], data["format_version"], data["config_version"]) == ("parser", FORMAT_VERSION, CONFIG_VERSION)
-    # the keys config.json has had, in their order (lemma_loss since config_version 3)
+    # the keys config.json has had, in their order (lemma_loss since config_version 3, the last five since 4)
     assert list(data["model"]) == [
         "unn_iter",
         "hidden",
@@ -158,6 +161,11 @@ def test_to_dict_and_from_dict_round_trip_in_the_old_shape(config):
         "rel_distance",
         "arc_position",
         "tag_layer",
+        "update_order",
+        "head_bias",
+        "x_dropout",
+        "arc_init",
+        "rel_detach",
     ]
     if isinstance(config.encoder, ScratchEncoderConfig):
         assert list(data["encoder"]) == [
@@ -307,3 +315,31 @@ def test_the_other_tasks_declare_their_ranges_beside_their_fields():
         for f in fields(cls):
             assert limits[f.name] is f.metadata["limit"] and limits[f.name].accepts(f.default), (cls, f.name)
     assert MNIST_LIMITS["unn_iter"].describe() == SEQ_LIMITS["unn_iter"].describe() == "an integer in [1, 100]"
+
+
+def test_a_version_3_config_is_read_with_the_settings_its_models_had():
+    current = ParserConfig().to_dict()
+    old = {
+        **current,
+        "config_version": 3,
+        "model": {k: v for k, v in current["model"].items() if k not in VERSION_4_ADDED},
+    }
+    migrated = ParserConfig.from_dict(old).model
+    assert (migrated.update_order, migrated.head_bias, migrated.x_dropout) == ("sequential", True, True)
+    assert (migrated.arc_init, migrated.rel_detach) == ("zero", False)
+    assert {k: getattr(ParserModelConfig(), k) for k in VERSION_4_ADDED} == VERSION_4_ADDED  # the defaults today
+
+
+def test_recipe_values():
+    assert recipe_values("default", "scratch") == {}
+    paper = recipe_values("paper", "scratch")
+    assert paper["update_order"] == "jacobi" and paper["hidden"] == 400 and paper["select_by"] == "uas"
+    assert "lr" not in paper  # the paper has no learning rate for the scratch encoder
+    assert recipe_values("paper", "bert-base-multilingual-cased")["encoder_lr"] == 5e-5
+    model_keys = {f.name for f in fields(ParserModelConfig)}
+    train_keys = {f.name for f in fields(TrainOptions)}
+    assert set(paper) <= model_keys | train_keys  # every value names a setting, and is in its range:
+    ParserModelConfig(**{k: v for k, v in paper.items() if k in model_keys})
+    TrainOptions(**{k: v for k, v in paper.items() if k in train_keys})
+    with pytest.raises(ValueError, match="unknown recipe 'fast'"):
+        recipe_values("fast", "scratch")

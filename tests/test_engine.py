@@ -23,6 +23,7 @@ from unnparse.engine import (
     Contraction,
     Conv2dFactor,
     FixedOrder,
+    GroupedOrder,
     NonNegativeSquaredNorm,
     RandomPermutation,
     SigmoidEntropy,
@@ -592,6 +593,35 @@ def test_schedules():
     sweeps = [RandomPermutation("QKVSH", tail="X").sweep(t, g) for t in range(20)]
     assert all(sorted(s[:5]) == sorted("QKVSH") and s[5] == "X" for s in sweeps)
     assert len({tuple(s) for s in sweeps}) > 1
+
+
+def test_grouped_order_updates_a_group_from_the_state_before_it():
+    """GroupedOrder([("H", "M"), "Y"]): M is computed from the H before the sweep (Jacobi), then Y from both new
+    ones; by hand with single updates."""
+    unn = _parser_unn()
+    _randomize(unn, 7)
+    x, ctx = _parser_inputs((4, 3))
+    B, n, _ = x.shape
+    states, pre = _zeros(unn, {"H": (B, n, 5), "M": (B, n, 5), "Y": (B, n, n)}, ctx, mode="uniform")
+    start = {"X": x, **states}
+    out = unn.infer(start, GroupedOrder([("H", "M"), "Y"]), sweeps=2, context=ctx, preactivations=pre)
+    cur = dict(start)
+    for _ in range(2):
+        h = unn.update("H", cur, ctx)[0]
+        m = unn.update("M", cur, ctx)[0]  # the old H
+        cur.update(H=h, M=m)
+        cur["Y"] = unn.update("Y", cur, ctx)[0]
+    for name in ("H", "M", "Y"):
+        torch.testing.assert_close(out.states[name], cur[name])
+    sequential = unn.infer(start, FixedOrder(["H", "M", "Y"]), sweeps=2, context=ctx, preactivations=pre)
+    assert not torch.allclose(sequential.states["M"], out.states["M"])  # the order matters from the start
+    g = GroupedOrder([("H", "M"), "Y"])
+    assert g.sweep(0) == ["H", "M", "Y"] and g.steps(0) == [("H", "M"), ("Y",)] and g.variables == {"H", "M", "Y"}
+    assert FixedOrder(["H", "Y"]).steps(3) == [("H",), ("Y",)]
+    with pytest.raises(ValueError, match="no variable twice"):
+        GroupedOrder([("H", "M"), "H"])
+    with pytest.raises(ValueError, match="at least one variable"):
+        GroupedOrder([])
 
 
 # ----------------------------------------------------------------------------- a task-free engine

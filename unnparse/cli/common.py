@@ -54,6 +54,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from unnparse.mnist.data import MnistDataError
     from unnparse.model_files import ModelFileError
     from unnparse.output_dir import OutputDirError
+    from unnparse.parser.distillation import DistillationError
     from unnparse.parser.encoders import EncoderLoadError
     from unnparse.parser.treebank import TreebankError
     from unnparse.seqcomplete.data import SeqDataError
@@ -66,6 +67,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         MnistDataError,
         SeqDataError,
         OutputDirError,
+        DistillationError,
         UnicodeDecodeError,
     )
 

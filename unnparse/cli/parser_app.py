@@ -8,7 +8,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -47,6 +47,7 @@ from unnparse.parser.config import (
     ScratchEncoderConfig,
     TrainOptions,
     TransformerEncoderConfig,
+    recipe_values,
 )
 from unnparse.parser.formats import InputFormat, OutputFormat, TokenizerChoice
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     import torch
 
     from unnparse.conllu.sentence import Sentence
+    from unnparse.parser.predictor import Predictor
     from unnparse.parser.treebank import FileSummary
 
 app = typer.Typer(
@@ -108,6 +110,26 @@ class CharEncoder(str, Enum):
     lstm = "lstm"
 
 
+class Recipe(str, Enum):
+    default = "default"
+    paper = "paper"
+
+
+class UpdateOrder(str, Enum):
+    sequential = "sequential"
+    jacobi = "jacobi"
+
+
+class ArcInit(str, Enum):
+    zero = "zero"
+    normal = "normal"
+
+
+class SelectBy(str, Enum):
+    las = "las"
+    uas = "uas"
+
+
 DataDir = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option("--data-dir", help="Folder holding UD treebank folders (default: $UNNPARSE_DATA, else ./data)."),
@@ -139,6 +161,7 @@ def _summary_table(title: str, rows: list[FileSummary]) -> Table:
 @app.command(cls=Command)
 @user_errors
 def train(
+    ctx: typer.Context,
     treebank: Annotated[
         str | None, typer.Option(help="UD treebank name, e.g. UD_Czech-PDT.", rich_help_panel="Data")
     ] = None,  # noqa: UP045
@@ -280,6 +303,52 @@ def train(
             rich_help_panel="Model",
         ),
     ] = ParserModelConfig.arc_position,
+    recipe: Annotated[
+        Recipe,
+        typer.Option(
+            help="'paper': the setup of the paper's reference code (README, 'Does iterating help?'): sets the "
+            "options below and --hidden 400 --dropout 0.3 --upos-loss 0 --clip 1 and no early stopping, except "
+            "those given on the command line.",
+            rich_help_panel="Recipe",
+        ),
+    ] = Recipe.default,
+    update_order: Annotated[
+        UpdateOrder,
+        typer.Option(
+            help="A sweep updates H, M, then Y (sequential: block coordinate descent) or H and M both from the "
+            "previous state, then Y (jacobi).",
+            rich_help_panel="Recipe",
+        ),
+    ] = UpdateOrder(ParserModelConfig.update_order),
+    head_bias: Annotated[
+        bool, typer.Option(help="A head-bias factor on Y (how likely a word is to head).", rich_help_panel="Recipe")
+    ] = ParserModelConfig.head_bias,
+    x_dropout: Annotated[
+        bool, typer.Option(help="Dropout on the encoder's output X.", rich_help_panel="Recipe")
+    ] = ParserModelConfig.x_dropout,
+    arc_init: Annotated[
+        ArcInit,
+        typer.Option(help="The arc factor's V starts at zero or drawn from N(0, 0.01²).", rich_help_panel="Recipe"),
+    ] = ArcInit(ParserModelConfig.arc_init),
+    rel_detach: Annotated[
+        bool,
+        typer.Option(
+            help="The relation classifier's loss does not train the UNN and the encoder (they learn the trees alone).",
+            rich_help_panel="Recipe",
+        ),
+    ] = ParserModelConfig.rel_detach,
+    beta2: Annotated[
+        float,
+        typer.Option(
+            help="AdamW's beta2 (beta1 is 0.9).", **option_range(TrainOptions, "beta2"), rich_help_panel="Recipe"
+        ),
+    ] = TrainOptions.beta2,
+    select_by: Annotated[
+        SelectBy,
+        typer.Option(
+            help="The dev score that picks the epoch kept (ties broken by the other).", rich_help_panel="Recipe"
+        ),
+    ] = SelectBy(TrainOptions.select_by),
     epochs: Annotated[
         int,
         typer.Option(
@@ -388,9 +457,41 @@ def train(
         ),
     ] = 1000,
     progress: Annotated[bool, typer.Option(help="Show progress bars.", rich_help_panel="Run")] = True,
+    teacher: Annotated[
+        Path | None,
+        typer.Option(
+            help="Distil a trained parser or ensemble (a model directory) into this one: the student also learns "
+            "the teacher's arc marginals and label probabilities. It must share the treebank's relation labels.",
+            rich_help_panel="Distillation",
+        ),
+    ] = None,  # noqa: UP045
+    teacher_weight: Annotated[
+        float,
+        typer.Option(
+            help="Weight of the teacher's targets in the arc and relation losses (the gold tree's: 1 minus it).",
+            **option_range(TrainOptions, "teacher_weight"),
+            rich_help_panel="Distillation",
+        ),
+    ] = TrainOptions.teacher_weight,
+    unlabeled: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Text without trees to train on as the teacher parses it (repeatable; read as --unlabeled-format).",
+            rich_help_panel="Distillation",
+        ),
+    ] = None,  # noqa: UP045
+    unlabeled_format: Annotated[
+        InputFormat,
+        typer.Option(
+            help="What the --unlabeled files hold: raw text (split by the teacher's tokenizer), one tokenized "
+            "sentence per line, or CoNLL-U (its words only).",
+            rich_help_panel="Distillation",
+        ),
+    ] = InputFormat.text,
 ) -> None:
     """Train a parser on a UD treebank; the best epoch on dev is kept in the model directory, with a tokenizer
-    learnt from the same treebank."""
+    learnt from the same treebank. With --teacher, the parser is a student distilled from a trained parser or
+    ensemble (--unlabeled adds text that the teacher parses)."""
     import torch
 
     from unnparse.output_dir import claim_output_dir, lock_environment
@@ -402,23 +503,49 @@ def train(
     from unnparse.training.checkpoints import CHECKPOINT
     from unnparse.training.distributed import exit_process, init_from_env, shutdown
 
+    chosen = _with_recipe(
+        ctx,
+        recipe,
+        encoder,
+        {
+            "update_order": update_order.value,
+            "head_bias": head_bias,
+            "arc_init": arc_init.value,
+            "x_dropout": x_dropout,
+            "rel_detach": rel_detach,
+            "upos_loss": upos_loss,
+            "hidden": hidden,
+            "dropout": dropout,
+            "beta2": beta2,
+            "clip": clip,
+            "select_by": select_by.value,
+            "patience": patience,
+            "lr": lr,
+            "encoder_lr": encoder_lr,
+        },
+    )
     if tag_layer and (encoder != "scratch" or tag_layer > lstm_layers):
         fail(f"--tag-layer {tag_layer} needs --encoder scratch with at least {tag_layer} --lstm-layers")
     if treebank is None and not train_files:
         fail("give --treebank NAME or --train FILE (and --dev FILE)")
+    if unlabeled and teacher is None:
+        fail("--unlabeled text is parsed by a teacher: give --teacher MODEL_DIR too")
+    for path in unlabeled or ():
+        if not path.is_file():
+            fail(f"{path}: no such file (--unlabeled)")
     # every setting is checked before any data is read or folder claimed
     config = default_config(
         encoder=encoder,
         unn_iter=unn_iter,
-        hidden=hidden,
+        hidden=chosen["hidden"],
         rel_hidden=rel_hidden,
-        dropout=dropout,
+        dropout=chosen["dropout"],
         pooling=pooling.value,
         freeze_encoder=freeze_encoder,
         lstm_hidden=lstm_hidden,
         lstm_layers=lstm_layers,
         char_encoder=char_encoder.value,
-        upos_loss=upos_loss,
+        upos_loss=chosen["upos_loss"],
         xpos_loss=xpos_loss,
         feats_loss=feats_loss,
         lemma_loss=lemma_loss,
@@ -426,19 +553,27 @@ def train(
         rel_distance=rel_distance,
         arc_position=arc_position,
         tag_layer=tag_layer,
+        update_order=chosen["update_order"],
+        head_bias=chosen["head_bias"],
+        x_dropout=chosen["x_dropout"],
+        arc_init=chosen["arc_init"],
+        rel_detach=chosen["rel_detach"],
     )
     opts = TrainOptions(
         epochs=epochs,
-        lr=lr,
-        encoder_lr=encoder_lr,
+        lr=chosen["lr"],
+        encoder_lr=chosen["encoder_lr"],
         batch_tokens=batch_tokens,
-        patience=patience,
+        patience=chosen["patience"],
         seed=seed,
         max_minutes=parser_minutes(max_minutes, tokenizer_steps),
-        clip=clip,
+        clip=chosen["clip"],
         accumulate=accumulate,
         ema=ema,
         precision=precision.value,
+        teacher_weight=teacher_weight,
+        beta2=chosen["beta2"],
+        select_by=chosen["select_by"],
     )
     out_dir = output or MODELS_DIR / (treebank or Path(train_files[0]).stem.replace("-ud-train", ""))
     check_output_dir(out_dir)
@@ -455,6 +590,7 @@ def train(
     dist = init_from_env(resolve_device(device))
     dev_device = dist.device
     warn_precision(precision, dev_device)
+    teacher_model, unlabeled_sents = _load_teacher(teacher, unlabeled or [], unlabeled_format, dev_device)
     if not dist.is_main:
         progress = False
     config["treebank"] = treebank
@@ -464,7 +600,8 @@ def train(
     n_params = sum(p.numel() for p in parser.model.parameters())
     if dist.is_main:
         err_console.print(
-            f"model: encoder={encoder} K={unn_iter} hidden={hidden} parameters={n_params:,} device={dev_device} "
+            f"model: encoder={encoder} K={unn_iter} hidden={chosen['hidden']} parameters={n_params:,} "
+            f"device={dev_device} recipe={recipe.value} "
             f"precision={precision_name(resolve_precision(precision.value, dev_device))} "
             f"relations={len(parser.featurizer.rels) - 1} → {out_dir}"
         )
@@ -480,19 +617,52 @@ def train(
             console=err_console,
             progress=progress,
             dist=dist,
+            teacher=teacher_model,
+            unlabeled=unlabeled_sents,
         )
     except KeyboardInterrupt:
         interrupted(out_dir / CHECKPOINT)
     finally:
         shutdown()
     if dist.is_main:
-        err_console.print(epoch_table(result.history))
+        err_console.print(epoch_table(result.history, best_epoch=result.best_epoch))
         err_console.print(f"best epoch {result.best_epoch} saved to {out_dir}")
         if tokenizer_steps:
             budget = seconds_left(max_minutes, started)
             _train_tokenizer_into(out_dir, train_sents, dev_sents, tokenizer_steps, dev_device, seed, budget)
     if dist.distributed:
         exit_process(0)
+
+
+def _with_recipe(ctx: typer.Context, recipe: Recipe, encoder: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (option name -> value) with those of ``recipe`` in place of the ones not given on the command
+    line (:func:`unnparse.parser.config.recipe_values`)."""
+    chosen = dict(values)
+    for name, value in recipe_values(recipe.value, encoder).items():
+        source = ctx.get_parameter_source(name)  # typer's own click or the click package: compared by name
+        if source is None or source.name == "DEFAULT":
+            chosen[name] = value
+    return chosen
+
+
+def _load_teacher(
+    path: Path | None, unlabeled: list[Path], unlabeled_format: InputFormat, device: torch.device
+) -> tuple[Predictor | None, list[Sentence]]:
+    """The teacher model of ``--teacher`` (None without one) and the sentences of the ``--unlabeled`` files (read
+    whole: the teacher's targets for them are kept in memory anyway)."""
+    if path is None:
+        return None, []
+    from unnparse.parser.loading import load
+
+    model = load(path, device)
+    sentences: list[Sentence] = []
+    for file in unlabeled:
+        with open(file, "rb") as raw:
+            sentences.extend(model.input_sentences(raw, unlabeled_format.value, name=str(file)))
+    if unlabeled:
+        words = sum(len(s) for s in sentences)
+        err_console.print(f"unlabelled text: {len(sentences):,} sentences, {words:,} words ({len(unlabeled)} file(s))")
+    return model, sentences
 
 
 def _train_tokenizer_into(

@@ -29,7 +29,7 @@ from unnparse.engine.regularizers import (
     TanhEntropy,
     TreeEntropy,
 )
-from unnparse.engine.schedules import FixedOrder, RandomPermutation, Schedule, forward_backward
+from unnparse.engine.schedules import FixedOrder, GroupedOrder, RandomPermutation, Schedule, forward_backward
 
 __all__ = [
     "UNN",
@@ -40,6 +40,7 @@ __all__ = [
     "Dropout",
     "Factor",
     "FixedOrder",
+    "GroupedOrder",
     "Inference",
     "InitMode",
     "MessageCache",

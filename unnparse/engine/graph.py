@@ -278,26 +278,30 @@ class UNN(nn.Module):
             energy0 = self._traced_energy(cur, context, pre) if trace else None
             result.trace.append(TraceStep(-1, "", energy0))
         for t in range(sweeps):
-            order = schedule.sweep(t, generator)
-            for i, name in enumerate(order):
-                if not activate_last and t == sweeps - 1 and i == len(order) - 1:
-                    pre[name] = self.preactivation(name, cur, context, messages=messages)
+            steps = schedule.steps(t, generator)
+            for i, group in enumerate(steps):
+                if not activate_last and t == sweeps - 1 and i == len(steps) - 1 and len(group) == 1:
+                    pre[group[0]] = self.preactivation(group[0], cur, context, messages=messages)
                     break
-                new, z, aux = self.update(name, cur, context, messages=messages)
-                var = self.variables[name]
-                if self.training and var.dropout > 0:
-                    if name not in masks:
-                        gen = generator if generator is not None and generator.device == new.device else None
-                        masks[name] = dropout_mask(new, var.dropout, generator=gen)
-                    new = new * masks[name]
-                cur[name], pre[name] = new, z
-                if messages is not None:
-                    messages.changed(name)
-                if aux is not None:
-                    result.aux[name] = aux
-                if trace or trace_states:
-                    energy = self._traced_energy(cur, context, pre) if trace else None
-                    result.trace.append(TraceStep(t, name, energy, new.detach() if trace_states else None))
+                updates = []
+                for name in group:  # all from the state before the step
+                    new, z, aux = self.update(name, cur, context, messages=messages)
+                    var = self.variables[name]
+                    if self.training and var.dropout > 0:
+                        if name not in masks:
+                            gen = generator if generator is not None and generator.device == new.device else None
+                            masks[name] = dropout_mask(new, var.dropout, generator=gen)
+                        new = new * masks[name]
+                    updates.append((name, new, z, aux))
+                for name, new, z, aux in updates:
+                    cur[name], pre[name] = new, z
+                    if messages is not None:
+                        messages.changed(name)
+                    if aux is not None:
+                        result.aux[name] = aux
+                    if trace or trace_states:
+                        energy = self._traced_energy(cur, context, pre) if trace else None
+                        result.trace.append(TraceStep(t, name, energy, new.detach() if trace_states else None))
         return result
 
     def forward(self, states: Mapping[str, Tensor], schedule: Schedule, sweeps: int, **kwargs: Any) -> Inference:

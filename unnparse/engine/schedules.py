@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["FixedOrder", "RandomPermutation", "Schedule", "forward_backward"]
+__all__ = ["FixedOrder", "GroupedOrder", "RandomPermutation", "Schedule", "forward_backward"]
 
 
 class Schedule:
@@ -18,6 +18,11 @@ class Schedule:
 
     def sweep(self, index: int, generator: torch.Generator | None = None) -> list[str]:
         raise NotImplementedError
+
+    def steps(self, index: int, generator: torch.Generator | None = None) -> list[tuple[str, ...]]:
+        """The updates of sweep ``index`` as steps: the variables of one step are all computed from the state
+        before it (a Jacobi step), the steps one after the other. By default every step is one variable."""
+        return [(name,) for name in self.sweep(index, generator)]
 
     @property
     def variables(self) -> set[str]:
@@ -73,3 +78,34 @@ class RandomPermutation(Schedule):
 
     def __repr__(self) -> str:
         return f"RandomPermutation({', '.join(self.names)}; then {', '.join(self.tail)})"
+
+
+class GroupedOrder(Schedule):
+    """The same steps in every sweep, where a step of several variables updates them all from the state before the
+    step (a Jacobi step: ``GroupedOrder([("H", "M"), "Y"])`` computes M from the H of the previous sweep, not the
+    new one).
+
+    Updating coupled variables at once is not block coordinate descent on their union: the energy can rise, which
+    sequential updates never let it do. It is here to reproduce implementations that update that way.
+    """
+
+    def __init__(self, steps: Sequence[str | Sequence[str]]) -> None:
+        if not steps:
+            raise ValueError("a schedule needs at least one variable")
+        self.groups = [(step,) if isinstance(step, str) else tuple(step) for step in steps]
+        names = [name for group in self.groups for name in group]
+        if not all(self.groups) or len(set(names)) != len(names):
+            raise ValueError(f"every step names at least one variable, and no variable twice in a sweep: {steps!r}")
+
+    def sweep(self, index: int, generator: torch.Generator | None = None) -> list[str]:
+        return [name for group in self.groups for name in group]
+
+    def steps(self, index: int, generator: torch.Generator | None = None) -> list[tuple[str, ...]]:
+        return list(self.groups)
+
+    @property
+    def variables(self) -> set[str]:
+        return {name for group in self.groups for name in group}
+
+    def __repr__(self) -> str:
+        return "GroupedOrder(" + ", ".join("{" + ", ".join(g) + "}" if len(g) > 1 else g[0] for g in self.groups) + ")"

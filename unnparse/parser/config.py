@@ -32,21 +32,26 @@ __all__ = [
     "ENCODER_CONFIGS",
     "FORMAT_VERSION",
     "VERSION_1_ABSENT",
+    "VERSION_4_ADDED",
     "EncoderConfig",
     "ParserConfig",
     "ParserModelConfig",
+    "RECIPES",
     "ScratchEncoderConfig",
     "TrainOptions",
     "TransformerEncoderConfig",
     "config_limits",
     "migrate",
+    "recipe_values",
 ]
 
 FORMAT_VERSION = 2  # the weights' layout; 2: unpacked BiLSTM weights, UPOS tagger, relation classifier reading X
 #: The schema of the encoder and model parts of config.json. 1: no ``config_version`` key, keys added since may be
 #: absent (see :data:`VERSION_1_ABSENT`); 2: ``config_version``, every key of the dataclasses below present but
-#: ``lemma_loss``; 3: with ``lemma_loss`` (a lemmatizer). Migration fills what an older version lacks (:func:`migrate`).
-CONFIG_VERSION = 3
+#: ``lemma_loss``; 3: with ``lemma_loss`` (a lemmatizer); 4: with ``update_order``, ``head_bias``, ``x_dropout``,
+#: ``arc_init`` and ``rel_detach`` (:data:`VERSION_4_ADDED`). Migration fills what an older version lacks
+#: (:func:`migrate`).
+CONFIG_VERSION = 4
 DEFAULT_ENCODER = "scratch"  # the encoder of ``unnparse train`` when none is named
 
 _SIZE = Limit(int, 1, 65536)
@@ -149,10 +154,60 @@ class ParserModelConfig(_Section):
     rel_distance: int = config_field(0, Limit(int, 0, 4096))  # size of its arc direction and length embedding (0: none)
     arc_position: bool = config_field(False, _FLAG)  # a learned score of each arc's direction and length
     tag_layer: int = config_field(0, Limit(int, 0, 64))  # the BiLSTM layer the taggers read (0: X)
+    #: the order of a sweep: H, M, Y one after the other ("sequential", block coordinate descent), or H and M both
+    #: from the previous state, then Y ("jacobi", as the paper's reference code)
+    update_order: str = config_field("sequential", Limit(str, choices=("sequential", "jacobi")))
+    head_bias: bool = config_field(True, _FLAG)  # the head-bias factor on Y (how likely a word is to be a head)
+    x_dropout: bool = config_field(True, _FLAG)  # dropout on the encoder's output X
+    #: the arc factor's V at the start of training: zero (uniform trees, the biaffine parser's usual start) or
+    #: drawn from N(0, 0.01²)
+    arc_init: str = config_field("zero", Limit(str, choices=("zero", "normal")))
+    #: the relation classifier learns from copies of H, M and X that pass no gradient back: the UNN and the encoder
+    #: then learn from the tree loss alone (the paper's unlabelled training)
+    rel_detach: bool = config_field(False, _FLAG)
 
     def tag_loss(self, column: str) -> float:
         """The loss weight of the tagger of ``column`` (``upos``, ``xpos``, ``feats``, ``lemma``; 0 for any other)."""
         return float(getattr(self, f"{column}_loss", 0.0))
+
+
+#: The recipes of ``unnparse train --recipe``: the option values each sets (options given on the command line win).
+RECIPES = ("default", "paper")
+
+
+def recipe_values(recipe: str, encoder: str) -> dict[str, Any]:
+    """The ``unnparse train`` option values (by parameter name) of ``recipe`` for an ``encoder``: none for
+    ``default``; for ``paper``, the setup of the paper's reference code where it differs from this project's:
+    H and M updated together from the previous state (``update_order`` jacobi), no head-bias factor, V drawn from
+    N(0, 0.01²), no dropout on X, the UNN and encoder trained by the tree loss alone (``rel_detach``, no UPOS
+    loss) with the best epoch by dev UAS, H and M of size 400, dropout 0.3, AdamW betas (0.9, 0.999), gradients
+    clipped at 1, every epoch run (no early stopping), and with a pretrained encoder one learning rate of 5e-5 for
+    everything (with the scratch encoder the learning rate stays this project's: the paper has none for it).
+
+    Raises:
+        ValueError: an unknown recipe.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}: expected one of {', '.join(RECIPES)}")
+    if recipe == "default":
+        return {}
+    values: dict[str, Any] = {
+        "update_order": "jacobi",
+        "head_bias": False,
+        "arc_init": "normal",
+        "x_dropout": False,
+        "rel_detach": True,
+        "upos_loss": 0.0,
+        "hidden": 400,
+        "dropout": 0.3,
+        "beta2": 0.999,
+        "clip": 1.0,
+        "select_by": "uas",
+        "patience": 1_000_000_000,
+    }
+    if encoder != ScratchEncoderConfig.TYPE:
+        values.update(lr=5e-5, encoder_lr=5e-5)
+    return values
 
 
 def config_limits(encoder_type: str) -> dict[str, Limit]:
@@ -244,6 +299,16 @@ VERSION_1_ABSENT: dict[str, dict[str, Any]] = {
 }
 
 
+#: The model keys added in version 4, with the value every model of an earlier version was built and trained with.
+VERSION_4_ADDED: dict[str, Any] = {
+    "update_order": "sequential",
+    "head_bias": True,
+    "x_dropout": True,
+    "arc_init": "zero",
+    "rel_detach": False,
+}
+
+
 def migrate(config: Mapping[str, Any], *, source: object = "config.json") -> dict[str, Any]:
     """``config`` in the schema of :data:`CONFIG_VERSION` (a copy; the input is not changed): a version-1 config's
     absent (or null) keys filled with :data:`VERSION_1_ABSENT`. Values are not checked here, but parts that are not
@@ -263,6 +328,8 @@ def migrate(config: Mapping[str, Any], *, source: object = "config.json") -> dic
     out = dict(config)
     if version < 3 and isinstance(out.get("model"), dict):  # no lemmatizer before version 3
         out["model"] = {**out["model"], "lemma_loss": out["model"].get("lemma_loss") or 0.0}
+    if version < 4 and isinstance(out.get("model"), dict):
+        out["model"] = {**VERSION_4_ADDED, **out["model"]}
     if version == 1:
         for part in ("encoder", "model"):
             if isinstance(out.get(part), dict):
@@ -304,6 +371,12 @@ class TrainOptions:
     precision: str = config_field("auto", Limit(str, choices=PRECISIONS))
     #: longer training sentences are left out: memory grows with the square
     max_words: int = config_field(DEFAULT_MAX_WORDS, _COUNT)
+    #: AdamW's second-moment decay (beta2; beta1 is 0.9)
+    beta2: float = config_field(0.9, Limit(float, 0.0, 1.0, open_high=True))
+    #: the dev score that picks the best epoch: LAS (then UAS) or UAS (then LAS)
+    select_by: str = config_field("las", Limit(str, choices=("las", "uas")))
+    #: with a teacher (distillation): the weight of its targets in the arc and relation losses (1 - it: gold's)
+    teacher_weight: float = config_field(0.5, Limit(float, 0.0, 1.0))
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -21,6 +21,7 @@ from unnparse.engine import (
     Bilinear,
     Dropout,
     FixedOrder,
+    GroupedOrder,
     NonNegativeSquaredNorm,
     SquaredNorm,
     TreeEntropy,
@@ -65,10 +66,16 @@ class ParserOutput:
 
 
 def build_parser_unn(
-    input_dim: int, hidden: int, *, dropout: float = 0.0, single_root: bool = True, arc_position: bool = False
+    input_dim: int,
+    hidden: int,
+    *,
+    dropout: float = 0.0,
+    single_root: bool = True,
+    arc_position: bool = False,
+    head_bias: bool = True,
 ) -> UNN:
-    """The factor graph of Fig. 2(d): X, H, M, Y with factors XH, XM, HMY (+ a head bias on Y, and with
-    ``arc_position`` a learned score of each arc's direction and length), named ``xh``, ``xm``, ``arc``,
+    """The factor graph of Fig. 2(d): X, H, M, Y with factors XH, XM, HMY (+ with ``head_bias`` a head bias on Y,
+    and with ``arc_position`` a learned score of each arc's direction and length), named ``xh``, ``xm``, ``arc``,
     ``head_bias`` and ``arc_position`` (:meth:`UNN.factor`)."""
     return UNN(
         [
@@ -81,7 +88,7 @@ def build_parser_unn(
             "xh": Bilinear("X", "H", input_dim, hidden),
             "xm": Bilinear("X", "M", input_dim, hidden),
             "arc": ArcFactor("H", "M", "Y", hidden),
-            "head_bias": ArcHeadBiasFactor("H", "Y", hidden),
+            **({"head_bias": ArcHeadBiasFactor("H", "Y", hidden)} if head_bias else {}),
             **({"arc_position": ArcPositionFactor("Y")} if arc_position else {}),
         },
     )
@@ -104,17 +111,25 @@ class ParserModel(nn.Module):
         hidden, rel_hidden = config.hidden, config.rel_hidden
         dropout = config.dropout
         self.single_root = config.single_root
-        self.x_dropout = Dropout(dropout)
+        self.x_dropout = Dropout(dropout if config.x_dropout else 0.0)
         self.unn = build_parser_unn(
             encoder.output_dim,
             hidden,
             dropout=dropout,
             single_root=self.single_root,
             arc_position=config.arc_position,
+            head_bias=config.head_bias,
         )
-        self.schedule = FixedOrder(["H", "M", "Y"])
+        # sequential: block coordinate descent (eq. 19-20); jacobi: H and M both from the previous sweep's state
+        self.schedule = (
+            FixedOrder(["H", "M", "Y"]) if config.update_order == "sequential" else GroupedOrder([("H", "M"), "Y"])
+        )
         with torch.no_grad():
-            self.unn.factor("arc").weight.zero_()  # biaffine weights start at 0 (uniform trees), as usual
+            if config.arc_init == "zero":  # biaffine weights start at 0 (uniform trees), as usual
+                self.unn.factor("arc").weight.zero_()
+            else:
+                self.unn.factor("arc").weight.normal_(0.0, 0.01)
+        self.rel_detach = config.rel_detach
         # the relation classifier reads the final H and M, and (rel_from_x) the encoder's word vectors too
         self.rel_from_x = config.rel_from_x
         rel_in = hidden + (encoder.output_dim if self.rel_from_x else 0)
@@ -222,9 +237,12 @@ class ParserModel(nn.Module):
         side also holds an embedding of its head's direction and distance (:func:`distance_buckets`).
         """
         h_in, m_in = out.heads_repr, out.mods_repr
+        x = out.x
+        if self.rel_detach:  # the labels do not shape the UNN or the encoder
+            h_in, m_in, x = h_in.detach(), m_in.detach(), None if x is None else x.detach()
         if self.rel_from_x:
-            assert out.x is not None
-            h_in, m_in = torch.cat([h_in, out.x], dim=-1), torch.cat([m_in, out.x], dim=-1)
+            assert x is not None
+            h_in, m_in = torch.cat([h_in, x], dim=-1), torch.cat([m_in, x], dim=-1)
         h = self.rel_dropout(F.elu(self.rel_head(h_in)))
         m = self.rel_dropout(F.elu(self.rel_dep(m_in)))
         h = torch.cat([h, h.new_ones(*h.shape[:-1], 1)], dim=-1)
@@ -236,8 +254,21 @@ class ParserModel(nn.Module):
         return torch.einsum("bni,rij,bnj->bnr", h_of_head, self.rel_weight, m)
 
     # ------------------------------------------------------------------ loss and decoding
-    def loss(self, out: ParserOutput, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
-        """(total, arc, relation) losses, each averaged over the words of the batch."""
+    def loss(
+        self,
+        out: ParserOutput,
+        batch: Batch,
+        *,
+        teacher: tuple[Tensor, Tensor] | None = None,
+        teacher_weight: float = 0.5,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(total, arc, relation) losses, each averaged over the words of the batch.
+
+        With ``teacher`` = (arc marginals ``[B, N+1, N+1]``, label probabilities ``[B, N+1, R]``) of a teacher
+        (:mod:`unnparse.parser.distillation`), the arc and relation losses are ``(1 − teacher_weight)`` times the
+        gold ones plus ``teacher_weight`` times the cross-entropies against the teacher's: for the arcs, the
+        student's expected −log p(tree) under the teacher's tree distribution, ``log Z − Σ μ(h→d) s(h→d)``.
+        """
         assert batch.heads is not None and batch.rels is not None
         mask = batch.word_mask
         n_words = mask.sum().clamp_min(1)
@@ -245,9 +276,19 @@ class ParserModel(nn.Module):
         gold_score = (gold.double() * mask).sum(-1)
         if out.log_partition is None:
             raise ValueError("the loss needs the log-partition: run the forward pass with marginals=True")
-        arc = (out.log_partition.double() - gold_score).sum() / n_words
+        log_z = out.log_partition.double()
+        arc = (log_z - gold_score).sum() / n_words
         logits = self.relation_logits(out, batch.heads)
         rel = F.cross_entropy(logits[mask].float(), batch.rels[mask], reduction="sum") / n_words
+        if teacher is not None:
+            arcs, labels = teacher
+            words = mask.unsqueeze(1).double()  # [B, 1, N+1]: the dependents that count
+            expected = (arcs.double() * out.scores.double() * words).sum((1, 2))
+            arc_teacher = (log_z - expected).sum() / n_words
+            log_probs = F.log_softmax(logits[mask].float(), dim=-1)
+            rel_teacher = -(labels[mask].float() * log_probs).sum() / n_words
+            arc = (1 - teacher_weight) * arc + teacher_weight * arc_teacher
+            rel = (1 - teacher_weight) * rel + teacher_weight * rel_teacher
         total = arc.to(rel.dtype) + rel
         for name, logits in out.tag_logits.items():
             weight = self.tag_weights.get(name, 0.0)

@@ -24,6 +24,13 @@ from unnparse.conllu.sentence import Sentence
 from unnparse.evaluation.attachment import AttachmentScores, score_sentences
 from unnparse.parser.batching import inference_batches, shard_batches, shard_pass_weights, token_budget_batches
 from unnparse.parser.config import TrainOptions
+from unnparse.parser.distillation import (
+    TeacherTargets,
+    pad_targets,
+    targets_fingerprint,
+    teacher_labelled,
+    teacher_targets,
+)
 from unnparse.parser.encoders import TransformerEncoder
 from unnparse.parser.parser import Parser
 from unnparse.parser.predictor import Predictor
@@ -159,7 +166,11 @@ class ParserTask(TrainingTask):
         dist: DistContext,
         saved_options: dict[str, Any],
         on_batch: Callable[[list[int]], None] | None = None,
+        targets: Sequence[TeacherTargets] | None = None,
     ) -> None:
+        if targets is not None and len(targets) != len(train):
+            raise ValueError(f"{len(targets)} teacher targets for {len(train)} training sentences")
+        self.targets = targets
         self.parser = parser
         self.model = parser.model
         self.train, self.dev, self.opts, self.output = train, dev, opts, output
@@ -181,7 +192,11 @@ class ParserTask(TrainingTask):
         return [{"params": list(self.parser.model.parameters()), "lr": self.opts.lr}]
 
     def signature(self) -> dict[str, Any]:
-        return run_signature(self.parser, self.train, self.dev, self.opts, self.dist.world_size)
+        signature = run_signature(self.parser, self.train, self.dev, self.opts, self.dist.world_size)
+        if self.targets is not None:
+            signature["teacher targets"] = targets_fingerprint(self.targets)
+            signature["teacher_weight"] = self.opts.teacher_weight
+        return signature
 
     def epoch_batches(self, epoch: int) -> list[tuple[list[int], float]]:
         """This rank's batches of ``epoch`` with the loss weight of each pass: every rank makes as many (see
@@ -192,16 +207,22 @@ class ParserTask(TrainingTask):
         weights = shard_pass_weights(len(batches), rank, world)
         return [(mine[i] if w else (mine or [[0]])[0], w) for i, w in enumerate(weights)]
 
-    def prepare(self, batch: list[int], weight: float) -> tuple[Any, int]:
+    def prepare(self, batch: list[int], weight: float) -> tuple[Any, int, Any]:
         if self.on_batch is not None and weight:
             self.on_batch(list(batch))
         features = self.parser.featurizer.batch([self.train[j] for j in batch], batch, gold=True)
         words = int(features.lengths.sum()) if weight else 0
-        return features.to_device(self.parser.device), words
+        teacher = None
+        if self.targets is not None:
+            arcs, labels = pad_targets([self.targets[j] for j in batch], features.max_words + 1)
+            device = self.parser.device
+            teacher = (arcs.to(device, non_blocking=True), labels.to(device, non_blocking=True))
+        return features.to_device(self.parser.device), words, teacher
 
-    def step(self, prepared: tuple[Any, int], weight: float) -> Step:
-        batch, words = prepared
-        loss, arc, rel = self.model.loss(self.model(batch), batch)
+    def step(self, prepared: tuple[Any, int, Any], weight: float) -> Step:
+        batch, words, teacher = prepared
+        out = self.model(batch)
+        loss, arc, rel = self.model.loss(out, batch, teacher=teacher, teacher_weight=self.opts.teacher_weight)
         stats = torch.stack([loss.detach().double(), arc.double(), rel.double()]) * words  # no host sync
         return Step(loss, torch.cat([stats, stats.new_full((1,), float(words))]))
 
@@ -212,7 +233,8 @@ class ParserTask(TrainingTask):
         metrics = scores.as_dict()
         if self.model.iterations > 1:
             metrics.update(sweep_diagnostics(self.parser, self.dev, batch_tokens=self.opts.eval_batch_tokens))
-        return Evaluation(metrics, (scores.las, scores.uas))
+        score = (scores.uas, scores.las) if self.opts.select_by == "uas" else (scores.las, scores.uas)
+        return Evaluation(metrics, score)
 
     def epoch_fields(self, totals: Sequence[float], seconds: float) -> dict[str, Any]:
         if not totals:
@@ -257,28 +279,48 @@ def train_parser(
     on_batch: Callable[[list[int]], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     clock: Callable[[], float] | None = None,
+    teacher: Predictor | None = None,
+    unlabeled: Sequence[Sentence] = (),
 ) -> TrainResult:
     """Train ``parser`` in place with the :class:`~unnparse.training.trainer.Trainer`; the best model on ``dev``
-    (by LAS, then UAS) is saved to ``output`` with the per-epoch metrics (``metrics.json``) and the checkpoint that
-    ``resume`` continues from.
+    (by LAS, then UAS; with ``opts.select_by`` "uas" the other way round) is saved to ``output`` with the per-epoch
+    metrics (``metrics.json``) and the checkpoint that ``resume`` continues from.
 
-    AdamW (betas 0.9, 0.9) with linear warmup over ``opts.warmup`` of the updates (at most one epoch) and linear
-    decay to zero on the last update, re-planned to ``opts.max_minutes`` when given. With ``dist`` of several
+    AdamW (betas 0.9, ``opts.beta2``) with linear warmup over ``opts.warmup`` of the updates (at most one epoch) and
+    linear decay to zero on the last update, re-planned to ``opts.max_minutes`` when given. With ``dist`` of several
     processes (launched by torchrun) each trains on a disjoint shard of the batches; only rank 0 evaluates, logs and
     writes. Training sentences of more than ``opts.max_words`` words are left out (a warning names the first).
     ``on_epoch`` receives each epoch's record (see :class:`~unnparse.training.trainer.Trainer`), ``on_batch`` the
     sentence indices of each batch trained here, ``clock`` replaces the time source.
+
+    With a ``teacher`` (a parser or an ensemble, :mod:`unnparse.parser.distillation`) the student also learns the
+    teacher's arc marginals and label probabilities (weight ``opts.teacher_weight``), and the ``unlabeled``
+    sentences (words only) are added to the training data, parsed by the teacher.
     """
     console = console or Console(stderr=True, markup=False)
     dist = dist or DistContext(device=parser.device)
     out_dir = Path(output)
     train = _without_long_sentences(train, opts.max_words, console if dist.is_main else None)
+    targets = None
+    labelled = len(train)
+    if teacher is not None:
+        train, targets = _teach(teacher, parser, train, unlabeled, opts, console if dist.is_main else None)
+    elif unlabeled:
+        raise ValueError("unlabelled training text needs a teacher to parse it")
     random.seed(opts.seed + dist.rank)
     torch.manual_seed(opts.seed + dist.rank)
     amp_dtype = resolve_precision(opts.precision, parser.device)
     parser.precision = opts.precision  # dev evaluation in the same arithmetic
     saved_options = {**asdict(opts), "precision": precision_name(amp_dtype)}  # what was used, not "auto"
-    task = ParserTask(parser, train, dev, opts, out_dir, dist=dist, saved_options=saved_options, on_batch=on_batch)
+    if teacher is not None:
+        saved_options["teacher"] = {
+            "kind": teacher.config.get("kind", "parser"),
+            "treebank": teacher.config.get("treebank"),
+            "unlabeled_sentences": len(train) - labelled,
+        }
+    task = ParserTask(
+        parser, train, dev, opts, out_dir, dist=dist, saved_options=saved_options, on_batch=on_batch, targets=targets
+    )
     passes = len(task.epoch_batches(1))
     steps_per_epoch = max(1, math.ceil(passes / opts.accumulate))
     # warmup: a fraction of all updates, at most one epoch; then linear decay to zero at the end of the last epoch,
@@ -292,7 +334,7 @@ def train_parser(
         max_minutes=opts.max_minutes,
         accumulate=opts.accumulate,
         clip=opts.clip,
-        betas=(0.9, 0.9),
+        betas=(0.9, opts.beta2),
         weight_decay=opts.weight_decay,
         decoupled_weight_decay=True,
         ema=opts.ema,
@@ -316,14 +358,41 @@ def train_parser(
     return TrainResult(best_epoch=result.best_epoch, best_dev=result.best, history=result.history)
 
 
-def epoch_table(history: Sequence[dict[str, Any]]) -> Table:
-    """A rich table of the per-epoch metrics."""
+def _teach(
+    teacher: Predictor,
+    student: Parser,
+    train: Sequence[Sentence],
+    unlabeled: Sequence[Sentence],
+    opts: TrainOptions,
+    console: Console | None,
+) -> tuple[list[Sentence], list[TeacherTargets]]:
+    """The training sentences (``train``, then ``unlabeled`` as parsed by the teacher) and the teacher's targets
+    for each, with a log line saying what was computed and how long it took."""
+    started = time.perf_counter()
+    taught = list(train)
+    if unlabeled:
+        taught += teacher_labelled(teacher, unlabeled, batch_tokens=opts.eval_batch_tokens, max_words=opts.max_words)
+    targets = teacher_targets(teacher, taught, student.featurizer.rels, batch_tokens=opts.eval_batch_tokens)
+    if console is not None:
+        extra = f" ({len(taught) - len(train):,} of them unlabelled text parsed by the teacher)" if unlabeled else ""
+        console.print(
+            f"teacher: arc marginals and label probabilities of {len(taught):,} training sentences{extra} in "
+            f"{time.perf_counter() - started:.1f} s; loss = {1 - opts.teacher_weight:g} × gold + "
+            f"{opts.teacher_weight:g} × teacher",
+            soft_wrap=True,
+        )
+    return taught, targets
+
+
+def epoch_table(history: Sequence[dict[str, Any]], *, best_epoch: int | None = None) -> Table:
+    """A rich table of the per-epoch metrics, ``best_epoch`` starred (default: the best by dev LAS, then UAS)."""
     table = Table(title="training")
     for col in ("epoch", "loss", "words/s", "dev UAS", "dev LAS", "dev exact", "best"):
         table.add_column(col, justify="right")
-    best_epoch = max(
-        history, key=lambda r: (r.get("dev", {}).get("las", 0), r.get("dev", {}).get("uas", 0)), default={}
-    ).get("epoch")
+    if best_epoch is None:
+        best_epoch = max(
+            history, key=lambda r: (r.get("dev", {}).get("las", 0), r.get("dev", {}).get("uas", 0)), default={}
+        ).get("epoch")
     for r in history:
         dev = r.get("dev", {})
         table.add_row(
