@@ -1,6 +1,7 @@
 """Does iterating help? K = 1, 2, 3 trained for the same number of epochs, several seeds, scored on test.
 
-For each treebank, K and seed: ``unnparse train`` with the default recipe for ``--epochs`` epochs (no early stop,
+For each treebank, K and seed: ``unnparse train`` with ``--recipe`` (default or paper) and ``--options`` for
+``--epochs`` epochs (no early stop,
 the best dev epoch kept, ``--threads 1``, ``--jobs`` runs side by side), then the test file's words parsed and
 scored (UAS, LAS, modifier-list accuracy, exact match). For K > 1 the last epoch's dev record also gives the tree
 decoded after sweep 1 (the same weights run for one sweep) and the size of the Y messages into H against X's.
@@ -28,12 +29,13 @@ DATA = ROOT.parent / "shared" / "ud"
 UNNPARSE = str(ROOT / ".venv" / "bin" / "unnparse")
 
 
-def run_one(treebank: str, k: int, seed: int, epochs: int, out_root: Path) -> dict:
+def run_one(treebank: str, k: int, seed: int, epochs: int, out_root: Path, recipe: str, options: list[str]) -> dict:
     """Train one model and score it on the test file: its test scores and its last dev record."""
     out = out_root / f"{treebank}-k{k}-s{seed}"
     train = [UNNPARSE, "train", "--treebank", treebank, "--data-dir", str(DATA), "--output", str(out), "--overwrite"]
     train += ["--unn-iter", str(k), "--seed", str(seed), "--epochs", str(epochs), "--patience", str(epochs)]
-    train += ["--threads", "1", "--device", "cpu", "--no-progress", "--tokenizer-steps", "0"]
+    train += ["--threads", "1", "--device", "cpu", "--no-progress", "--tokenizer-steps", "0", "--recipe", recipe]
+    train += options
     subprocess.run(train, check=True, capture_output=True, text=True)
     score = [UNNPARSE, "evaluate", "--model", str(out), "--treebank", treebank, "--data-dir", str(DATA)]
     score += ["--split", "test", "--json", "--threads", "1"]
@@ -60,10 +62,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "k-study")
     ap.add_argument("--section", default="k-study", help="the BENCHMARKS.md section to write")
     ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--recipe", choices=["default", "paper"], default="default")
+    ap.add_argument("--options", default="", help="further `unnparse train` options of every run (one string)")
     args = ap.parse_args()
     runs = [(tb, k, seed) for tb in args.treebanks for k in args.k for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda r: run_one(*r, args.epochs, args.out), runs))
+        results = list(pool.map(lambda r: run_one(*r, args.epochs, args.out, args.recipe, args.options.split()), runs))
     table = (
         "| treebank | K | seeds | UAS | LAS | modifier-list acc. | exact match | dev UAS after sweep 1 / K (last) "
         "| ‖Y→H‖/‖X→H‖ |\n|---|---|---|---|---|---|---|---|---|\n"
@@ -83,7 +87,8 @@ def main() -> None:
                 f"{_mean_sd([t['exact_match'] for t in test])} | {sweeps} | {ratio} |\n"
             )
     body = (
-        f"{measured_on('1 thread per run')}: the default recipe (scratch encoder), {args.epochs} epochs for every K "
+        f"{measured_on('1 thread per run')}: `--recipe {args.recipe}`{' ' + args.options if args.options else ''} "
+        f"(scratch encoder unless the options say otherwise), {args.epochs} epochs for every K "
         f"(no early stop; the best dev epoch kept), seeds {', '.join(map(str, args.seeds))}, {args.jobs} runs side by "
         f"side; test file, gold tokenization; mean ± standard deviation over the seeds.\n\n"
         f"Command: `{command_line()}`\n\n{table}"
