@@ -337,6 +337,15 @@ def train(
             rich_help_panel="Recipe",
         ),
     ] = ParserModelConfig.rel_detach,
+    damping: Annotated[
+        float,
+        typer.Option(
+            help="From the second sweep on, H and M move only 1 - D of the way to their update (damping the "
+            "messages from Y; 0: full updates). A departure from the paper.",
+            **option_range(ParserModelConfig, "damping"),
+            rich_help_panel="Recipe",
+        ),
+    ] = ParserModelConfig.damping,
     beta2: Annotated[
         float,
         typer.Option(
@@ -558,6 +567,7 @@ def train(
         x_dropout=chosen["x_dropout"],
         arc_init=chosen["arc_init"],
         rel_detach=chosen["rel_detach"],
+        damping=damping,
     )
     opts = TrainOptions(
         epochs=epochs,

@@ -49,7 +49,7 @@ FORMAT_VERSION = 2  # the weights' layout; 2: unpacked BiLSTM weights, UPOS tagg
 #: The schema of the encoder and model parts of config.json. 1: no ``config_version`` key, keys added since may be
 #: absent (see :data:`VERSION_1_ABSENT`); 2: ``config_version``, every key of the dataclasses below present but
 #: ``lemma_loss``; 3: with ``lemma_loss`` (a lemmatizer); 4: with ``update_order``, ``head_bias``, ``x_dropout``,
-#: ``arc_init`` and ``rel_detach`` (:data:`VERSION_4_ADDED`). Migration fills what an older version lacks
+#: ``arc_init``, ``rel_detach`` and ``damping`` (:data:`VERSION_4_ADDED`). Migration fills what an older version lacks
 #: (:func:`migrate`).
 CONFIG_VERSION = 4
 DEFAULT_ENCODER = "scratch"  # the encoder of ``unnparse train`` when none is named
@@ -165,6 +165,8 @@ class ParserModelConfig(_Section):
     #: the relation classifier learns from copies of H, M and X that pass no gradient back: the UNN and the encoder
     #: then learn from the tree loss alone (the paper's unlabelled training)
     rel_detach: bool = config_field(False, _FLAG)
+    #: from the second sweep on, H and M move only (1 - damping) of the way to their update (0: the full update)
+    damping: float = config_field(0.0, _RATE)
 
     def tag_loss(self, column: str) -> float:
         """The loss weight of the tagger of ``column`` (``upos``, ``xpos``, ``feats``, ``lemma``; 0 for any other)."""
@@ -306,6 +308,7 @@ VERSION_4_ADDED: dict[str, Any] = {
     "x_dropout": True,
     "arc_init": "zero",
     "rel_detach": False,
+    "damping": 0.0,
 }
 
 

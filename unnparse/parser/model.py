@@ -130,6 +130,7 @@ class ParserModel(nn.Module):
             else:
                 self.unn.factor("arc").weight.normal_(0.0, 0.01)
         self.rel_detach = config.rel_detach
+        self.damping = {"H": config.damping, "M": config.damping} if config.damping else None
         # the relation classifier reads the final H and M, and (rel_from_x) the encoder's word vectors too
         self.rel_from_x = config.rel_from_x
         rel_in = hidden + (encoder.output_dim if self.rel_from_x else 0)
@@ -199,7 +200,9 @@ class ParserModel(nn.Module):
         zeros = x.new_zeros(B, n1, d)
         states = {"X": x, "H": zeros, "M": zeros, "Y": x.new_zeros(B, n1, n1)}
         with torch.autocast(device_type=x.device.type, enabled=False):
-            out = self.unn.infer(states, self.schedule, k, context=context, activate_last=marginals)
+            out = self.unn.infer(
+                states, self.schedule, k, context=context, activate_last=marginals, damping=self.damping
+            )
         return ParserOutput(
             scores=out.preactivations["Y"],
             log_partition=out.aux["Y"] if marginals else None,
