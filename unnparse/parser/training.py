@@ -171,6 +171,7 @@ class ParserTask(TrainingTask):
         if targets is not None and len(targets) != len(train):
             raise ValueError(f"{len(targets)} teacher targets for {len(train)} training sentences")
         self.targets = targets
+        self._targets_fingerprint = targets_fingerprint(targets) if targets is not None else None
         self.parser = parser
         self.model = parser.model
         self.train, self.dev, self.opts, self.output = train, dev, opts, output
@@ -193,8 +194,8 @@ class ParserTask(TrainingTask):
 
     def signature(self) -> dict[str, Any]:
         signature = run_signature(self.parser, self.train, self.dev, self.opts, self.dist.world_size)
-        if self.targets is not None:
-            signature["teacher targets"] = targets_fingerprint(self.targets)
+        if self._targets_fingerprint is not None:
+            signature["teacher targets"] = self._targets_fingerprint
             signature["teacher_weight"] = self.opts.teacher_weight
         return signature
 
