@@ -130,6 +130,11 @@ class SelectBy(str, Enum):
     uas = "uas"
 
 
+class ScheduleName(str, Enum):
+    decay = "decay"
+    plateau = "plateau"
+
+
 DataDir = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option("--data-dir", help="Folder holding UD treebank folders (default: $UNNPARSE_DATA, else ./data)."),
@@ -397,11 +402,20 @@ def train(
     patience: Annotated[
         int,
         typer.Option(
-            help="Stop after this many epochs without dev improvement.",
+            help="Stop after this many epochs without dev improvement (--schedule plateau: start the decay then).",
             **option_range(TrainOptions, "patience"),
             rich_help_panel="Training",
         ),
     ] = TrainOptions.patience,
+    schedule: Annotated[
+        ScheduleName,
+        typer.Option(
+            help="How training ends: 'decay' lowers the learning rate linearly to zero at --epochs (or the end of "
+            "--max-minutes), --patience stopping it sooner; 'plateau' keeps it until --patience epochs bring no "
+            "better dev score, then decays it over a fifth of the epochs trained and stops.",
+            rich_help_panel="Training",
+        ),
+    ] = ScheduleName(TrainOptions.schedule),
     max_minutes: Annotated[
         Optional[float],  # noqa: UP045
         typer.Option(
@@ -584,6 +598,7 @@ def train(
         teacher_weight=teacher_weight,
         beta2=chosen["beta2"],
         select_by=chosen["select_by"],
+        schedule=schedule.value,
     )
     out_dir = output or MODELS_DIR / (treebank or Path(train_files[0]).stem.replace("-ud-train", ""))
     check_output_dir(out_dir)

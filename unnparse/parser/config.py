@@ -376,6 +376,10 @@ class TrainOptions:
     max_words: int = config_field(DEFAULT_MAX_WORDS, _COUNT)
     #: AdamW's second-moment decay (beta2; beta1 is 0.9)
     beta2: float = config_field(0.9, Limit(float, 0.0, 1.0, open_high=True))
+    #: how training ends: "decay" (the learning rate decays linearly to zero at ``epochs`` or at the end of the
+    #: time budget; ``patience`` epochs without a better dev score stop it early) or "plateau" (the base rate
+    #: until ``patience`` epochs bring no better dev score, then a decay over a fifth of the epochs trained)
+    schedule: str = config_field("decay", Limit(str, choices=("decay", "plateau")))
     #: the dev score that picks the best epoch: LAS (then UAS) or UAS (then LAS)
     select_by: str = config_field("las", Limit(str, choices=("las", "uas")))
     #: with a teacher (distillation): the weight of its targets in the arc and relation losses (1 - it: gold's)
