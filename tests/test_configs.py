@@ -146,7 +146,7 @@ def test_to_dict_and_from_dict_round_trip_in_the_old_shape(config):
     assert ParserConfig.from_dict(data) == config
     assert list(data) == ["kind", "format_version", "config_version", "encoder", "model"]
     assert (data["kind"], data["format_version"], data["config_version"]) == ("parser", FORMAT_VERSION, CONFIG_VERSION)
-    # the keys config.json has had, in their order (lemma_loss since config_version 3, the last six since 4)
+    # the keys config.json has had, in their order (lemma_loss since config_version 3, the last eight since 4)
     assert list(data["model"]) == [
         "unn_iter",
         "hidden",
@@ -167,6 +167,8 @@ def test_to_dict_and_from_dict_round_trip_in_the_old_shape(config):
         "arc_init",
         "rel_detach",
         "damping",
+        "tag_features",
+        "tag_feature_dim",
     ]
     if isinstance(config.encoder, ScratchEncoderConfig):
         assert list(data["encoder"]) == [

@@ -130,6 +130,12 @@ class SelectBy(str, Enum):
     uas = "uas"
 
 
+class TagFeatures(str, Enum):
+    none = "none"
+    soft = "soft"
+    hard = "hard"
+
+
 class ScheduleName(str, Enum):
     decay = "decay"
     plateau = "plateau"
@@ -285,6 +291,23 @@ def train(
             rich_help_panel="Model",
         ),
     ] = ParserModelConfig.tag_layer,
+    tag_features: Annotated[
+        TagFeatures,
+        typer.Option(
+            help="The parser and the relation classifier also read the tags the model predicts (UPOS, and XPOS and "
+            "FEATS when learnt): 'soft' an embedding averaged under the tagger's probabilities, 'hard' the best "
+            "tag's embedding. Tags in the input are never read.",
+            rich_help_panel="Model",
+        ),
+    ] = TagFeatures(ParserModelConfig.tag_features),
+    tag_feature_dim: Annotated[
+        int,
+        typer.Option(
+            help="Size of each tag column's embedding (--tag-features).",
+            **option_range(ParserModelConfig, "tag_feature_dim"),
+            rich_help_panel="Model",
+        ),
+    ] = ParserModelConfig.tag_feature_dim,
     rel_from_x: Annotated[
         bool,
         typer.Option(
@@ -582,6 +605,8 @@ def train(
         arc_init=chosen["arc_init"],
         rel_detach=chosen["rel_detach"],
         damping=damping,
+        tag_features=tag_features.value,
+        tag_feature_dim=tag_feature_dim,
     )
     opts = TrainOptions(
         epochs=epochs,

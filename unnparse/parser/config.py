@@ -49,8 +49,8 @@ FORMAT_VERSION = 2  # the weights' layout; 2: unpacked BiLSTM weights, UPOS tagg
 #: The schema of the encoder and model parts of config.json. 1: no ``config_version`` key, keys added since may be
 #: absent (see :data:`VERSION_1_ABSENT`); 2: ``config_version``, every key of the dataclasses below present but
 #: ``lemma_loss``; 3: with ``lemma_loss`` (a lemmatizer); 4: with ``update_order``, ``head_bias``, ``x_dropout``,
-#: ``arc_init``, ``rel_detach`` and ``damping`` (:data:`VERSION_4_ADDED`). Migration fills what an older version lacks
-#: (:func:`migrate`).
+#: ``arc_init``, ``rel_detach``, ``damping``, ``tag_features`` and ``tag_feature_dim`` (:data:`VERSION_4_ADDED`).
+#: Migration fills what an older version lacks (:func:`migrate`).
 CONFIG_VERSION = 4
 DEFAULT_ENCODER = "scratch"  # the encoder of ``unnparse train`` when none is named
 
@@ -167,6 +167,10 @@ class ParserModelConfig(_Section):
     rel_detach: bool = config_field(False, _FLAG)
     #: from the second sweep on, H and M move only (1 - damping) of the way to their update (0: the full update)
     damping: float = config_field(0.0, _RATE)
+    #: the parser and relation classifier also read the taggers' predictions (UPOS, XPOS, FEATS, those learnt):
+    #: "soft" the expected tag embedding under the tagger's distribution, "hard" the best tag's, "none" not at all
+    tag_features: str = config_field("none", Limit(str, choices=("none", "soft", "hard")))
+    tag_feature_dim: int = config_field(32, _SIZE)  # the size of each column's tag embedding
 
     def tag_loss(self, column: str) -> float:
         """The loss weight of the tagger of ``column`` (``upos``, ``xpos``, ``feats``, ``lemma``; 0 for any other)."""
@@ -309,6 +313,8 @@ VERSION_4_ADDED: dict[str, Any] = {
     "arc_init": "zero",
     "rel_detach": False,
     "damping": 0.0,
+    "tag_features": "none",
+    "tag_feature_dim": 32,
 }
 
 

@@ -112,8 +112,14 @@ class ParserModel(nn.Module):
         dropout = config.dropout
         self.single_root = config.single_root
         self.x_dropout = Dropout(dropout if config.x_dropout else 0.0)
+        sizes = {name: n for name, n in (tag_sizes or {}).items() if n > 0}
+        # tag_features: the parser and the relation classifier read X with the predicted tags' embeddings (the
+        # expected embedding under the tagger's distribution, or the best tag's), as UDPipe 2 and Stanza read tags
+        self.tag_features = config.tag_features
+        feature_columns = [name for name in sizes if name != "lemma"] if self.tag_features != "none" else []
+        x_dim = encoder.output_dim + config.tag_feature_dim * len(feature_columns)
         self.unn = build_parser_unn(
-            encoder.output_dim,
+            x_dim,
             hidden,
             dropout=dropout,
             single_root=self.single_root,
@@ -133,7 +139,7 @@ class ParserModel(nn.Module):
         self.damping = {"H": config.damping, "M": config.damping} if config.damping else None
         # the relation classifier reads the final H and M, and (rel_from_x) the encoder's word vectors too
         self.rel_from_x = config.rel_from_x
-        rel_in = hidden + (encoder.output_dim if self.rel_from_x else 0)
+        rel_in = hidden + (x_dim if self.rel_from_x else 0)
         self.rel_head = nn.Linear(rel_in, rel_hidden)
         self.rel_dep = nn.Linear(rel_in, rel_hidden)
         # rel_distance: the dependent's side of the biaffine also reads an embedding of where its head is (left or
@@ -144,8 +150,7 @@ class ParserModel(nn.Module):
         self.rel_weight = nn.Parameter(torch.zeros(n_rels, rel_hidden + 1, rel_hidden + 1 + self.rel_distance))
         self.rel_dropout = Dropout(dropout)
         # auxiliary tasks: predicting UPOS / XPOS / FEATS from X shapes the encoder towards syntax and morphology
-        # (and fills those columns when parsing untagged text); no tags are ever an input
-        sizes = {name: n for name, n in (tag_sizes or {}).items() if n > 0}
+        # (and fills those columns when parsing untagged text); tags in the input are never read
         # 0: taggers read X; L >= 1: they read the L-th layer of the scratch encoder's BiLSTM, so that the layers
         # above can build on what the lower ones learnt to tag
         self.tag_layer = config.tag_layer
@@ -163,6 +168,11 @@ class ParserModel(nn.Module):
             if "lemma" in sizes
             else None
         )
+        self.tag_embeddings = nn.ModuleDict(
+            {name: nn.Embedding(sizes[name], config.tag_feature_dim) for name in feature_columns}
+        )
+        for embedding in self.tag_embeddings.values():
+            nn.init.normal_(embedding.weight, std=0.1)  # on the scale of the BiLSTM's outputs
         self._register_load_state_dict_pre_hook(_rename_single_tagger)
 
     # ------------------------------------------------------------------ forward
@@ -194,6 +204,8 @@ class ParserModel(nn.Module):
         tag_logits = {name: tagger(tag_input) for name, tagger in self.taggers.items()}
         if self.lemmatizer is not None:
             tag_logits["lemma"] = self.lemmatizer(x, batch.chars, batch.char_index)
+        if len(self.tag_embeddings):
+            x = torch.cat([x, *(self._tag_feature(name, tag_logits[name]) for name in self.tag_embeddings)], dim=-1)
         B, n1, _ = x.shape
         d = self.unn.biases["H"].shape[0]
         context = {"lengths": batch.lengths, "token_mask": batch.token_mask.unsqueeze(-1)}
@@ -212,6 +224,17 @@ class ParserModel(nn.Module):
             tag_logits=tag_logits,
             x=x,
         )
+
+    def _tag_feature(self, name: str, logits: Tensor) -> Tensor:
+        """The embedding of column ``name``'s predicted tags: expected under the tagger's distribution (soft), or
+        the best known tag's (hard: no gradient reaches the tagger through it)."""
+        weight = self.tag_embeddings[name].weight  # [n_tags, dim]
+        if self.tag_features == "soft":
+            feature = torch.softmax(logits.float(), dim=-1) @ weight
+        else:
+            best = logits.detach()[..., 1:].argmax(-1) + 1  # never the unknown tag
+            feature = weight[best]
+        return self.x_dropout(feature)
 
     def y_message_sizes(self, out: ParserOutput, batch: Batch) -> dict[str, Tensor]:
         """Squared sizes (summed over the real words) of what drives H and M at the final state of ``out`` (a forward
