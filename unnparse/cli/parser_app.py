@@ -334,7 +334,7 @@ def train(
     recipe: Annotated[
         Recipe,
         typer.Option(
-            help="'paper': the setup of the paper's reference code (README, 'Does iterating help?'): sets the "
+            help="'paper': the setup of the paper's reference code (README, parser section): sets the "
             "options below and --hidden 400 --dropout 0.3 --upos-loss 0 --clip 1 and no early stopping, except "
             "those given on the command line.",
             rich_help_panel="Recipe",
