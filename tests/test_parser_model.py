@@ -492,3 +492,13 @@ def test_k2_training_records_the_tree_after_sweep_1_and_the_size_of_the_y_messag
     assert diagnostics["y_to_h"] > 0 and diagnostics["y_to_m"] > 0
     sizes = model.y_message_sizes(out, batch)
     assert set(sizes) == {"x_to_h", "y_to_h", "x_to_m", "y_to_m"}
+
+
+def test_the_relation_bilinear_in_blocks_equals_the_einsum():
+    from unnparse.parser.model import _bilinear_in_blocks
+
+    torch.manual_seed(0)
+    h, m, w = torch.randn(3, 50, 7), torch.randn(3, 50, 9), torch.randn(5, 7, 9)
+    expected = torch.einsum("bni,rij,bnj->bnr", h, w, m)
+    for block in (1, 16, 128, 1000):
+        torch.testing.assert_close(_bilinear_in_blocks(h, w, m, block), expected, rtol=1e-5, atol=1e-5)

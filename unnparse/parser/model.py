@@ -277,7 +277,9 @@ class ParserModel(nn.Module):
             m_parts.append(self.rel_distance_emb(distance_buckets(heads)).to(m.dtype))
         m = torch.cat(m_parts, dim=-1)
         h_of_head = h.gather(1, heads.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, N+1, r+1]
-        return torch.einsum("bni,rij,bnj->bnr", h_of_head, self.rel_weight, m)
+        if torch.is_grad_enabled():
+            return torch.einsum("bni,rij,bnj->bnr", h_of_head, self.rel_weight, m)
+        return _bilinear_in_blocks(h_of_head, self.rel_weight, m)
 
     # ------------------------------------------------------------------ loss and decoding
     def loss(
@@ -369,6 +371,24 @@ class LemmaClassifier(nn.Module):
             parts.append(torch.cat([last[0], last[1]], dim=-1)[char_index].to(x.dtype))
         z = F.dropout(torch.cat(parts, dim=-1), self.dropout, self.training)
         return self.out(F.dropout(F.relu(self.hidden(z)), self.dropout, self.training))
+
+
+#: Rows of the relation classifier's bilinear form computed at a time when parsing (see :func:`_bilinear_in_blocks`).
+BILINEAR_BLOCK = 128
+
+
+def _bilinear_in_blocks(h: Tensor, weight: Tensor, m: Tensor, block: int = BILINEAR_BLOCK) -> Tensor:
+    """``einsum("bni,rij,bnj->bnr", h, weight, m)`` a block of ``block`` positions at a time: the intermediate
+    ``h W`` of a block ([block, r, j]) stays in the CPU's cache, where all positions' at once would not."""
+    B, n, i = h.shape
+    r, _, j = weight.shape
+    rows_h, rows_m = h.reshape(B * n, i), m.reshape(B * n, j)
+    flat = weight.permute(1, 0, 2).reshape(i, r * j)
+    out = h.new_empty(B * n, r)
+    for start in range(0, B * n, block):
+        hw = (rows_h[start : start + block] @ flat).view(-1, r, j)
+        out[start : start + block] = torch.bmm(hw, rows_m[start : start + block].unsqueeze(-1)).squeeze(-1)
+    return out.view(B, n, r)
 
 
 def _rename_single_tagger(state_dict: dict[str, Tensor], prefix: str, *_: Any) -> None:
