@@ -33,6 +33,7 @@ __all__ = [
     "FORMAT_VERSION",
     "VERSION_1_ABSENT",
     "VERSION_4_ADDED",
+    "VERSION_5_ADDED",
     "EncoderConfig",
     "ParserConfig",
     "ParserModelConfig",
@@ -49,9 +50,9 @@ FORMAT_VERSION = 2  # the weights' layout; 2: unpacked BiLSTM weights, UPOS tagg
 #: The schema of the encoder and model parts of config.json. 1: no ``config_version`` key, keys added since may be
 #: absent (see :data:`VERSION_1_ABSENT`); 2: ``config_version``, every key of the dataclasses below present but
 #: ``lemma_loss``; 3: with ``lemma_loss`` (a lemmatizer); 4: with ``update_order``, ``head_bias``, ``x_dropout``,
-#: ``arc_init``, ``rel_detach``, ``damping``, ``tag_features`` and ``tag_feature_dim`` (:data:`VERSION_4_ADDED`).
-#: Migration fills what an older version lacks (:func:`migrate`).
-CONFIG_VERSION = 4
+#: ``arc_init`` and ``rel_detach`` (:data:`VERSION_4_ADDED`); 5: with ``damping``, ``tag_features`` and
+#: ``tag_feature_dim`` (:data:`VERSION_5_ADDED`). Migration fills what an older version lacks (:func:`migrate`).
+CONFIG_VERSION = 5
 DEFAULT_ENCODER = "scratch"  # the encoder of ``unnparse train`` when none is named
 
 _SIZE = Limit(int, 1, 65536)
@@ -312,10 +313,9 @@ VERSION_4_ADDED: dict[str, Any] = {
     "x_dropout": True,
     "arc_init": "zero",
     "rel_detach": False,
-    "damping": 0.0,
-    "tag_features": "none",
-    "tag_feature_dim": 32,
 }
+#: The model keys added in version 5, likewise.
+VERSION_5_ADDED: dict[str, Any] = {"damping": 0.0, "tag_features": "none", "tag_feature_dim": 32}
 
 
 def migrate(config: Mapping[str, Any], *, source: object = "config.json") -> dict[str, Any]:
@@ -339,6 +339,8 @@ def migrate(config: Mapping[str, Any], *, source: object = "config.json") -> dic
         out["model"] = {**out["model"], "lemma_loss": out["model"].get("lemma_loss") or 0.0}
     if version < 4 and isinstance(out.get("model"), dict):
         out["model"] = {**VERSION_4_ADDED, **out["model"]}
+    if version < 5 and isinstance(out.get("model"), dict):
+        out["model"] = {**VERSION_5_ADDED, **out["model"]}
     if version == 1:
         for part in ("encoder", "model"):
             if isinstance(out.get(part), dict):
