@@ -24,6 +24,7 @@ from unnparse.parser.config import (
     FORMAT_VERSION,
     VERSION_1_ABSENT,
     VERSION_4_ADDED,
+    VERSION_5_ADDED,
     ParserConfig,
     ParserModelConfig,
     ScratchEncoderConfig,
@@ -146,7 +147,7 @@ def test_to_dict_and_from_dict_round_trip_in_the_old_shape(config):
     assert ParserConfig.from_dict(data) == config
     assert list(data) == ["kind", "format_version", "config_version", "encoder", "model"]
     assert (data["kind"], data["format_version"], data["config_version"]) == ("parser", FORMAT_VERSION, CONFIG_VERSION)
-    # the keys config.json has had, in their order (lemma_loss since config_version 3, the last five since 4)
+    # the keys config.json has had, in their order (lemma_loss since config_version 3, five since 4, three since 5)
     assert list(data["model"]) == [
         "unn_iter",
         "hidden",
@@ -166,6 +167,9 @@ def test_to_dict_and_from_dict_round_trip_in_the_old_shape(config):
         "x_dropout",
         "arc_init",
         "rel_detach",
+        "damping",
+        "tag_features",
+        "tag_feature_dim",
     ]
     if isinstance(config.encoder, ScratchEncoderConfig):
         assert list(data["encoder"]) == [
@@ -317,12 +321,24 @@ def test_the_other_tasks_declare_their_ranges_beside_their_fields():
     assert MNIST_LIMITS["unn_iter"].describe() == SEQ_LIMITS["unn_iter"].describe() == "an integer in [1, 100]"
 
 
+def test_a_version_4_config_is_read_with_the_settings_its_models_had():
+    current = ParserConfig().to_dict()
+    old = {
+        **current,
+        "config_version": 4,
+        "model": {k: v for k, v in current["model"].items() if k not in VERSION_5_ADDED},
+    }
+    migrated = ParserConfig.from_dict(old).model
+    assert (migrated.damping, migrated.tag_features, migrated.tag_feature_dim) == (0.0, "none", 32)
+    assert {k: getattr(ParserModelConfig(), k) for k in VERSION_5_ADDED} == VERSION_5_ADDED
+
+
 def test_a_version_3_config_is_read_with_the_settings_its_models_had():
     current = ParserConfig().to_dict()
     old = {
         **current,
         "config_version": 3,
-        "model": {k: v for k, v in current["model"].items() if k not in VERSION_4_ADDED},
+        "model": {k: v for k, v in current["model"].items() if k not in VERSION_4_ADDED | VERSION_5_ADDED},
     }
     migrated = ParserConfig.from_dict(old).model
     assert (migrated.update_order, migrated.head_bias, migrated.x_dropout) == ("sequential", True, True)

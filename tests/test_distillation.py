@@ -289,3 +289,24 @@ def test_distil_from_the_command_line(teachers, tmp_path):
         app, [*common, *small, "--output", str(tmp_path / "y"), "--teacher", str(tmp_path / "missing")]
     )
     assert result.exit_code != 0 and "missing" in result.output and "Traceback" not in result.output
+
+
+def test_a_distilled_run_resumes_only_with_the_same_teacher_targets(teachers, tmp_path):
+    from unnparse.training.checkpoints import CheckpointError
+
+    _, a, b = teachers
+    train, dev = _sentences(30, 1), _sentences(6, 2)
+
+    def run(teacher, epochs: int, resume: bool, weight: float = 0.5):
+        torch.manual_seed(5)
+        student = Parser.build(default_config(hidden=16, rel_hidden=8, lstm_hidden=16, lstm_layers=1), train)
+        opts = TrainOptions(epochs=epochs, batch_tokens=300, patience=100, seed=5, teacher_weight=weight)
+        return train_parser(student, train, dev, opts, tmp_path / "s", progress=False, resume=resume, teacher=teacher)
+
+    run(a, 1, False)
+    with pytest.raises(CheckpointError, match="teacher"):
+        run(b, 2, True)  # another teacher: other targets
+    with pytest.raises(CheckpointError, match="teacher"):
+        run(a, 2, True, weight=0.9)
+    resumed = run(a, 2, True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]

@@ -624,6 +624,37 @@ def test_grouped_order_updates_a_group_from_the_state_before_it():
         GroupedOrder([])
 
 
+def test_damped_updates_move_part_of_the_way_and_still_lower_the_energy():
+    unn = _parser_unn()
+    _randomize(unn, 9)
+    x, ctx = _parser_inputs((5, 3))
+    B, n, _ = x.shape
+    states, pre = _zeros(unn, {"H": (B, n, 5), "M": (B, n, 5), "Y": (B, n, n)}, ctx, mode="uniform")
+    start = {"X": x, **states}
+    order = FixedOrder(["H", "M", "Y"])
+    damped = unn.infer(start, order, sweeps=3, context=ctx, preactivations=pre, damping={"H": 0.6, "M": 0.3})
+    cur = dict(start)
+    for sweep in range(3):
+        for name in ("H", "M", "Y"):
+            new = unn.update(name, cur, ctx)[0]
+            d = {"H": 0.6, "M": 0.3}.get(name, 0.0) if sweep else 0.0  # the first update is a full one
+            cur[name] = (1 - d) * new + d * cur[name]
+    for name in ("H", "M", "Y"):
+        torch.testing.assert_close(damped.states[name], cur[name])
+    traced = unn.infer(
+        start, RandomPermutation(["H", "M", "Y"]), sweeps=5, context=ctx, preactivations=pre, trace=True,
+        damping={"H": 0.5, "M": 0.5}, generator=torch.Generator().manual_seed(1),
+    )  # fmt: skip
+    _assert_monotone(traced.trace)
+    one = unn.infer(start, order, sweeps=1, context=ctx, preactivations=pre, damping={"H": 0.9, "M": 0.9})
+    plain = unn.infer(start, order, sweeps=1, context=ctx, preactivations=pre)
+    torch.testing.assert_close(one.states["Y"], plain.states["Y"])  # one sweep: nothing to damp
+    with pytest.raises(ValueError, match="Y cannot be damped"):
+        unn.infer(start, order, sweeps=1, context=ctx, preactivations=pre, damping={"Y": 0.5})
+    with pytest.raises(ValueError, match=r"damping must map variables to \[0, 1\)"):
+        unn.infer(start, order, sweeps=1, context=ctx, preactivations=pre, damping={"H": 1.0})
+
+
 # ----------------------------------------------------------------------------- a task-free engine
 @pytest.mark.parametrize(
     "reg", [SquaredNorm(), NonNegativeSquaredNorm(), TanhEntropy(), SigmoidEntropy(), SoftmaxEntropy(scale=2.0)]

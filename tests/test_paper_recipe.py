@@ -108,3 +108,19 @@ def test_recipe_paper_on_the_command_line(tmp_path):
     config = json.loads((out3 / "config.json").read_text())
     assert config["model"]["update_order"] == "sequential" and config["training"]["beta2"] == 0.9
     assert Parser.load(out).model.schedule.steps(0) == [("H", "M"), ("Y",)]  # loaded as trained
+
+
+def test_damping_leaves_one_sweep_alone_and_changes_the_second():
+    plain, damped = _build(unn_iter=2), _build(unn_iter=2, damping=0.5)
+    damped.model.load_state_dict(plain.model.state_dict())
+    batch = plain.featurizer.batch(_sentences(4, 5), list(range(4)), gold=False)
+    plain.model.eval(), damped.model.eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(plain.model.unn.factor("arc").weight, std=0.5)
+        damped.model.load_state_dict(plain.model.state_dict())
+        one = [m(batch, iterations=1).scores for m in (plain.model, damped.model)]
+        two = [m(batch, iterations=2).heads_repr for m in (plain.model, damped.model)]
+        first_h = plain.model(batch, iterations=1).heads_repr
+    torch.testing.assert_close(one[0], one[1])
+    # H after sweep 2 is halfway between sweep 1's H and the full update of sweep 2
+    torch.testing.assert_close(two[1], 0.5 * two[0] + 0.5 * first_h)

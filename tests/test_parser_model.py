@@ -324,6 +324,47 @@ def test_tag_layer_feeds_the_taggers_an_earlier_bilstm_layer():
         Parser.build(default_config(**base, tag_layer=3), train)
 
 
+@pytest.mark.parametrize("kind", ["soft", "hard"])
+def test_tag_features_feed_the_parser_the_predicted_tags(kind, tmp_path):
+    torch.manual_seed(0)
+    train = _with_morphology(_sentences(30, 3))
+    base = dict(hidden=16, rel_hidden=8, lstm_hidden=8, lstm_layers=1, xpos_loss=1.0, lemma_loss=0.0)
+    parser = Parser.build(default_config(**base, tag_features=kind, tag_feature_dim=6), train)
+    model = parser.model.eval()
+    assert set(model.tag_embeddings) == {"upos", "xpos"}
+    batch = parser.featurizer.batch(train[:4], list(range(4)), gold=True)
+    out = model(batch)
+    plain = model.encoder(batch.words, batch.chars, batch.char_index, batch.lengths)
+    assert out.x.shape[-1] == plain.shape[-1] + 2 * 6
+    torch.testing.assert_close(out.x[..., : plain.shape[-1]], plain)
+    upos = out.tag_logits["upos"]
+    table = model.tag_embeddings["upos"].weight
+    if kind == "soft":
+        expected = torch.softmax(upos, -1) @ table
+    else:
+        expected = table[upos[..., 1:].argmax(-1) + 1]
+    torch.testing.assert_close(out.x[..., plain.shape[-1] : plain.shape[-1] + 6], expected)
+    # the tree loss alone (no tagging loss) reaches the taggers through soft features only
+    with torch.no_grad():
+        model.unn.factor("arc").weight.normal_()  # at 0 (its start) the scores would not depend on X yet
+    model.zero_grad()
+    out = model(batch)
+    gold = out.scores.gather(1, batch.heads.unsqueeze(1)).squeeze(1)
+    (out.log_partition - (gold * batch.word_mask).sum(-1)).sum().backward()
+    grad = model.taggers["upos"].weight.grad
+    assert (grad is not None and float(grad.abs().sum()) > 0) == (kind == "soft")
+    # saved and loaded, it parses the same (and in int8 too)
+    opts = TrainOptions(epochs=1, batch_tokens=300, seed=0)
+    train_parser(parser, train, train[:5], opts, tmp_path / "m", progress=False)
+    loaded = Parser.load(tmp_path / "m")
+    words = [s.words for s in train[:5]]
+    parser.save(tmp_path / "live")
+    live = Parser.load(tmp_path / "live")
+    assert [s.heads for s in live.parse(words)] == [s.heads for s in parser.parse(words)]
+    loaded.precision = "int8"
+    assert len(loaded.parse(words)) == 5
+
+
 def test_model_files_with_the_earlier_single_tagger_name_still_load(tmp_path):
     from safetensors.torch import load_file, save_file
 
@@ -451,3 +492,13 @@ def test_k2_training_records_the_tree_after_sweep_1_and_the_size_of_the_y_messag
     assert diagnostics["y_to_h"] > 0 and diagnostics["y_to_m"] > 0
     sizes = model.y_message_sizes(out, batch)
     assert set(sizes) == {"x_to_h", "y_to_h", "x_to_m", "y_to_m"}
+
+
+def test_the_relation_bilinear_in_blocks_equals_the_einsum():
+    from unnparse.parser.model import _bilinear_in_blocks
+
+    torch.manual_seed(0)
+    h, m, w = torch.randn(3, 50, 7), torch.randn(3, 50, 9), torch.randn(5, 7, 9)
+    expected = torch.einsum("bni,rij,bnj->bnr", h, w, m)
+    for block in (1, 16, 128, 1000):
+        torch.testing.assert_close(_bilinear_in_blocks(h, w, m, block), expected, rtol=1e-5, atol=1e-5)

@@ -130,6 +130,17 @@ class SelectBy(str, Enum):
     uas = "uas"
 
 
+class TagFeatures(str, Enum):
+    none = "none"
+    soft = "soft"
+    hard = "hard"
+
+
+class ScheduleName(str, Enum):
+    decay = "decay"
+    plateau = "plateau"
+
+
 DataDir = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option("--data-dir", help="Folder holding UD treebank folders (default: $UNNPARSE_DATA, else ./data)."),
@@ -280,6 +291,23 @@ def train(
             rich_help_panel="Model",
         ),
     ] = ParserModelConfig.tag_layer,
+    tag_features: Annotated[
+        TagFeatures,
+        typer.Option(
+            help="The parser and the relation classifier also read the tags the model predicts (UPOS, and XPOS and "
+            "FEATS when learnt): 'soft' an embedding averaged under the tagger's probabilities, 'hard' the best "
+            "tag's embedding. Tags in the input are never read.",
+            rich_help_panel="Model",
+        ),
+    ] = TagFeatures(ParserModelConfig.tag_features),
+    tag_feature_dim: Annotated[
+        int,
+        typer.Option(
+            help="Size of each tag column's embedding (--tag-features).",
+            **option_range(ParserModelConfig, "tag_feature_dim"),
+            rich_help_panel="Model",
+        ),
+    ] = ParserModelConfig.tag_feature_dim,
     rel_from_x: Annotated[
         bool,
         typer.Option(
@@ -306,7 +334,7 @@ def train(
     recipe: Annotated[
         Recipe,
         typer.Option(
-            help="'paper': the setup of the paper's reference code (README, 'Does iterating help?'): sets the "
+            help="'paper': the setup of the paper's reference code (README, parser section): sets the "
             "options below and --hidden 400 --dropout 0.3 --upos-loss 0 --clip 1 and no early stopping, except "
             "those given on the command line.",
             rich_help_panel="Recipe",
@@ -337,6 +365,15 @@ def train(
             rich_help_panel="Recipe",
         ),
     ] = ParserModelConfig.rel_detach,
+    damping: Annotated[
+        float,
+        typer.Option(
+            help="From the second sweep on, H and M move only 1 - D of the way to their update (damping the "
+            "messages from Y; 0: full updates). A departure from the paper.",
+            **option_range(ParserModelConfig, "damping"),
+            rich_help_panel="Recipe",
+        ),
+    ] = ParserModelConfig.damping,
     beta2: Annotated[
         float,
         typer.Option(
@@ -388,11 +425,20 @@ def train(
     patience: Annotated[
         int,
         typer.Option(
-            help="Stop after this many epochs without dev improvement.",
+            help="Stop after this many epochs without dev improvement (--schedule plateau: start the decay then).",
             **option_range(TrainOptions, "patience"),
             rich_help_panel="Training",
         ),
     ] = TrainOptions.patience,
+    schedule: Annotated[
+        ScheduleName,
+        typer.Option(
+            help="How training ends: 'decay' lowers the learning rate linearly to zero at --epochs (or the end of "
+            "--max-minutes), --patience stopping it sooner; 'plateau' keeps it until --patience epochs bring no "
+            "better dev score, then decays it over a fifth of the epochs trained and stops.",
+            rich_help_panel="Training",
+        ),
+    ] = ScheduleName(TrainOptions.schedule),
     max_minutes: Annotated[
         Optional[float],  # noqa: UP045
         typer.Option(
@@ -558,6 +604,9 @@ def train(
         x_dropout=chosen["x_dropout"],
         arc_init=chosen["arc_init"],
         rel_detach=chosen["rel_detach"],
+        damping=damping,
+        tag_features=tag_features.value,
+        tag_feature_dim=tag_feature_dim,
     )
     opts = TrainOptions(
         epochs=epochs,
@@ -574,6 +623,7 @@ def train(
         teacher_weight=teacher_weight,
         beta2=chosen["beta2"],
         select_by=chosen["select_by"],
+        schedule=schedule.value,
     )
     out_dir = output or MODELS_DIR / (treebank or Path(train_files[0]).stem.replace("-ud-train", ""))
     check_output_dir(out_dir)

@@ -242,6 +242,7 @@ class UNN(nn.Module):
         trace_states: bool = False,
         activate_last: bool = True,
         reuse_messages: bool = True,
+        damping: Mapping[str, float] | None = None,
     ) -> Inference:
         """Run ``sweeps`` sweeps of block coordinate descent from ``states``.
 
@@ -258,6 +259,10 @@ class UNN(nn.Module):
         one of the factor's other variables changes: the messages of observed inputs (X → H in every sweep) and
         those of a schedule that visits a variable again before its neighbours change (the second half of a
         forward-backward sweep) are computed once. The results are the same; ``False`` recomputes every message.
+        ``damping`` (variable -> d in [0, 1)) makes every update of such a variable after its first move only
+        ``1 - d`` of the way: ``new = (1 - d) * update + d * previous`` (its pre-activation stays the update's). The
+        block energy is convex, so a damped update lowers the energy too (less than the full one), and the fixed
+        points are the same; a variable whose regularizer needs the pre-activation (a tree) cannot be damped.
         """
         if sweeps < 0:
             raise ValueError(f"sweeps must be >= 0, got {sweeps}")
@@ -274,6 +279,13 @@ class UNN(nn.Module):
         messages = MessageCache() if reuse_messages else None
         result = Inference(states=cur, preactivations=pre)
         masks: dict[str, Tensor] = {}
+        damping = dict(damping or {})
+        for name, d in damping.items():
+            if name not in self.variables or not 0.0 <= d < 1.0:
+                raise ValueError(f"damping must map variables to [0, 1); got {name!r}: {d!r}")
+            if self.variables[name].regularizer.needs_preactivation:
+                raise ValueError(f"{name} cannot be damped: its regularizer's value needs the state's pre-activation")
+        updated: set[str] = set()
         if trace or trace_states:
             energy0 = self._traced_energy(cur, context, pre) if trace else None
             result.trace.append(TraceStep(-1, "", energy0))
@@ -292,9 +304,12 @@ class UNN(nn.Module):
                             gen = generator if generator is not None and generator.device == new.device else None
                             masks[name] = dropout_mask(new, var.dropout, generator=gen)
                         new = new * masks[name]
+                    if damping.get(name) and name in updated:
+                        new = (1.0 - damping[name]) * new + damping[name] * cur[name]
                     updates.append((name, new, z, aux))
                 for name, new, z, aux in updates:
                     cur[name], pre[name] = new, z
+                    updated.add(name)
                     if messages is not None:
                         messages.changed(name)
                     if aux is not None:

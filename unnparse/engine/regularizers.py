@@ -68,6 +68,9 @@ class Regularizer:
 
     #: whether Ψ is differentiable in the interior of its domain (False for constrained/structured ones)
     smooth: bool = True
+    #: whether :meth:`value` needs the pre-activation that produced the state (a state between two activations,
+    #: such as a damped update, then has no value)
+    needs_preactivation: bool = False
 
     def activate(self, z: Tensor, context: Context | None = None) -> Activation:
         """∇Ψ*(z), the unique maximizer of <x, z> - Ψ(x), with the auxiliary output of its computation."""
@@ -188,6 +191,7 @@ class TreeEntropy(Regularizer):
     """
 
     smooth = False
+    needs_preactivation = True
 
     def __init__(self, lengths_key: str = "lengths", single_root: bool = True) -> None:
         self.lengths_key = lengths_key

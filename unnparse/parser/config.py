@@ -33,6 +33,7 @@ __all__ = [
     "FORMAT_VERSION",
     "VERSION_1_ABSENT",
     "VERSION_4_ADDED",
+    "VERSION_5_ADDED",
     "EncoderConfig",
     "ParserConfig",
     "ParserModelConfig",
@@ -49,9 +50,9 @@ FORMAT_VERSION = 2  # the weights' layout; 2: unpacked BiLSTM weights, UPOS tagg
 #: The schema of the encoder and model parts of config.json. 1: no ``config_version`` key, keys added since may be
 #: absent (see :data:`VERSION_1_ABSENT`); 2: ``config_version``, every key of the dataclasses below present but
 #: ``lemma_loss``; 3: with ``lemma_loss`` (a lemmatizer); 4: with ``update_order``, ``head_bias``, ``x_dropout``,
-#: ``arc_init`` and ``rel_detach`` (:data:`VERSION_4_ADDED`). Migration fills what an older version lacks
-#: (:func:`migrate`).
-CONFIG_VERSION = 4
+#: ``arc_init`` and ``rel_detach`` (:data:`VERSION_4_ADDED`); 5: with ``damping``, ``tag_features`` and
+#: ``tag_feature_dim`` (:data:`VERSION_5_ADDED`). Migration fills what an older version lacks (:func:`migrate`).
+CONFIG_VERSION = 5
 DEFAULT_ENCODER = "scratch"  # the encoder of ``unnparse train`` when none is named
 
 _SIZE = Limit(int, 1, 65536)
@@ -165,6 +166,12 @@ class ParserModelConfig(_Section):
     #: the relation classifier learns from copies of H, M and X that pass no gradient back: the UNN and the encoder
     #: then learn from the tree loss alone (the paper's unlabelled training)
     rel_detach: bool = config_field(False, _FLAG)
+    #: from the second sweep on, H and M move only (1 - damping) of the way to their update (0: the full update)
+    damping: float = config_field(0.0, _RATE)
+    #: the parser and relation classifier also read the taggers' predictions (UPOS, XPOS, FEATS, those learnt):
+    #: "soft" the expected tag embedding under the tagger's distribution, "hard" the best tag's, "none" not at all
+    tag_features: str = config_field("none", Limit(str, choices=("none", "soft", "hard")))
+    tag_feature_dim: int = config_field(32, _SIZE)  # the size of each column's tag embedding
 
     def tag_loss(self, column: str) -> float:
         """The loss weight of the tagger of ``column`` (``upos``, ``xpos``, ``feats``, ``lemma``; 0 for any other)."""
@@ -307,6 +314,8 @@ VERSION_4_ADDED: dict[str, Any] = {
     "arc_init": "zero",
     "rel_detach": False,
 }
+#: The model keys added in version 5, likewise.
+VERSION_5_ADDED: dict[str, Any] = {"damping": 0.0, "tag_features": "none", "tag_feature_dim": 32}
 
 
 def migrate(config: Mapping[str, Any], *, source: object = "config.json") -> dict[str, Any]:
@@ -330,6 +339,8 @@ def migrate(config: Mapping[str, Any], *, source: object = "config.json") -> dic
         out["model"] = {**out["model"], "lemma_loss": out["model"].get("lemma_loss") or 0.0}
     if version < 4 and isinstance(out.get("model"), dict):
         out["model"] = {**VERSION_4_ADDED, **out["model"]}
+    if version < 5 and isinstance(out.get("model"), dict):
+        out["model"] = {**VERSION_5_ADDED, **out["model"]}
     if version == 1:
         for part in ("encoder", "model"):
             if isinstance(out.get(part), dict):
@@ -373,6 +384,10 @@ class TrainOptions:
     max_words: int = config_field(DEFAULT_MAX_WORDS, _COUNT)
     #: AdamW's second-moment decay (beta2; beta1 is 0.9)
     beta2: float = config_field(0.9, Limit(float, 0.0, 1.0, open_high=True))
+    #: how training ends: "decay" (the learning rate decays linearly to zero at ``epochs`` or at the end of the
+    #: time budget; ``patience`` epochs without a better dev score stop it early) or "plateau" (the base rate
+    #: until ``patience`` epochs bring no better dev score, then a decay over a fifth of the epochs trained)
+    schedule: str = config_field("decay", Limit(str, choices=("decay", "plateau")))
     #: the dev score that picks the best epoch: LAS (then UAS) or UAS (then LAS)
     select_by: str = config_field("las", Limit(str, choices=("las", "uas")))
     #: with a teacher (distillation): the weight of its targets in the arc and relation losses (1 - it: gold's)

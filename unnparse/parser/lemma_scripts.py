@@ -19,6 +19,8 @@ share ``cut 2 from the end``; ``Houses → house`` lowers the case first. A lemm
 
 from __future__ import annotations
 
+import functools
+
 __all__ = ["CASES", "apply_script", "edit_script"]
 
 #: Casing rules, tried in this order: the first under which form and lemma share the most wins.
@@ -59,7 +61,8 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
-def _split(script: str) -> list[str]:
+@functools.lru_cache(maxsize=1 << 16)  # a model has a few thousand scripts: parse each once
+def _split(script: str) -> tuple[str, ...]:
     """The ``|``-separated fields of a script, ``\\|`` and ``\\\\`` read back."""
     fields, current, i = [], [], 0
     while i < len(script):
@@ -75,7 +78,7 @@ def _split(script: str) -> list[str]:
             current.append(ch)
         i += 1
     fields.append("".join(current))
-    return fields
+    return tuple(fields)
 
 
 def edit_script(form: str, lemma: str) -> str:

@@ -112,8 +112,14 @@ class ParserModel(nn.Module):
         dropout = config.dropout
         self.single_root = config.single_root
         self.x_dropout = Dropout(dropout if config.x_dropout else 0.0)
+        sizes = {name: n for name, n in (tag_sizes or {}).items() if n > 0}
+        # tag_features: the parser and the relation classifier read X with the predicted tags' embeddings (the
+        # expected embedding under the tagger's distribution, or the best tag's), as UDPipe 2 and Stanza read tags
+        self.tag_features = config.tag_features
+        feature_columns = [name for name in sizes if name != "lemma"] if self.tag_features != "none" else []
+        x_dim = encoder.output_dim + config.tag_feature_dim * len(feature_columns)
         self.unn = build_parser_unn(
-            encoder.output_dim,
+            x_dim,
             hidden,
             dropout=dropout,
             single_root=self.single_root,
@@ -130,9 +136,10 @@ class ParserModel(nn.Module):
             else:
                 self.unn.factor("arc").weight.normal_(0.0, 0.01)
         self.rel_detach = config.rel_detach
+        self.damping = {"H": config.damping, "M": config.damping} if config.damping else None
         # the relation classifier reads the final H and M, and (rel_from_x) the encoder's word vectors too
         self.rel_from_x = config.rel_from_x
-        rel_in = hidden + (encoder.output_dim if self.rel_from_x else 0)
+        rel_in = hidden + (x_dim if self.rel_from_x else 0)
         self.rel_head = nn.Linear(rel_in, rel_hidden)
         self.rel_dep = nn.Linear(rel_in, rel_hidden)
         # rel_distance: the dependent's side of the biaffine also reads an embedding of where its head is (left or
@@ -143,8 +150,7 @@ class ParserModel(nn.Module):
         self.rel_weight = nn.Parameter(torch.zeros(n_rels, rel_hidden + 1, rel_hidden + 1 + self.rel_distance))
         self.rel_dropout = Dropout(dropout)
         # auxiliary tasks: predicting UPOS / XPOS / FEATS from X shapes the encoder towards syntax and morphology
-        # (and fills those columns when parsing untagged text); no tags are ever an input
-        sizes = {name: n for name, n in (tag_sizes or {}).items() if n > 0}
+        # (and fills those columns when parsing untagged text); tags in the input are never read
         # 0: taggers read X; L >= 1: they read the L-th layer of the scratch encoder's BiLSTM, so that the layers
         # above can build on what the lower ones learnt to tag
         self.tag_layer = config.tag_layer
@@ -162,6 +168,11 @@ class ParserModel(nn.Module):
             if "lemma" in sizes
             else None
         )
+        self.tag_embeddings = nn.ModuleDict(
+            {name: nn.Embedding(sizes[name], config.tag_feature_dim) for name in feature_columns}
+        )
+        for embedding in self.tag_embeddings.values():
+            nn.init.normal_(embedding.weight, std=0.1)  # on the scale of the BiLSTM's outputs
         self._register_load_state_dict_pre_hook(_rename_single_tagger)
 
     # ------------------------------------------------------------------ forward
@@ -193,13 +204,17 @@ class ParserModel(nn.Module):
         tag_logits = {name: tagger(tag_input) for name, tagger in self.taggers.items()}
         if self.lemmatizer is not None:
             tag_logits["lemma"] = self.lemmatizer(x, batch.chars, batch.char_index)
+        if len(self.tag_embeddings):
+            x = torch.cat([x, *(self._tag_feature(name, tag_logits[name]) for name in self.tag_embeddings)], dim=-1)
         B, n1, _ = x.shape
         d = self.unn.biases["H"].shape[0]
         context = {"lengths": batch.lengths, "token_mask": batch.token_mask.unsqueeze(-1)}
         zeros = x.new_zeros(B, n1, d)
         states = {"X": x, "H": zeros, "M": zeros, "Y": x.new_zeros(B, n1, n1)}
         with torch.autocast(device_type=x.device.type, enabled=False):
-            out = self.unn.infer(states, self.schedule, k, context=context, activate_last=marginals)
+            out = self.unn.infer(
+                states, self.schedule, k, context=context, activate_last=marginals, damping=self.damping
+            )
         return ParserOutput(
             scores=out.preactivations["Y"],
             log_partition=out.aux["Y"] if marginals else None,
@@ -209,6 +224,17 @@ class ParserModel(nn.Module):
             tag_logits=tag_logits,
             x=x,
         )
+
+    def _tag_feature(self, name: str, logits: Tensor) -> Tensor:
+        """The embedding of column ``name``'s predicted tags: expected under the tagger's distribution (soft), or
+        the best known tag's (hard: no gradient reaches the tagger through it)."""
+        weight = self.tag_embeddings[name].weight  # [n_tags, dim]
+        if self.tag_features == "soft":
+            feature = torch.softmax(logits.float(), dim=-1) @ weight
+        else:
+            best = logits.detach()[..., 1:].argmax(-1) + 1  # never the unknown tag
+            feature = weight[best]
+        return self.x_dropout(feature)
 
     def y_message_sizes(self, out: ParserOutput, batch: Batch) -> dict[str, Tensor]:
         """Squared sizes (summed over the real words) of what drives H and M at the final state of ``out`` (a forward
@@ -251,7 +277,9 @@ class ParserModel(nn.Module):
             m_parts.append(self.rel_distance_emb(distance_buckets(heads)).to(m.dtype))
         m = torch.cat(m_parts, dim=-1)
         h_of_head = h.gather(1, heads.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, N+1, r+1]
-        return torch.einsum("bni,rij,bnj->bnr", h_of_head, self.rel_weight, m)
+        if torch.is_grad_enabled():
+            return torch.einsum("bni,rij,bnj->bnr", h_of_head, self.rel_weight, m)
+        return _bilinear_in_blocks(h_of_head, self.rel_weight, m)
 
     # ------------------------------------------------------------------ loss and decoding
     def loss(
@@ -343,6 +371,24 @@ class LemmaClassifier(nn.Module):
             parts.append(torch.cat([last[0], last[1]], dim=-1)[char_index].to(x.dtype))
         z = F.dropout(torch.cat(parts, dim=-1), self.dropout, self.training)
         return self.out(F.dropout(F.relu(self.hidden(z)), self.dropout, self.training))
+
+
+#: Rows of the relation classifier's bilinear form computed at a time when parsing (see :func:`_bilinear_in_blocks`).
+BILINEAR_BLOCK = 128
+
+
+def _bilinear_in_blocks(h: Tensor, weight: Tensor, m: Tensor, block: int = BILINEAR_BLOCK) -> Tensor:
+    """``einsum("bni,rij,bnj->bnr", h, weight, m)`` a block of ``block`` positions at a time: the intermediate
+    ``h W`` of a block ([block, r, j]) stays in the CPU's cache, where all positions' at once would not."""
+    B, n, i = h.shape
+    r, _, j = weight.shape
+    rows_h, rows_m = h.reshape(B * n, i), m.reshape(B * n, j)
+    flat = weight.permute(1, 0, 2).reshape(i, r * j)
+    out = h.new_empty(B * n, r)
+    for start in range(0, B * n, block):
+        hw = (rows_h[start : start + block] @ flat).view(-1, r, j)
+        out[start : start + block] = torch.bmm(hw, rows_m[start : start + block].unsqueeze(-1)).squeeze(-1)
+    return out.view(B, n, r)
 
 
 def _rename_single_tagger(state_dict: dict[str, Tensor], prefix: str, *_: Any) -> None:

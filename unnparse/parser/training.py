@@ -37,12 +37,13 @@ from unnparse.parser.predictor import Predictor
 from unnparse.runtime import precision_name, resolve_precision
 from unnparse.training.checkpoints import CHECKPOINT
 from unnparse.training.distributed import DistContext
-from unnparse.training.schedules import EpochLinearDecay
+from unnparse.training.schedules import EpochLinearDecay, PlateauDecay
 from unnparse.training.task import Evaluation, Step, TrainingTask
 from unnparse.training.trainer import Trainer, TrainerOptions
 
 __all__ = [
     "TrainOptions",
+    "what_ends_training",
     "ParserTask",
     "TrainResult",
     "data_fingerprint",
@@ -171,6 +172,7 @@ class ParserTask(TrainingTask):
         if targets is not None and len(targets) != len(train):
             raise ValueError(f"{len(targets)} teacher targets for {len(train)} training sentences")
         self.targets = targets
+        self._targets_fingerprint = targets_fingerprint(targets) if targets is not None else None
         self.parser = parser
         self.model = parser.model
         self.train, self.dev, self.opts, self.output = train, dev, opts, output
@@ -193,8 +195,8 @@ class ParserTask(TrainingTask):
 
     def signature(self) -> dict[str, Any]:
         signature = run_signature(self.parser, self.train, self.dev, self.opts, self.dist.world_size)
-        if self.targets is not None:
-            signature["teacher targets"] = targets_fingerprint(self.targets)
+        if self._targets_fingerprint is not None:
+            signature["teacher targets"] = self._targets_fingerprint
             signature["teacher_weight"] = self.opts.teacher_weight
         return signature
 
@@ -326,9 +328,16 @@ def train_parser(
     # warmup: a fraction of all updates, at most one epoch; then linear decay to zero at the end of the last epoch,
     # or with a time budget where the budget ends (re-planned after every epoch)
     warmup_steps = max(1, min(int(opts.warmup * steps_per_epoch * opts.epochs), steps_per_epoch))
-    schedule = EpochLinearDecay(
-        float(opts.epochs), warmup_steps, warmup_steps / steps_per_epoch, budget=opts.max_minutes is not None
-    )
+    budget = opts.max_minutes is not None
+    schedule: EpochLinearDecay
+    if opts.schedule == "plateau":
+        schedule = PlateauDecay(
+            float(opts.epochs), warmup_steps, warmup_steps / steps_per_epoch, budget=budget, patience=opts.patience
+        )
+    else:
+        schedule = EpochLinearDecay(float(opts.epochs), warmup_steps, warmup_steps / steps_per_epoch, budget=budget)
+    if dist.is_main and console is not None and not resume:
+        console.print(f"training ends: {what_ends_training(opts, bool(dev))}", soft_wrap=True)
     trainer_options = TrainerOptions(
         epochs=opts.epochs,
         max_minutes=opts.max_minutes,
@@ -339,7 +348,7 @@ def train_parser(
         decoupled_weight_decay=True,
         ema=opts.ema,
         precision=amp_dtype,
-        patience=opts.patience,
+        patience=opts.patience if opts.schedule == "decay" else None,  # the plateau schedule has its own
         checkpoint=out_dir / CHECKPOINT,
         metrics_file=out_dir / METRICS_LOG,
         progress=progress,
@@ -356,6 +365,19 @@ def train_parser(
     )
     result = trainer.fit(resume=resume)
     return TrainResult(best_epoch=result.best_epoch, best_dev=result.best, history=result.history)
+
+
+def what_ends_training(opts: TrainOptions, has_dev: bool = True) -> str:
+    """One line saying what ends a parser's training with ``opts`` (the first lines of the log say it)."""
+    score = f"dev {opts.select_by.upper()}"
+    budget = f" or at the end of the {opts.max_minutes:g}-minute budget" if opts.max_minutes is not None else ""
+    if opts.schedule == "plateau" and has_dev:
+        return (
+            f"when {opts.patience} epochs in a row bring no better {score}, the learning rate decays to zero over a "
+            f"fifth of the epochs trained (at least 2) and training stops; at most {opts.epochs:,} epochs{budget}"
+        )
+    early = f"; {opts.patience} epochs without a better {score} stop it sooner" if has_dev else ""
+    return f"the learning rate decays linearly to zero at epoch {opts.epochs:,}{budget}{early}"
 
 
 def _teach(

@@ -9,6 +9,9 @@ after it, :meth:`Schedule.after_update` records the progress (and may re-plan); 
 - :class:`LinearDecay`: linear warmup over a number of updates, then constant or linear decay to zero on the last
   planned update; with ``fit_to_budget`` the last update is re-planned after every update from the time updates
   and evaluations take, so that the decay ends when the budget does.
+- :class:`PlateauDecay`: warmup, then the base rate until the evaluations stop improving (or only the decay
+  still fits in the epochs or the time budget), then a linear decay to zero over a share of the epochs trained, and
+  the end of training: it trains as long as there is something to learn.
 - :class:`EpochLinearDecay`: warmup over updates, then linear decay in *epochs* of progress (fractional:
   ``epoch - 1 + batches done / batches in the epoch``), so that the decay follows the batches actually drawn and
   ends at zero on the last update; with a time budget the end is re-planned after every epoch from the cost of
@@ -30,6 +33,7 @@ __all__ = [
     "EpochEnd",
     "EpochLinearDecay",
     "LinearDecay",
+    "PlateauDecay",
     "Schedule",
     "UpdateDone",
     "epochs_that_fit",
@@ -78,6 +82,7 @@ class EpochEnd:
         seconds_left: of the time budget (None without one).
         epochs: the number of epochs asked for.
         processes: how many processes train together.
+        bad_evaluations: evaluations since the last better one (0 when this epoch's was the best so far).
     """
 
     epoch: int
@@ -87,6 +92,7 @@ class EpochEnd:
     seconds_left: float | None
     epochs: int
     processes: int = 1
+    bad_evaluations: int = 0
 
 
 class Schedule:
@@ -278,6 +284,98 @@ class EpochLinearDecay(Schedule):
         self.progress = float(state["progress"])
         self.train_costs = [float(s) for s in state.get("train", [])]
         self.other_costs = [float(s) for s in state.get("other", [])]
+
+
+@dataclass
+class PlateauDecay(EpochLinearDecay):
+    """Warmup, then the base rate for as long as the evaluations improve; once ``patience`` epochs in a row brought
+    no better one (or once only the decay still fits before ``epochs`` or the time budget), a linear decay to zero
+    over ``decay_fraction`` of the epochs trained so far (at least ``min_decay_epochs``), and training ends there.
+
+    The best evaluation is kept as always (the decay usually brings it). ``decay_start`` is the progress (in epochs)
+    where the decay began (None before); :attr:`epochs` is where it ends once it has begun.
+    """
+
+    patience: int = 5
+    decay_fraction: float = 0.2
+    min_decay_epochs: float = 2.0
+    decay_start: float | None = None
+    limit: float = math.inf
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.patience < 1 or not 0.0 < self.decay_fraction <= 1.0 or self.min_decay_epochs <= 0:
+            raise ValueError("PlateauDecay needs patience >= 1, decay_fraction in (0, 1] and min_decay_epochs > 0")
+        self.limit = self.epochs
+
+    def factor(self, updates: int) -> float:
+        if updates < self.warmup_steps:
+            return (updates + 1) / self.warmup_steps
+        if self.decay_start is None:
+            return 1.0
+        span = self.epochs - self.decay_start
+        return 0.0 if span <= 0 else min(1.0, max(0.0, (self.epochs - self.progress) / span))
+
+    @property
+    def finished(self) -> bool:
+        return self.decay_start is not None and self.progress >= self.epochs - 1e-9
+
+    def decay_length(self, epoch: float) -> float:
+        """Epochs of decay for a decay that starts after ``epoch`` epochs."""
+        return max(self.min_decay_epochs, self.decay_fraction * epoch)
+
+    def replan(self, epoch: int, epochs: int, seconds_left: float | None, processes: int = 1) -> bool:
+        return self.plan(epoch, epochs, seconds_left, processes, bad_evaluations=0)
+
+    def after_epoch(self, end: EpochEnd) -> bool:
+        if end.complete:
+            self.train_costs = [*self.train_costs, end.train_seconds][-RECENT_EPOCHS:]
+            self.other_costs = [*self.other_costs, end.other_seconds][-RECENT_EPOCHS:]
+        return self.plan(end.epoch, end.epochs, end.seconds_left, end.processes, end.bad_evaluations)
+
+    def plan(self, epoch: int, epochs: int, seconds_left: float | None, processes: int, bad_evaluations: int) -> bool:
+        """After ``epoch``: the latest end that the epochs asked for and the time left allow, and whether the decay
+        starts now (a plateau, or no more room than the decay needs); False when training is over."""
+        limit = float(epochs)
+        if seconds_left is not None and self.train_costs:
+            fit = epochs_that_fit(seconds_left, self.train_costs, self.other_costs, whole=processes > 1)
+            limit = min(limit, epoch + fit)
+        self.limit = limit
+        if self.decay_start is None:
+            length = self.decay_length(epoch)
+            if bad_evaluations >= self.patience or limit - epoch <= length:
+                self.decay_start = self.progress
+                self.epochs = min(limit, epoch + length)
+            else:
+                self.epochs = limit
+        else:
+            self.epochs = min(self.epochs, limit)
+        return epoch < self.epochs - 1e-9
+
+    def describe(self, unit: str = "dev score") -> str:
+        """One line saying what ends training."""
+        return (
+            f"the learning rate stays at its base until the {unit} has not improved for {self.patience} epochs, "
+            f"then decays to zero over {self.decay_fraction:.0%} of the epochs trained (at least "
+            f"{self.min_decay_epochs:g}), and training ends"
+        )
+
+    def shared_state(self) -> list[float]:
+        return [self.epochs, -1.0 if self.decay_start is None else self.decay_start]
+
+    def set_shared_state(self, values: Sequence[float]) -> None:
+        self.epochs = float(values[0])
+        self.decay_start = None if values[1] < 0 else float(values[1])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "decay_start": self.decay_start, "epochs": self.epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        start = state.get("decay_start")
+        self.decay_start = None if start is None else float(start)
+        if "epochs" in state:
+            self.epochs = float(state["epochs"])
 
 
 def epochs_that_fit(

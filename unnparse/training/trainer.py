@@ -413,6 +413,7 @@ class Trainer:
                     self._seconds_left(pos) if self.schedule.fits_budget else None,
                     opts.epochs,
                     dist.world_size,
+                    pos.bad_evaluations,
                 )
                 if not self.schedule.after_epoch(end):
                     stop = "time budget" if self.schedule.fits_budget and opts.max_minutes is not None else "end"
