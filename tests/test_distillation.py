@@ -310,3 +310,24 @@ def test_a_distilled_run_resumes_only_with_the_same_teacher_targets(teachers, tm
         run(a, 2, True, weight=0.9)
     resumed = run(a, 2, True)
     assert [r["epoch"] for r in resumed.history] == [1, 2]
+
+
+def test_a_temperature_softens_the_targets_exactly(teachers):
+    _, a, _ = teachers
+    sentences = _sentences(4, 13)
+    hot = teacher_targets(a, sentences, a.featurizer.rels, temperature=3.0)
+    batch = a.featurizer.batch(sentences, list(range(4)), gold=True)
+    with torch.no_grad():
+        out = a.model(batch)
+        mu = arc_marginals(out.scores.float() / 3.0, batch.lengths, True)[1]
+        probs = torch.softmax(a.model.relation_logits(out, batch.heads) / 3.0, -1)
+    probs[..., 0] = 0
+    probs = probs / probs.sum(-1, keepdim=True)
+    cold = teacher_targets(a, sentences, a.featurizer.rels)
+    for i, (t, c) in enumerate(zip(hot, cold, strict=True)):
+        n1 = len(sentences[i]) + 1
+        torch.testing.assert_close(t.arcs.float(), mu[i, :n1, :n1], atol=1e-3, rtol=0)
+        torch.testing.assert_close(t.labels.float()[1:], probs[i, 1:n1], atol=1e-3, rtol=0)
+        assert float(t.arcs.float().max()) <= float(c.arcs.float().max()) + 1e-3  # softer
+    with pytest.raises(DistillationError, match="temperature must be positive"):
+        teacher_targets(a, sentences, a.featurizer.rels, temperature=0.0)

@@ -519,6 +519,15 @@ def train(
             rich_help_panel="Distillation",
         ),
     ] = TrainOptions.teacher_weight,
+    teacher_temperature: Annotated[
+        float,
+        typer.Option(
+            help="The teacher's arc scores and label scores are divided by this before its distributions are "
+            "taken (above 1: softer targets, more than the gold tree where the teacher is sure).",
+            **option_range(TrainOptions, "teacher_temperature"),
+            rich_help_panel="Distillation",
+        ),
+    ] = TrainOptions.teacher_temperature,
     unlabeled: Annotated[
         list[Path] | None,
         typer.Option(
@@ -621,6 +630,7 @@ def train(
         ema=ema,
         precision=precision.value,
         teacher_weight=teacher_weight,
+        teacher_temperature=teacher_temperature,
         beta2=chosen["beta2"],
         select_by=chosen["select_by"],
         schedule=schedule.value,

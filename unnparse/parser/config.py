@@ -392,6 +392,8 @@ class TrainOptions:
     select_by: str = config_field("las", Limit(str, choices=("las", "uas")))
     #: with a teacher (distillation): the weight of its targets in the arc and relation losses (1 - it: gold's)
     teacher_weight: float = config_field(0.5, Limit(float, 0.0, 1.0))
+    #: with a teacher: its scores are divided by this before its distributions are taken (> 1: softer targets)
+    teacher_temperature: float = config_field(1.0, Limit(float, 0.01, 100.0))
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -107,16 +107,21 @@ def teacher_targets(
     rels: Vocab,
     *,
     batch_tokens: int = 4000,
+    temperature: float = 1.0,
     on_batch: Callable[[int], None] | None = None,
 ) -> list[TeacherTargets]:
     """The teacher's arc marginals and label probabilities for each of ``sentences`` (which have heads: the arcs
     whose labels are asked for), in order. ``rels`` is the student's relation vocabulary; ``on_batch`` hears the
-    number of sentences done after each batch.
+    number of sentences done after each batch. With a ``temperature`` T > 1 the teacher's distributions are those
+    of its scores divided by T (the tree distribution ∝ exp(score / T), the labels' softmax(logits / T)): softer
+    targets that say more than the gold tree where the teacher is sure of it, as on its own training data.
 
     Raises:
         DistillationError: more targets than :data:`MAX_TARGET_NUMBERS`, or no label in common.
     """
     numbers = sum((len(s) + 1) * (len(s) + 1 + len(rels)) for s in sentences)
+    if not temperature > 0:
+        raise DistillationError(f"the teacher's temperature must be positive, not {temperature}")
     if numbers > MAX_TARGET_NUMBERS:
         raise DistillationError(
             f"the teacher's targets for {len(sentences):,} sentences would take {2 * numbers / 2**30:.1f} GiB "
@@ -143,8 +148,8 @@ def teacher_targets(
             batch = member.featurizer.batch(group, idx, gold=False).to_device(teacher.device)
             network = member.network()
             result = network(batch, marginals=False)
-            scores.append(result.scores.float())
-            probs.append(torch.softmax(network.relation_logits(result, heads).float(), dim=-1))
+            scores.append(result.scores.float() / temperature)
+            probs.append(torch.softmax(network.relation_logits(result, heads).float() / temperature, dim=-1))
         mean_scores = torch.stack(scores).mean(0)
         marginals = arc_marginals(mean_scores, lengths.to(mean_scores.device), members[0].model.single_root)[1]
         labels = torch.stack(probs).mean(0) @ mapping

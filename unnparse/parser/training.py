@@ -198,6 +198,7 @@ class ParserTask(TrainingTask):
         if self._targets_fingerprint is not None:
             signature["teacher targets"] = self._targets_fingerprint
             signature["teacher_weight"] = self.opts.teacher_weight
+            signature["teacher_temperature"] = self.opts.teacher_temperature
         return signature
 
     def epoch_batches(self, epoch: int) -> list[tuple[list[int], float]]:
@@ -394,13 +395,19 @@ def _teach(
     taught = list(train)
     if unlabeled:
         taught += teacher_labelled(teacher, unlabeled, batch_tokens=opts.eval_batch_tokens, max_words=opts.max_words)
-    targets = teacher_targets(teacher, taught, student.featurizer.rels, batch_tokens=opts.eval_batch_tokens)
+    targets = teacher_targets(
+        teacher,
+        taught,
+        student.featurizer.rels,
+        batch_tokens=opts.eval_batch_tokens,
+        temperature=opts.teacher_temperature,
+    )
     if console is not None:
         extra = f" ({len(taught) - len(train):,} of them unlabelled text parsed by the teacher)" if unlabeled else ""
         console.print(
             f"teacher: arc marginals and label probabilities of {len(taught):,} training sentences{extra} in "
-            f"{time.perf_counter() - started:.1f} s; loss = {1 - opts.teacher_weight:g} × gold + "
-            f"{opts.teacher_weight:g} × teacher",
+            f"{time.perf_counter() - started:.1f} s (temperature {opts.teacher_temperature:g}); loss = "
+            f"{1 - opts.teacher_weight:g} × gold + {opts.teacher_weight:g} × teacher",
             soft_wrap=True,
         )
     return taught, targets
