@@ -96,6 +96,8 @@ def main() -> None:
     print(body)
     if not args.no_report:
         title = f"Does iterating help? K = {', '.join(map(str, args.k))} at equal epochs"
+        if args.recipe != "default":
+            title += f", the {args.recipe} recipe"
         write_section(args.section, title, body)
 
 
