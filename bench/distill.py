@@ -38,12 +38,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._report import command_line, measured_on, write_section  # noqa: E402
+from bench.ensemble import EXE, MEMBERS, SHARED, TREEBANKS  # noqa: E402  (the same teachers as there)
 from bench.parse_speed import time_udpipe, time_unnparse  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "ud"
-EXE = str(ROOT / ".venv" / "bin" / "unnparse")
-TREEBANKS = ["UD_English-ParTUT", "UD_Afrikaans-AfriBooms", "UD_Telugu-MTG"]
-MEMBERS = {"cnn": ["--char-encoder", "cnn", "--seed", "1"], "lstm": ["--char-encoder", "lstm", "--seed", "1"]}
 #: the members' options chosen on each treebank's dev set ("Parser options, A/B" in BENCHMARKS.md)
 MEMBER_OPTIONS = {
     "UD_English-ParTUT": "--batch-tokens 500",

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from unnparse.conllu.sentence import Sentence
 from unnparse.parser.batching import inference_batches
-from unnparse.parser.ensemble import ParserEnsemble
+from unnparse.parser.ensemble import ParserEnsemble, mean_softmax
 from unnparse.parser.parser import Parser
 from unnparse.parser.predictor import Predictor
 from unnparse.parser.vocab import Vocab
@@ -143,16 +143,16 @@ def teacher_targets(
         for b, s in enumerate(group):
             heads[b, 1 : len(s) + 1] = torch.tensor(s.heads, dtype=torch.long)
         heads = heads.to(teacher.device)
-        scores, probs = [], []
+        scores, logits = [], []
         for member in members:
             batch = member.featurizer.batch(group, idx, gold=False).to_device(teacher.device)
             network = member.network()
             result = network(batch, marginals=False)
             scores.append(result.scores.float() / temperature)
-            probs.append(torch.softmax(network.relation_logits(result, heads).float() / temperature, dim=-1))
+            logits.append(network.relation_logits(result, heads).float() / temperature)
         mean_scores = torch.stack(scores).mean(0)
         marginals = arc_marginals(mean_scores, lengths.to(mean_scores.device), members[0].model.single_root)[1]
-        labels = torch.stack(probs).mean(0) @ mapping
+        labels = mean_softmax(logits) @ mapping
         labels = labels / labels.sum(-1, keepdim=True).clamp_min(1e-12)
         for b, (i, s) in enumerate(zip(idx, group, strict=True)):
             n1 = len(s) + 1

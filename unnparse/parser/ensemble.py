@@ -32,7 +32,7 @@ from unnparse.parser.parser import Parser
 from unnparse.parser.predictor import BatchPrediction, Predictor
 from unnparse.structures import arc_marginals, max_spanning_tree
 
-__all__ = ["ENSEMBLE_KIND", "ParserEnsemble", "combine_parsers"]
+__all__ = ["ENSEMBLE_KIND", "ParserEnsemble", "combine_parsers", "mean_softmax"]
 
 ENSEMBLE_KIND = "parser-ensemble"
 ENSEMBLE_FORMAT = 1
@@ -160,9 +160,9 @@ class ParserEnsemble(Predictor):
         model, batch, _ = outputs[0]
         scores = torch.stack([out.scores.float() for _, _, out in outputs]).mean(0)
         heads = max_spanning_tree(scores, batch.lengths, single_root=model.single_root)
-        rel_probs = _mean_softmax([m.relation_logits(out, heads) for m, _, out in outputs])
+        rel_probs = mean_softmax([m.relation_logits(out, heads) for m, _, out in outputs])
         tags = {
-            name: best_known_label(_mean_softmax([out.tag_logits[name] for _, _, out in outputs]), batch.word_mask)
+            name: best_known_label(mean_softmax([out.tag_logits[name] for _, _, out in outputs]), batch.word_mask)
             for name in self.featurizer.tags
         }
         marg = arc_marginals(scores, batch.lengths, model.single_root)[1] if marginals else None
@@ -198,7 +198,8 @@ def _umask() -> int:
     return umask
 
 
-def _mean_softmax(logits: Sequence[Tensor]) -> Tensor:
+def mean_softmax(logits: Sequence[Tensor]) -> Tensor:
+    """The mean over ``logits`` of their softmax along the last dimension (the members' mean probabilities)."""
     return torch.stack([torch.softmax(x.float(), dim=-1) for x in logits]).mean(0)
 
 
