@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._options import MEASURED_WITH  # noqa: E402
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"
@@ -72,6 +73,7 @@ def ensure_model(args: argparse.Namespace, env: dict[str, str]) -> Path:
     cmd = [*UNNPARSE, "train", "--treebank", args.treebank, "--data-dir", str(args.data_dir)]
     cmd += ["--output", str(args.model), "--max-minutes", str(args.train_minutes), "--epochs", str(args.train_epochs)]
     cmd += ["--tokenizer-steps", "0", "--threads", str(args.threads), "--device", "cpu", "--no-progress"]
+    cmd += MEASURED_WITH
     subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     return args.model
 
@@ -81,6 +83,7 @@ def start_trainer(args: argparse.Namespace, env: dict[str, str], out_dir: Path) 
     cmd = [*UNNPARSE, "train", "--treebank", args.treebank, "--data-dir", str(args.data_dir)]
     cmd += ["--output", str(out_dir), "--epochs", "1000", "--max-minutes", "600", "--patience", "1000"]
     cmd += ["--tokenizer-steps", "0", "--threads", str(args.train_threads), "--device", "cpu", "--no-progress"]
+    cmd += MEASURED_WITH
     return subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT, start_new_session=True
     )

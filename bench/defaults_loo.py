@@ -7,12 +7,21 @@ for each held-out treebank T: the candidate with the best mean dev LAS over the 
 T's default; its test UAS / LAS / exact match on T are what a user of that default gets on a treebank nobody tuned
 on. With ``--udpipe-python``, UDPipe 1 is trained here too, parser only with gold tags as features
 (``bench/udpipe1.py train``) and the whole pipeline (``train --full``, parsing with its own predicted tags), and
-both parse each test file. Writes the ``defaults-loo`` section of BENCHMARKS.md (not with ``--no-report``).
+both parse each test file (their training runs in the same pool of jobs). Stage 3 trains each held-out treebank's
+default with ``--seeds`` seeds in all (``--seed``, ``--seed`` + 1, ...) and reports their mean and standard
+deviation. Writes the ``defaults-loo`` section of BENCHMARKS.md (not with ``--no-report``).
 
-    .venv/bin/python bench/defaults_loo.py --jobs 2 --udpipe-python /tmp/udpipe1/bin/python \\
-        --candidate 'current=--max-minutes 15' \\
-        --candidate 'plateau=--schedule plateau --epochs 1000 --max-minutes 15' \\
-        --candidate 'plateau+morph=--schedule plateau --epochs 1000 --max-minutes 15 --xpos-loss 1 --feats-loss 1'
+    B="--epochs 1000 --max-minutes 10"
+    .venv/bin/python bench/defaults_loo.py --jobs 2 --seeds 3 --udpipe-python /tmp/udpipe1/bin/python \\
+        --candidate "decay=$B" --candidate "plateau=--schedule plateau $B" \\
+        --candidate "plateau+morph=--schedule plateau $B --xpos-loss 1 --feats-loss 1" \\
+        --candidate "plateau+morph+soft=--schedule plateau $B --xpos-loss 1 --feats-loss 1 --tag-features soft" \\
+        --candidate "plateau+small=--schedule plateau $B --batch-tokens 500 --lstm-layers 2"
+
+Every run starts from the options the study was measured with (``bench/_options.py``: the linear decay, 3 BiLSTM
+layers, 1000-token batches, the defaults of the time) and the candidate's own options override them, so that the
+commands train the same networks under today's defaults: ``plateau+small`` is what ``unnparse train`` now does by
+default on a treebank under 100,000 training words (with ``--max-minutes 10``).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._options import MEASURED_WITH  # noqa: E402
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"
@@ -52,13 +62,32 @@ def candidates(specs: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def train_one(tb: str, name: str, options: list[str], args: argparse.Namespace) -> None:
-    out = args.out / f"{tb}-{name}"
+def model_dir(tb: str, name: str, seed: int, args: argparse.Namespace) -> Path:
+    """The model of candidate ``name`` on ``tb`` with ``seed`` (the first seed's keeps the short name)."""
+    return args.out / (f"{tb}-{name}" if seed == args.seed else f"{tb}-{name}-seed{seed}")
+
+
+def train_one(tb: str, name: str, options: list[str], seed: int, args: argparse.Namespace) -> None:
+    out = model_dir(tb, name, seed, args)
     if (out / "config.json").exists():
         return
     cmd = [EXE, "train", "--treebank", tb, "--data-dir", str(SHARED), "--output", str(out), "--overwrite"]
-    cmd += ["--threads", "1", "--device", "cpu", "--no-progress", "--seed", str(args.seed), *options]
-    run(cmd, args.out / f"{tb}-{name}.log")
+    cmd += ["--threads", "1", "--device", "cpu", "--no-progress", "--seed", str(seed), *MEASURED_WITH, *options]
+    run(cmd, out.with_name(out.name + ".log"))
+
+
+def udpipe_model(tb: str, full: bool, args: argparse.Namespace) -> Path:
+    return args.out / "udpipe1" / f"{tb}-{'full' if full else 'gold'}.udpipe"
+
+
+def train_udpipe(tb: str, full: bool, args: argparse.Namespace) -> None:
+    model = udpipe_model(tb, full, args)
+    if model.exists():
+        return
+    model.parent.mkdir(parents=True, exist_ok=True)
+    script = str(ROOT / "bench" / "udpipe1.py")
+    cmd = [args.udpipe_python, script, "train", *(["--full"] if full else []), str(SHARED / tb), str(model)]
+    run(cmd, args.out / f"{tb}-udpipe1-{'full' if full else 'gold'}.log")
 
 
 def scores(model: Path, tb: str) -> dict:
@@ -77,12 +106,9 @@ def udpipe_rows(tb: str, args: argparse.Namespace) -> list[str]:
     script = str(ROOT / "bench" / "udpipe1.py")
     test = next((SHARED / tb).glob("*-ud-test.conllu"))
     rows = []
-    for label, suffix, full in (("UDPipe 1, gold tags", "gold", False), ("UDPipe 1, predicted tags", "full", True)):
-        model = args.out / "udpipe1" / f"{tb}-{suffix}.udpipe"
-        if not model.exists():
-            cmd = [args.udpipe_python, script, "train", *(["--full"] if full else []), str(SHARED / tb), str(model)]
-            run(cmd, args.out / f"{tb}-udpipe1-{suffix}.log")
-        parsed = args.out / f"{tb}-udpipe1-{suffix}.conllu"
+    for label, full in (("UDPipe 1, gold tags", False), ("UDPipe 1, predicted tags", True)):
+        model = udpipe_model(tb, full, args)
+        parsed = args.out / f"{tb}-udpipe1-{'full' if full else 'gold'}.conllu"
         if full:
             cmd = [args.udpipe_python, script, "process", str(model), str(test), str(parsed), "--input", "conllu"]
         else:
@@ -94,11 +120,23 @@ def udpipe_rows(tb: str, args: argparse.Namespace) -> list[str]:
     return rows
 
 
+def seed_row(tb: str, name: str, args: argparse.Namespace) -> str:
+    """Mean ± standard deviation of the test scores of ``name`` on ``tb`` over the seeds."""
+    runs = [scores(model_dir(tb, name, seed, args), tb) for seed in range(args.seed, args.seed + args.seeds)]
+    cells = []
+    for key in ("uas", "las", "exact_match"):
+        values = [r[key] for r in runs]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        cells.append(f"{statistics.mean(values):.2f} ± {spread:.2f}")
+    return f"| {tb} | {name} | {len(runs)} | " + " | ".join(cells) + " |"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--treebanks", nargs="+", default=TREEBANKS)
     ap.add_argument("--candidate", action="append", required=True, metavar="NAME=OPTIONS")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=3, help="seeds of each held-out treebank's default (stage 3)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "defaults-loo")
     ap.add_argument("--udpipe-python", help="a Python with ufal.udpipe (omit to leave UDPipe 1 out)")
@@ -109,10 +147,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     cands = candidates(args.candidate)
     runs = [(tb, name) for tb in args.treebanks for name in cands]
+    jobs = [lambda r=r: train_one(r[0], r[1], cands[r[1]], args.seed, args) for r in runs]
+    if args.udpipe_python:
+        pairs = [(tb, full) for tb in args.treebanks for full in (False, True)]
+        jobs += [lambda tb=tb, full=full: train_udpipe(tb, full, args) for tb, full in pairs]
     with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(lambda r: train_one(r[0], r[1], cands[r[1]], args), runs))
+        list(pool.map(lambda job: job(), jobs))
     dev = {(tb, name): dev_scores(args.out / f"{tb}-{name}") for tb, name in runs}
-    choice_rows, rows = [], []
+    choice_rows, rows, chosen_of = [], [], {}
     for held in args.treebanks:
         others = [tb for tb in args.treebanks if tb != held]
 
@@ -123,6 +165,7 @@ def main() -> None:
             )
 
         chosen = max(cands, key=preference)
+        chosen_of[held] = chosen
         choice_rows.append(
             f"| {held} | {', '.join(others)} | {chosen} | "
             + " / ".join(f"{n} {preference(n)[0]:.2f}" for n in cands)
@@ -137,6 +180,10 @@ def main() -> None:
             )
         if args.udpipe_python:
             rows += udpipe_rows(held, args)
+    more = [(tb, seed) for tb in args.treebanks for seed in range(args.seed + 1, args.seed + args.seeds)]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(lambda r: train_one(r[0], chosen_of[r[0]], cands[chosen_of[r[0]]], r[1], args), more))
+    seed_rows = [seed_row(tb, chosen_of[tb], args) for tb in args.treebanks]
     body = (
         f"{measured_on('1 thread per run')}, seed {args.seed}, {args.jobs} runs side by side. Every candidate "
         "trained on every treebank; for each treebank, the candidate with the best mean dev LAS on the *other* "
@@ -147,6 +194,9 @@ def main() -> None:
         + "\n".join(choice_rows)
         + "\n\n| treebank | system | options | UAS | LAS | exact |\n|---|---|---|---|---|---|\n"
         + "\n".join(rows)
+        + f"\n\nEach held-out treebank's default over {args.seeds} seeds (from {args.seed}), test mean ± standard "
+        "deviation:\n\n| treebank | default | seeds | UAS | LAS | exact |\n|---|---|---|---|---|---|\n"
+        + "\n".join(seed_rows)
         + "\n"
     )
     print(body)

@@ -37,6 +37,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._options import MEASURED_WITH  # noqa: E402
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 from bench.ensemble import EXE, MEMBERS, SHARED, TREEBANKS  # noqa: E402  (the same teachers as there)
 from bench.parse_speed import time_udpipe, time_unnparse  # noqa: E402
@@ -64,7 +65,7 @@ def train_command(treebank: str, output: Path, minutes: float, options: list[str
     return [
         *[EXE, "train", "--treebank", treebank, "--data-dir", str(SHARED), "--output", str(output)],
         *["--epochs", "100000", "--max-minutes", str(minutes), "--patience", "100000", "--device", "cpu"],
-        *["--threads", "1", "--no-progress", "--tokenizer-steps", "0", *options],
+        *["--threads", "1", "--no-progress", "--tokenizer-steps", "0", *MEASURED_WITH, *options],
     ]
 
 

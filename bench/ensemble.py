@@ -26,6 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._options import MEASURED_WITH  # noqa: E402
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 from bench.parse_speed import time_unnparse  # noqa: E402
 from unnparse.parser import load  # noqa: E402
@@ -46,7 +47,7 @@ def train_member(treebank: str, name: str, minutes: float, out: Path, options: l
     run(
         [EXE, "train", "--treebank", treebank, "--data-dir", str(SHARED), "--output", str(out / f"{treebank}-{name}")]
         + ["--epochs", "100000", "--max-minutes", str(minutes), "--patience", "100000", "--device", "cpu"]
-        + ["--threads", "1", "--no-progress", "--tokenizer-steps", "0", *MEMBERS[name], *options]
+        + ["--threads", "1", "--no-progress", "--tokenizer-steps", "0", *MEASURED_WITH, *MEMBERS[name], *options]
     )
 
 

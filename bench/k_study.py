@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._options import MEASURED_WITH  # noqa: E402
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "ud"
@@ -35,7 +36,7 @@ def run_one(treebank: str, k: int, seed: int, epochs: int, out_root: Path, recip
     train = [UNNPARSE, "train", "--treebank", treebank, "--data-dir", str(DATA), "--output", str(out), "--overwrite"]
     train += ["--unn-iter", str(k), "--seed", str(seed), "--epochs", str(epochs), "--patience", str(epochs)]
     train += ["--threads", "1", "--device", "cpu", "--no-progress", "--tokenizer-steps", "0", "--recipe", recipe]
-    train += options
+    train += [*MEASURED_WITH, *options]
     subprocess.run(train, check=True, capture_output=True, text=True)
     score = [UNNPARSE, "evaluate", "--model", str(out), "--treebank", treebank, "--data-dir", str(DATA)]
     score += ["--split", "test", "--json", "--threads", "1"]

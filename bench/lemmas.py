@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._options import MEASURED_WITH  # noqa: E402
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"
@@ -101,7 +102,8 @@ def main() -> None:
             return
         extra = ["--lemma-loss", "0"] if variant == "nolemma" else []
         cmd = [*UNNPARSE, "train", "--treebank", treebank, *data, "--output", str(model), "--overwrite"]
-        cmd += ["--max-minutes", str(args.minutes), "--seed", str(args.seed), "--no-progress", *extra]
+        cmd += ["--max-minutes", str(args.minutes), "--seed", str(args.seed), "--no-progress", *MEASURED_WITH]
+        cmd += ["--epochs", "30", *extra]  # the defaults these scores were measured with
         _run(cmd, out / f"{treebank}-{variant}.train.log")
 
     def udpipe_job(treebank: str) -> None:

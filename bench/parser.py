@@ -28,6 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._options import MEASURED_WITH  # noqa: E402
 from bench._report import write_section  # noqa: E402
 from unnparse.cli.common import without_option  # noqa: E402
 from unnparse.model_files import model_kind  # noqa: E402
@@ -101,6 +102,7 @@ def train_one(treebank: str, encoder: str, k: int, minutes: float, out_root: Pat
         PRECISION,
         "--tokenizer-steps",
         "0",  # the parser's training time alone; raw-text tokenization is measured by bench/tokenizer.py
+        *MEASURED_WITH,
     ]
     if encoder != "scratch":
         train_cmd += ["--lr", "1e-3", "--encoder-lr", "5e-5", "--batch-tokens", "1500"]

@@ -33,6 +33,7 @@ from unnparse.parser.config import (
     migrate,
     recipe_values,
 )
+from unnparse.parser.data_rules import LARGE_OPTIONS
 from unnparse.parser.parser import Parser, default_config
 
 SECTIONS = (ScratchEncoderConfig, TransformerEncoderConfig, ParserModelConfig)
@@ -55,7 +56,6 @@ def test_the_command_line_defaults_are_the_dataclass_defaults():
         "pooling": TransformerEncoderConfig.pooling,
         "freeze_encoder": TransformerEncoderConfig.freeze,
         "lstm_hidden": ScratchEncoderConfig.hidden,
-        "lstm_layers": ScratchEncoderConfig.layers,
         "char_encoder": ScratchEncoderConfig.char_encoder,
         # every network field is an option of its own name, but single_root (always on)
         **{f.name: f.default for f in fields(ParserModelConfig) if f.name != "single_root"},
@@ -63,6 +63,12 @@ def test_the_command_line_defaults_are_the_dataclass_defaults():
     for name, want in expected.items():
         assert name in cli, f"unnparse train has no option for {name}"
         assert cli[name] == want and type(cli[name]) is type(want), (name, cli[name], want)
+    # chosen from the training data when not given (unnparse.parser.data_rules), and --epochs from the dev set
+    assert cli["lstm_layers"] is None and cli["batch_tokens"] is None and cli["epochs"] is None
+    assert LARGE_OPTIONS["lstm_layers"] == ScratchEncoderConfig.layers
+    assert LARGE_OPTIONS["batch_tokens"] == TrainOptions.batch_tokens
+    for name in ("lr", "patience", "schedule", "max_minutes", "seed", "select_by"):
+        assert cli[name] == getattr(TrainOptions, name), name
 
 
 def test_default_config_follows_the_dataclasses():

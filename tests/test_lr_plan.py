@@ -60,7 +60,7 @@ def _parser(train) -> Parser:
 
 def test_learning_rate_reaches_zero_on_the_last_update_of_the_last_epoch(tmp_path, monkeypatch):
     train, dev = _data()
-    opts = TrainOptions(epochs=3, lr=5e-3, batch_tokens=150, patience=100, seed=2)
+    opts = TrainOptions(epochs=3, lr=5e-3, batch_tokens=150, patience=100, seed=2, schedule="decay")
     lrs: list[float] = []
     parser = _parser(train)
     real_step = torch.optim.AdamW.step
@@ -123,7 +123,9 @@ def test_resuming_with_a_larger_time_budget_trains_on_and_decays_to_zero_again(t
 
     def options(epochs_of_time: float) -> TrainOptions:
         minutes = epochs_of_time * batches / 60
-        return TrainOptions(epochs=100, lr=5e-3, batch_tokens=150, patience=100, seed=3, max_minutes=minutes)
+        return TrainOptions(
+            epochs=100, lr=5e-3, batch_tokens=150, patience=100, seed=3, max_minutes=minutes, schedule="decay"
+        )
 
     parser = _parser(train)
     first = train_parser(

@@ -94,6 +94,7 @@ def test_recipe_paper_on_the_command_line(tmp_path):
     assert (model["hidden"], model["dropout"], model["upos_loss"]) == (400, 0.3, 0.0)
     assert (training["beta2"], training["clip"], training["select_by"]) == (0.999, 1.0, "uas")
     assert training["patience"] == 1_000_000_000 and training["lr"] == 3e-3
+    assert training["schedule"] == "decay"  # every epoch, the rate decaying to zero at the last (the default: plateau)
     # options given on the command line win over the recipe's
     out2 = tmp_path / "paper-small"
     given = ["--recipe", "paper", "--hidden", "32", "--head-bias", "--select-by", "las", "--output", str(out2)]

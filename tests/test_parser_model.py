@@ -143,10 +143,10 @@ class _InterruptError(Exception):
     pass
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_resume_continues_exactly_where_training_stopped(tmp_path, ema):
+@pytest.mark.parametrize(("ema", "schedule"), [(0.0, "plateau"), (0.9, "plateau"), (0.0, "decay")])
+def test_resume_continues_exactly_where_training_stopped(tmp_path, ema, schedule):
     train, dev = _sentences(30, 1), _sentences(6, 2)
-    opts = TrainOptions(epochs=3, lr=5e-3, batch_tokens=200, patience=100, seed=4, ema=ema)
+    opts = TrainOptions(epochs=3, lr=5e-3, batch_tokens=200, patience=100, seed=4, ema=ema, schedule=schedule)
 
     def fresh() -> Parser:
         torch.manual_seed(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -49,6 +50,7 @@ from unnparse.parser.config import (
     TransformerEncoderConfig,
     recipe_values,
 )
+from unnparse.parser.data_rules import EPOCHS_WITHOUT_DEV, LARGE_OPTIONS, options_from_data, training_words
 from unnparse.parser.formats import InputFormat, OutputFormat, TokenizerChoice
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 
@@ -241,13 +243,14 @@ def train(
         ),
     ] = ScratchEncoderConfig.hidden,
     lstm_layers: Annotated[
-        int,
+        Optional[int],  # noqa: UP045
         typer.Option(
-            help="Scratch encoder: BiLSTM layers.",
+            help="Scratch encoder: BiLSTM layers [default: from the training data: 2 under 100,000 words, else 3].",
             **option_range(ScratchEncoderConfig, "layers"),
             rich_help_panel="Model",
+            show_default=False,
         ),
-    ] = ScratchEncoderConfig.layers,
+    ] = None,
     char_encoder: Annotated[
         CharEncoder,
         typer.Option(
@@ -387,13 +390,15 @@ def train(
         ),
     ] = SelectBy(TrainOptions.select_by),
     epochs: Annotated[
-        int,
+        Optional[int],  # noqa: UP045
         typer.Option(
-            help="Passes over the training data at most (--patience and --max-minutes may stop it sooner).",
+            help="Passes over the training data at most (--patience and --max-minutes may stop it sooner) "
+            "[default: 1000 with a dev set; 30 without one, nothing then telling when learning stops].",
             **option_range(TrainOptions, "epochs"),
             rich_help_panel="Training",
+            show_default=False,
         ),
-    ] = TrainOptions.epochs,
+    ] = None,
     lr: Annotated[
         float,
         typer.Option(
@@ -411,11 +416,15 @@ def train(
         ),
     ] = TrainOptions.encoder_lr,
     batch_tokens: Annotated[
-        int,
+        Optional[int],  # noqa: UP045
         typer.Option(
-            help="Padded tokens per batch.", **option_range(TrainOptions, "batch_tokens"), rich_help_panel="Training"
+            help="Padded tokens per batch [default: from the training data: 500 with the scratch encoder under "
+            "100,000 words, else 1000].",
+            **option_range(TrainOptions, "batch_tokens"),
+            rich_help_panel="Training",
+            show_default=False,
         ),
-    ] = TrainOptions.batch_tokens,
+    ] = None,
     accumulate: Annotated[
         int,
         typer.Option(
@@ -433,9 +442,10 @@ def train(
     schedule: Annotated[
         ScheduleName,
         typer.Option(
-            help="How training ends: 'decay' lowers the learning rate linearly to zero at --epochs (or the end of "
-            "--max-minutes), --patience stopping it sooner; 'plateau' keeps it until --patience epochs bring no "
-            "better dev score, then decays it over a fifth of the epochs trained and stops.",
+            help="How training ends: 'plateau' keeps the learning rate until --patience epochs bring no better "
+            "dev score (or only the decay still fits in --epochs or --max-minutes), then decays it to zero over a "
+            "fifth of the epochs trained and stops; 'decay' lowers it linearly to zero at --epochs (or the end of "
+            "--max-minutes), --patience stopping it sooner.",
             rich_help_panel="Training",
         ),
     ] = ScheduleName(TrainOptions.schedule),
@@ -577,9 +587,12 @@ def train(
             "patience": patience,
             "lr": lr,
             "encoder_lr": encoder_lr,
+            "schedule": schedule.value,
         },
     )
-    if tag_layer and (encoder != "scratch" or tag_layer > lstm_layers):
+    given = {"lstm_layers": lstm_layers, "batch_tokens": batch_tokens}  # None: chosen from the training data
+    provisional = {**LARGE_OPTIONS, **{k: v for k, v in given.items() if v is not None}}  # for the checks
+    if tag_layer and (encoder != "scratch" or (lstm_layers is not None and tag_layer > lstm_layers)):
         fail(f"--tag-layer {tag_layer} needs --encoder scratch with at least {tag_layer} --lstm-layers")
     if treebank is None and not train_files:
         fail("give --treebank NAME or --train FILE (and --dev FILE)")
@@ -589,7 +602,7 @@ def train(
         if not path.is_file():
             fail(f"{path}: no such file (--unlabeled)")
     # every setting is checked before any data is read or folder claimed
-    config = default_config(
+    model_options = dict(
         encoder=encoder,
         unn_iter=unn_iter,
         hidden=chosen["hidden"],
@@ -598,7 +611,7 @@ def train(
         pooling=pooling.value,
         freeze_encoder=freeze_encoder,
         lstm_hidden=lstm_hidden,
-        lstm_layers=lstm_layers,
+        lstm_layers=provisional["lstm_layers"],
         char_encoder=char_encoder.value,
         upos_loss=chosen["upos_loss"],
         xpos_loss=xpos_loss,
@@ -617,11 +630,12 @@ def train(
         tag_features=tag_features.value,
         tag_feature_dim=tag_feature_dim,
     )
+    config = default_config(**model_options)
     opts = TrainOptions(
-        epochs=epochs,
+        epochs=epochs or TrainOptions.epochs,
         lr=chosen["lr"],
         encoder_lr=chosen["encoder_lr"],
-        batch_tokens=batch_tokens,
+        batch_tokens=provisional["batch_tokens"],
         patience=chosen["patience"],
         seed=seed,
         max_minutes=parser_minutes(max_minutes, tokenizer_steps),
@@ -633,7 +647,7 @@ def train(
         teacher_temperature=teacher_temperature,
         beta2=chosen["beta2"],
         select_by=chosen["select_by"],
-        schedule=schedule.value,
+        schedule=chosen["schedule"],
     )
     out_dir = output or MODELS_DIR / (treebank or Path(train_files[0]).stem.replace("-ud-train", ""))
     check_output_dir(out_dir)
@@ -646,7 +660,23 @@ def train(
     if os.environ.get("RANK", "0") == "0":
         err_console.print(_summary_table("data", data.summary))
     if not dev_sents:
-        warn("no dev set: the last epoch is kept")
+        if epochs is None:
+            opts = dataclasses.replace(opts, epochs=EPOCHS_WITHOUT_DEV)
+        warn(f"no dev set: the last epoch is kept, after {opts.epochs:,} epochs")
+    if None in given.values():
+        from_data = options_from_data(training_words(train_sents), encoder)
+        picked = {k: v for k, v in from_data.values.items() if given[k] is None}
+        if encoder != "scratch":
+            picked.pop("lstm_layers", None)  # a pretrained encoder has no BiLSTM
+        if tag_layer > picked.get("lstm_layers", tag_layer):
+            fail(f"--tag-layer {tag_layer} needs at least {tag_layer} --lstm-layers: give --lstm-layers")
+        if "lstm_layers" in picked:
+            config = default_config(**{**model_options, "lstm_layers": picked["lstm_layers"]})
+        if "batch_tokens" in picked:
+            opts = dataclasses.replace(opts, batch_tokens=picked["batch_tokens"])
+        if picked and os.environ.get("RANK", "0") == "0":
+            shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in picked.items())
+            err_console.print(f"from the data ({from_data.reason}): {shown}", soft_wrap=True)
     dist = init_from_env(resolve_device(device))
     dev_device = dist.device
     warn_precision(precision, dev_device)

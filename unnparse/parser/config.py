@@ -188,8 +188,9 @@ def recipe_values(recipe: str, encoder: str) -> dict[str, Any]:
     H and M updated together from the previous state (``update_order`` jacobi), no head-bias factor, V drawn from
     N(0, 0.01²), no dropout on X, the UNN and encoder trained by the tree loss alone (``rel_detach``, no UPOS
     loss) with the best epoch by dev UAS, H and M of size 400, dropout 0.3, AdamW betas (0.9, 0.999), gradients
-    clipped at 1, every epoch run (no early stopping), and with a pretrained encoder one learning rate of 5e-5 for
-    everything (with the scratch encoder the learning rate stays this project's: the paper has none for it).
+    clipped at 1, every epoch run and the learning rate decaying linearly to zero at the last (``schedule`` decay,
+    no early stopping), and with a pretrained encoder one learning rate of 5e-5 for everything (with the scratch
+    encoder the learning rate stays this project's: the paper has none for it).
 
     Raises:
         ValueError: an unknown recipe.
@@ -211,6 +212,7 @@ def recipe_values(recipe: str, encoder: str) -> dict[str, Any]:
         "clip": 1.0,
         "select_by": "uas",
         "patience": 1_000_000_000,
+        "schedule": "decay",
     }
     if encoder != ScratchEncoderConfig.TYPE:
         values.update(lr=5e-5, encoder_lr=5e-5)
@@ -363,7 +365,8 @@ class TrainOptions:
     """Every training hyperparameter (stored in config.json under ``training``), each with its default and range
     (``unnparse train`` takes both from here; a value out of range is a :class:`ConfigValueError` naming it)."""
 
-    epochs: int = config_field(30, Limit(int, 1, 1_000_000))
+    #: at most (the plateau schedule, ``patience`` or ``max_minutes`` end training sooner)
+    epochs: int = config_field(1000, Limit(int, 1, 1_000_000))
     lr: float = config_field(3e-3, _LEARNING_RATE)  # the UNN's and a scratch encoder's
     encoder_lr: float = config_field(5e-5, _LEARNING_RATE)  # a pretrained encoder's
     batch_tokens: int = config_field(1000, _COUNT)  # padded tokens per batch
@@ -387,7 +390,7 @@ class TrainOptions:
     #: how training ends: "decay" (the learning rate decays linearly to zero at ``epochs`` or at the end of the
     #: time budget; ``patience`` epochs without a better dev score stop it early) or "plateau" (the base rate
     #: until ``patience`` epochs bring no better dev score, then a decay over a fifth of the epochs trained)
-    schedule: str = config_field("decay", Limit(str, choices=("decay", "plateau")))
+    schedule: str = config_field("plateau", Limit(str, choices=("decay", "plateau")))
     #: the dev score that picks the best epoch: LAS (then UAS) or UAS (then LAS)
     select_by: str = config_field("las", Limit(str, choices=("las", "uas")))
     #: with a teacher (distillation): the weight of its targets in the arc and relation losses (1 - it: gold's)

@@ -392,11 +392,6 @@ class Trainer:
             self._start_next_epoch(pos)
             totals = torch.zeros(0, dtype=torch.float64, device=device)
             epoch_start = None
-        if opts.checkpoint is not None:
-            history = self.result.history if complete else self.result.history[:-1]
-            self._checkpoint(pos, totals, epoch_start, history=history)
-        if self.on_epoch is not None and dist.is_main:
-            self.on_epoch({**record, "best": improved})
         if stop is None and dist.is_main:
             if opts.patience is not None and pos.bad_evaluations >= opts.patience:
                 stop = "patience"
@@ -422,6 +417,13 @@ class Trainer:
             values = _from_rank_0([code, *self.schedule.shared_state()], dist)
             stop = None if int(values[0]) == 0 else _REASONS[int(values[0]) - 1]
             self.schedule.set_shared_state(values[1:])
+        # the checkpoint holds the schedule as planned for what follows (a plan made from the evaluations, such as
+        # the start of a plateau's decay, is not made again on resuming)
+        if opts.checkpoint is not None:
+            history = self.result.history if complete else self.result.history[:-1]
+            self._checkpoint(pos, totals, epoch_start, history=history)
+        if self.on_epoch is not None and dist.is_main:
+            self.on_epoch({**record, "best": improved})
         return stop
 
     # ---- pieces -------------------------------------------------------------------------------------------------
@@ -650,7 +652,16 @@ class Trainer:
     def _replan_on_resume(self, pos: _Position) -> None:
         """The options may ask for more epochs or minutes than the interrupted run planned."""
         if self.dist.is_main:
-            end = EpochEnd(pos.epoch - 1, False, 0.0, 0.0, self._seconds_left(pos), self.options.epochs)
+            end = EpochEnd(
+                pos.epoch - 1,
+                False,
+                0.0,
+                0.0,
+                self._seconds_left(pos),
+                self.options.epochs,
+                self.dist.world_size,
+                pos.bad_evaluations,
+            )
             if self.schedule.fits_budget:
                 self.schedule.after_epoch(end)
         if self.dist.distributed:
