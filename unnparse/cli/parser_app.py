@@ -245,7 +245,7 @@ def train(
     lstm_layers: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
-            help="Scratch encoder: BiLSTM layers [default: from the training data: 2 under 100,000 words, else 3].",
+            help="Scratch encoder: BiLSTM layers (default: from the training data, 2 under 100,000 words, else 3).",
             **option_range(ScratchEncoderConfig, "layers"),
             rich_help_panel="Model",
             show_default=False,
@@ -392,8 +392,8 @@ def train(
     epochs: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
-            help="Passes over the training data at most (--patience and --max-minutes may stop it sooner) "
-            "[default: 1000 with a dev set; 30 without one, nothing then telling when learning stops].",
+            help="Passes over the training data at most; --patience and --max-minutes may stop it sooner "
+            "(default: 1000 with a dev set; 30 without one, nothing then telling when learning stops).",
             **option_range(TrainOptions, "epochs"),
             rich_help_panel="Training",
             show_default=False,
@@ -418,8 +418,8 @@ def train(
     batch_tokens: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
-            help="Padded tokens per batch [default: from the training data: 500 with the scratch encoder under "
-            "100,000 words, else 1000].",
+            help="Padded tokens per batch (default: from the training data, 500 with the scratch encoder under "
+            "100,000 words, else 1000).",
             **option_range(TrainOptions, "batch_tokens"),
             rich_help_panel="Training",
             show_default=False,
