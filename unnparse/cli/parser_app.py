@@ -50,7 +50,7 @@ from unnparse.parser.config import (
     TransformerEncoderConfig,
     recipe_values,
 )
-from unnparse.parser.data_rules import EPOCHS_WITHOUT_DEV, LARGE_OPTIONS, options_from_data, training_words
+from unnparse.parser.data_rules import EPOCHS_WITHOUT_DEV, LARGE_OPTIONS, options_from_data
 from unnparse.parser.formats import InputFormat, OutputFormat, TokenizerChoice
 from unnparse.parser.long_sentences import DEFAULT_MAX_WORDS
 
@@ -664,7 +664,8 @@ def train(
             opts = dataclasses.replace(opts, epochs=EPOCHS_WITHOUT_DEV)
         warn(f"no dev set: the last epoch is kept, after {opts.epochs:,} epochs")
     if None in given.values():
-        from_data = options_from_data(training_words(train_sents), encoder)
+        train_words = sum(f.words for f in data.summary if f.split == "train")  # counted as the files were read
+        from_data = options_from_data(train_words, encoder)
         picked = {k: v for k, v in from_data.values.items() if given[k] is None}
         if encoder != "scratch":
             picked.pop("lstm_layers", None)  # a pretrained encoder has no BiLSTM

@@ -11,10 +11,8 @@ between the sizes measured and :data:`SMALL_TRAINING_WORDS` follow the small rul
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from unnparse.conllu.sentence import Sentence
 
 __all__ = [
     "EPOCHS_WITHOUT_DEV",
@@ -23,7 +21,6 @@ __all__ = [
     "SMALL_TRAINING_WORDS",
     "DataChoice",
     "options_from_data",
-    "training_words",
 ]
 
 #: Epochs of training without a dev set (when none are asked for): nothing then says when learning stops.
@@ -46,11 +43,6 @@ class DataChoice:
 
     values: Mapping[str, int]
     reason: str
-
-
-def training_words(sentences: Iterable[Sentence]) -> int:
-    """The number of words (syntactic words, not tokens) in ``sentences``."""
-    return sum(len(s) for s in sentences)
 
 
 def options_from_data(words: int, encoder_type: str) -> DataChoice:
