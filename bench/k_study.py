@@ -123,7 +123,7 @@ def main() -> None:
                 f"{_mean_sd([t['exact_match'] for t in test])} | {sweeps} | {ratio} |\n"
             )
     body = (
-        f"{measured_on('1 thread per run')}: `--recipe {args.recipe}`{' ' + args.options if args.options else ''} "
+        f"{measured_on('1 thread per run')}: `--recipe {args.recipe}{' ' + args.options if args.options else ''}` "
         f"({encoder}), {args.epochs} epochs for every K "
         f"(no early stop; the best dev epoch kept), seeds {', '.join(map(str, args.seeds))}, {args.jobs} runs side by "
         f"side; test file, gold tokenization; mean ± standard deviation over the seeds.\n\n"
@@ -134,6 +134,8 @@ def main() -> None:
         title = f"Does iterating help? K = {', '.join(map(str, args.k))} at equal epochs"
         if args.recipe != "default":
             title += f", the {args.recipe} recipe"
+        if args.minilm:
+            title += ", MiniLM-L6 encoder"
         write_section(args.section, title, body)
 
 
