@@ -325,8 +325,8 @@ def test_multiword_tokens_are_assembled_in_linear_time(tmp_path: Path) -> None:
         assert sum(len(s) for s in sentences) == n
 
     run(1000)  # warm up
-    ratio = _cpu_seconds(run, 160_000) / _cpu_seconds(run, 40_000)
-    assert ratio < 8, f"4x the text cost {ratio:.1f}x the time"  # quadratic: ~16x
+    ratio = _cpu_seconds(run, 160_000) / _cpu_seconds(run, 20_000)
+    assert ratio < 22, f"8x the text cost {ratio:.1f}x the time"  # linear: ~8x, quadratic: ~64x
 
 
 @pytest.mark.parametrize("unit", ["+a", "x@a-", "a-", ".", "1,", "www.", "a" * 70 + "@"])
@@ -335,8 +335,8 @@ def test_rule_tokenizer_time_is_linear(unit: str) -> None:
         assert list(iter_sentences_from_text([unit * (n // len(unit))]))
 
     run(1000)  # warm up (compiles the expressions)
-    ratio = _cpu_seconds(run, 160_000) / _cpu_seconds(run, 40_000)
-    assert ratio < 8, f"4x the text cost {ratio:.1f}x the time"  # quadratic: ~16x
+    ratio = _cpu_seconds(run, 160_000) / _cpu_seconds(run, 20_000)
+    assert ratio < 22, f"8x the text cost {ratio:.1f}x the time"  # linear: ~8x, quadratic: ~64x
 
 
 def test_rule_tokenizer_still_keeps_e_mail_addresses_whole() -> None:
