@@ -58,7 +58,9 @@ def run_one(
         score = [UNNPARSE, "evaluate", "--model", str(out), "--treebank", treebank, "--data-dir", str(DATA)]
         score += ["--split", "test", "--json", "--threads", "1"]
         scores = json.loads(subprocess.run(score, check=True, capture_output=True, text=True).stdout)
-        record_path.write_text(json.dumps({"train": train[1:], "test": scores}))
+        tmp = record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"train": train[1:], "test": scores}))
+        tmp.replace(record_path)  # whole or absent: an interrupted write never leaves a record to reuse
     records = json.loads((out / "metrics.json").read_text())
     result = {"treebank": treebank, "k": k, "seed": seed, "test": scores, "last_dev": records[-1].get("dev", {})}
     print(json.dumps({k2: v for k2, v in result.items() if k2 != "test"} | {"las": scores.get("las")}), flush=True)
